@@ -1,0 +1,195 @@
+//! The HTTP front door (`agentos serve`): MCP streamable HTTP and its plain JSON form on `/mcp`,
+//! plus `GET /tools` and `GET /health`.
+
+mod guard;
+mod plain;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::mcp::{McpHandler, RequestIdentity};
+use crate::config::HttpConfig;
+use crate::registry::{NameStyle, Registry};
+
+pub use guard::HostGuard;
+
+type McpService = StreamableHttpService<McpHandler, LocalSessionManager>;
+
+/// What every route handler shares.
+#[derive(Clone)]
+struct HttpState {
+    registry: Arc<Registry>,
+    identity: RequestIdentity,
+    mcp: McpService,
+    max_body_bytes: usize,
+}
+
+/// Builds the router. `shutdown` ends open MCP sessions and streams when cancelled.
+pub fn router(
+    registry: Arc<Registry>,
+    identity: RequestIdentity,
+    http: &HttpConfig,
+    shutdown: CancellationToken,
+) -> Router {
+    let guard = HostGuard::new(&http.allowed_hosts, &http.allowed_origins);
+    let mut mcp_config = StreamableHttpServerConfig::default()
+        .with_cancellation_token(shutdown)
+        .with_max_request_body_bytes(http.max_body_bytes)
+        .with_allowed_origins(guard.origin_patterns());
+    mcp_config = if guard.hosts_unchecked() {
+        mcp_config.disable_allowed_hosts()
+    } else {
+        mcp_config.with_allowed_hosts(http.allowed_hosts.clone())
+    };
+    if !guard.origins_unchecked() {
+        mcp_config = mcp_config.enforce_origin_validation();
+    }
+    let factory_registry = registry.clone();
+    let factory_identity = identity.clone();
+    let mcp = StreamableHttpService::new(
+        move || Ok(McpHandler::new(factory_registry.clone(), factory_identity.clone())),
+        Arc::new(LocalSessionManager::default()),
+        mcp_config,
+    );
+    let state = HttpState {
+        registry,
+        identity,
+        mcp,
+        max_body_bytes: http.max_body_bytes,
+    };
+    Router::new()
+        .route("/mcp", axum::routing::any(mcp_entry))
+        .route("/tools", get(list_tools))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(guard, guard::check))
+        .with_state(state)
+}
+
+/// Binds `addr` and serves until `shutdown` is cancelled. Prints the bound address to stderr so
+/// scripts and tests that asked for port 0 can find the real one.
+pub async fn serve(
+    addr: SocketAddr,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    eprintln!("agentos listening on http://{local}");
+    tracing::info!(%local, "listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct NamesQuery {
+    names: Option<String>,
+}
+
+/// The caller of this request and the name spelling it asked for (`?names=strict` or the
+/// `X-Agentos-Names` header); falls back to the server's default.
+fn identity_for(state: &HttpState, query: &NamesQuery, headers: &axum::http::HeaderMap) -> Result<RequestIdentity, Response> {
+    let asked = query
+        .names
+        .as_deref()
+        .or_else(|| headers.get("x-agentos-names").and_then(|v| v.to_str().ok()));
+    let mut identity = state.identity.clone();
+    if let Some(asked) = asked {
+        identity.name_style = asked.parse::<NameStyle>().map_err(|message| {
+            error_response(StatusCode::BAD_REQUEST, "invalid_name_style", &message)
+        })?;
+    }
+    Ok(identity)
+}
+
+/// `/mcp`: a POST whose JSON body has no `jsonrpc` member is the plain form; everything else is
+/// MCP streamable HTTP, handled by rmcp.
+async fn mcp_entry(
+    State(state): State<HttpState>,
+    Query(query): Query<NamesQuery>,
+    request: Request,
+) -> Response {
+    let identity = match identity_for(&state, &query, request.headers()) {
+        Ok(identity) => identity,
+        Err(response) => return response,
+    };
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(identity.clone());
+    if parts.method != Method::POST {
+        return forward_to_mcp(&state, Request::from_parts(parts, body)).await;
+    }
+    let bytes = match axum::body::to_bytes(body, state.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                &format!("request bodies are limited to {} bytes", state.max_body_bytes),
+            );
+        }
+    };
+    if plain::is_plain_form(&bytes) {
+        return plain::handle(&state.registry, identity, &parts.headers, &bytes).await;
+    }
+    forward_to_mcp(&state, Request::from_parts(parts, Body::from(bytes))).await
+}
+
+async fn forward_to_mcp(state: &HttpState, request: Request) -> Response {
+    match state.mcp.clone().oneshot(request).await {
+        Ok(response) => response.map(Body::new),
+        Err(never) => match never {},
+    }
+}
+
+async fn list_tools(
+    State(state): State<HttpState>,
+    Query(query): Query<NamesQuery>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let identity = match identity_for(&state, &query, &headers) {
+        Ok(identity) => identity,
+        Err(response) => return response,
+    };
+    let tools = state.registry.mcp_tools_for(&identity.caller, identity.name_style);
+    axum::Json(serde_json::json!({ "tools": tools })).into_response()
+}
+
+async fn health(State(state): State<HttpState>) -> Response {
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "tools": state.registry.len(),
+    }))
+    .into_response()
+}
+
+async fn not_found(request: Request) -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        &format!("no route for {} {}", request.method(), request.uri().path()),
+    )
+}
+
+/// The JSON error body of every non-MCP route.
+pub(crate) fn error_response(status: StatusCode, error: &str, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": error, "message": message }))).into_response()
+}
+
+#[allow(dead_code)]
+fn _assert_body_types(_: Bytes, _: Infallible) {}

@@ -1,0 +1,122 @@
+//! The plain JSON form of `POST /mcp`: `{"tool", "input" | "arguments", "server"?}` in,
+//! `{"success": true, "result": ...}` or `{"success": false, "error": ...}` out.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rmcp::model::{CallToolResult, ContentBlock};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::{Value, json};
+
+use super::super::mcp::RequestIdentity;
+use crate::registry::names::with_server_hint;
+use crate::registry::{CallContext, CallError, Registry};
+
+/// True when the body is a JSON object without a `jsonrpc` member. Anything else (JSON-RPC,
+/// batches, malformed JSON) goes to the MCP transport, which answers in JSON-RPC terms.
+pub fn is_plain_form(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Probe {
+        jsonrpc: Option<IgnoredAny>,
+    }
+    let starts_with_brace = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    starts_with_brace && matches!(serde_json::from_slice::<Probe>(body), Ok(Probe { jsonrpc: None }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainCall {
+    tool: String,
+    input: Option<Value>,
+    arguments: Option<Value>,
+    server: Option<String>,
+}
+
+fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "success": false, "error": message.into(), "code": code }))).into_response()
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+pub async fn handle(registry: &Arc<Registry>, identity: RequestIdentity, headers: &HeaderMap, body: &[u8]) -> Response {
+    let call: PlainCall = match serde_json::from_slice(body) {
+        Ok(call) => call,
+        Err(error) => {
+            return failure(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("expected {{\"tool\": \"...\", \"input\": {{...}}, \"server\"?: \"...\"}}: {error}"),
+            );
+        }
+    };
+    let input = match (call.input, call.arguments) {
+        (Some(_), Some(_)) => {
+            return failure(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "give the tool's arguments as `input` or as `arguments`, not both",
+            );
+        }
+        (input, arguments) => input.or(arguments).unwrap_or(Value::Null),
+    };
+    let name = with_server_hint(&call.tool, call.server.as_deref());
+    let ctx = CallContext::new(identity.caller, request_id(headers), registry.default_timeout());
+    match registry.call(&ctx, &name, input).await {
+        Ok(result) if result.is_error == Some(true) => {
+            failure(StatusCode::UNPROCESSABLE_ENTITY, "tool_failed", error_text(&result))
+        }
+        Ok(result) => axum::Json(json!({ "success": true, "result": plain_result(result) })).into_response(),
+        Err(error) => {
+            let status = match &error {
+                CallError::UnknownTool(_) => StatusCode::NOT_FOUND,
+                CallError::InvalidArguments { .. } => StatusCode::BAD_REQUEST,
+                CallError::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
+                CallError::Cancelled(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            failure(status, error.code(), error.to_string())
+        }
+    }
+}
+
+/// The tool's structured result when it has one; otherwise its MCP content blocks.
+fn plain_result(result: CallToolResult) -> Value {
+    match result.structured_content {
+        Some(structured) => structured,
+        None => json!({ "content": result.content }),
+    }
+}
+
+fn error_text(result: &CallToolResult) -> String {
+    let texts: Vec<&str> = result
+        .content
+        .iter()
+        .filter_map(|block| match block {
+            ContentBlock::Text(text) => Some(text.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    if texts.is_empty() { "the tool failed without a message".to_owned() } else { texts.join("\n") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plain_form;
+
+    #[test]
+    fn plain_form_is_an_object_without_jsonrpc() {
+        assert!(is_plain_form(br#" {"tool": "agentos.time_now"}"#));
+        assert!(is_plain_form(br#"{"tool": "x", "input": {"jsonrpc": "2.0"}}"#));
+        assert!(!is_plain_form(br#"{"jsonrpc": "2.0", "id": 1, "method": "ping"}"#));
+        assert!(!is_plain_form(br#"[{"jsonrpc": "2.0"}]"#));
+        assert!(!is_plain_form(b"{not json"));
+    }
+}

@@ -1,0 +1,48 @@
+//! Assembles one agentos instance from its configuration: store, registry and the providers that
+//! fill it. Both front doors (`agentos mcp`, `agentos serve`) start from here.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::primitives::{self, Services};
+use crate::registry::{Caller, RegisterError, Registry};
+use crate::store::{SqliteStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot register the built-in tools: {0}")]
+    Register(#[from] RegisterError),
+}
+
+pub struct App {
+    pub config: Config,
+    pub registry: Arc<Registry>,
+    pub store: Arc<SqliteStore>,
+}
+
+impl App {
+    pub fn build(config: Config) -> Result<Self, AppError> {
+        let store = Arc::new(SqliteStore::open(&config.data_dir, config.store.synchronous)?);
+        let registry = Arc::new(Registry::new(config.call_timeout()));
+        primitives::register_all(
+            &registry,
+            Services {
+                memory: store.clone(),
+                limits: config.limits.clone(),
+                registry: Arc::downgrade(&registry),
+            },
+        )?;
+        Ok(Self {
+            config,
+            registry,
+            store,
+        })
+    }
+
+    /// The identity of local callers: the owner, limited by `access.allowed_tools`.
+    pub fn owner(&self) -> Arc<Caller> {
+        Arc::new(Caller::owner(self.config.access.allowed_tools.clone()))
+    }
+}

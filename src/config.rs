@@ -1,0 +1,230 @@
+//! Configuration: built-in defaults, overridden by an optional TOML file, overridden by
+//! environment variables and command-line flags (the CLI resolves those two; see `main`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::registry::{NameStyle, ToolPolicy};
+use crate::store::Synchronous;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file `{path}` is invalid: {message}")]
+    Parse { path: String, message: String },
+    #[error("config file `{path}` refers to environment variable `{var}`, which is not set")]
+    MissingVar { path: String, var: String },
+    #[error("invalid setting `{setting}`: {message}")]
+    Invalid { setting: &'static str, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address `agentos serve` listens on.
+    pub listen: SocketAddr,
+    /// Where the SQLite database and keys live.
+    pub data_dir: PathBuf,
+    /// How tool names are spelled for clients that do not choose: `native` (`agentos.mem_set`)
+    /// or `strict` (`agentos_mem_set`, for LLM APIs that allow only `^[a-zA-Z0-9_-]{1,64}$`).
+    #[schemars(with = "String")]
+    pub name_style: NameStyle,
+    pub http: HttpConfig,
+    pub access: AccessConfig,
+    pub limits: LimitsConfig,
+    pub store: StoreConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `Host` header values accepted on /mcp (DNS-rebinding protection). Add your public host
+    /// names when serving beyond loopback; `["*"]` turns the check off (not recommended).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to call /mcp (e.g. `https://app.example.com:443`). Empty: requests
+    /// carrying an `Origin` header must come from a loopback origin.
+    pub allowed_origins: Vec<String>,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Tools the local owner may see and call (stdio clients and unauthenticated local HTTP):
+    /// exact names, families such as `agentos.mem_*`, or `*`.
+    #[schemars(with = "Vec<String>")]
+    pub allowed_tools: ToolPolicy,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// How long one tool call may run, in seconds.
+    pub call_timeout_secs: f64,
+    /// Largest memory value, in bytes of JSON.
+    pub max_value_bytes: usize,
+    /// Largest page a listing returns.
+    pub max_page_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `full` (survives power loss) or `normal` (survives a process crash; faster).
+    #[schemars(with = "String")]
+    pub synchronous: Synchronous,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7777)),
+            data_dir: PathBuf::from("./agentos-data"),
+            name_style: NameStyle::Native,
+            http: HttpConfig::default(),
+            access: AccessConfig::default(),
+            limits: LimitsConfig::default(),
+            store: StoreConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            allowed_tools: ToolPolicy::allow_all(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            call_timeout_secs: 60.0,
+            max_value_bytes: 1024 * 1024,
+            max_page_size: 1000,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::Full,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file, expanding `${VAR}` from the environment (for secrets kept out of it).
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let text = expand_env(&text).map_err(|var| ConfigError::MissingVar {
+            path: shown.clone(),
+            var,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: shown,
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let timeout = self.limits.call_timeout_secs;
+        if !(timeout.is_finite() && timeout > 0.0 && timeout <= 86_400.0) {
+            return Err(ConfigError::Invalid {
+                setting: "limits.call_timeout_secs",
+                message: format!("{timeout} is not between 0 and 86400 seconds"),
+            });
+        }
+        if self.limits.max_page_size == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "limits.max_page_size",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.http.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                setting: "http.max_body_bytes",
+                message: "must be at least 1024".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.limits.call_timeout_secs)
+    }
+}
+
+/// Replaces each `${NAME}` with the environment variable's value; `$${` escapes a literal `${`.
+/// Returns the name of the first variable that is not set.
+fn expand_env(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        if rest[..start].ends_with('$') {
+            out.push_str(&rest[..start - 1]);
+            out.push_str("${");
+            rest = &rest[start + 2..];
+            continue;
+        }
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        let value = std::env::var(name).map_err(|_| name.to_owned())?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_references_expand_and_missing_ones_are_named() {
+        // SAFETY: test-only; no other test reads this variable.
+        unsafe { std::env::set_var("AGENTOS_TEST_EXPAND", "s3cret") };
+        assert_eq!(expand_env("a = \"${AGENTOS_TEST_EXPAND}\"").unwrap(), "a = \"s3cret\"");
+        assert_eq!(expand_env("literal $${X}").unwrap(), "literal ${X}");
+        assert_eq!(expand_env("${AGENTOS_TEST_UNSET_VAR}").unwrap_err(), "AGENTOS_TEST_UNSET_VAR");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let error = toml::from_str::<Config>("listen_addr = \"x\"").unwrap_err();
+        assert!(error.to_string().contains("listen_addr"), "{error}");
+    }
+}

@@ -1,0 +1,16 @@
+//! agentos: an MCP-first tool router and operating layer for AI agents.
+//!
+//! # Layout
+//! - [`registry`]: the tool model and the one call pipeline every adapter goes through.
+//! - [`primitives`]: the built-in `agentos.*` tools.
+//! - [`store`]: persistence (SQLite by default).
+//! - [`adapters`]: the front doors: MCP over stdio, MCP over HTTP and its plain JSON form.
+//! - [`config`]: settings from defaults, a TOML file, the environment and flags.
+//! - [`app`]: assembles the pieces into one running instance.
+
+pub mod adapters;
+pub mod app;
+pub mod config;
+pub mod primitives;
+pub mod registry;
+pub mod store;

@@ -1,0 +1,166 @@
+//! The `agentos` command: `agentos serve` (HTTP) and `agentos mcp` (stdio).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use agentos::adapters::mcp::RequestIdentity;
+use agentos::adapters::{http, stdio};
+use agentos::app::App;
+use agentos::config::Config;
+use agentos::registry::{Caller, NameStyle, ToolPolicy};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "agentos", version, about = "An MCP-first tool router and operating layer for AI agents")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve MCP over streamable HTTP (plus its plain JSON form) and the REST routes.
+    Serve(ServeArgs),
+    /// Speak MCP over stdin/stdout, for clients such as Claude Desktop that start a process.
+    Mcp(McpArgs),
+}
+
+#[derive(Args)]
+struct CommonArgs {
+    /// Directory for the database and keys [default: ./agentos-data]
+    #[arg(long, env = "AGENTOS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file; flags and environment variables override it.
+    #[arg(long, env = "AGENTOS_CONFIG")]
+    config: Option<PathBuf>,
+    /// How tool names are spelled: `native` (agentos.mem_set) or `strict` (agentos_mem_set).
+    #[arg(long, env = "AGENTOS_NAME_STYLE")]
+    name_style: Option<NameStyle>,
+    /// Tools the local owner may use, comma-separated patterns (e.g. `agentos.mem_*,agentos.time_now`).
+    #[arg(long, env = "AGENTOS_ALLOWED_TOOLS", value_delimiter = ',')]
+    allow_tools: Option<Vec<String>>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Address to listen on [default: 127.0.0.1:7777]
+    #[arg(long, env = "AGENTOS_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Extra Host names accepted on HTTP routes (DNS-rebinding protection), comma-separated.
+    #[arg(long, env = "AGENTOS_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Option<Vec<String>>,
+}
+
+#[derive(Args)]
+struct McpArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Defaults, then the file, then environment variables and flags (clap merges those two).
+fn load_config(common: &CommonArgs) -> anyhow::Result<Config> {
+    let mut config = match &common.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = &common.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(style) = common.name_style {
+        config.name_style = style;
+    }
+    if let Some(patterns) = &common.allow_tools {
+        config.access.allowed_tools = ToolPolicy::parse(patterns).context("--allow-tools")?;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AGENTOS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // stderr only: in stdio mode stdout belongs to the protocol.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+fn identity(app: &App) -> RequestIdentity {
+    RequestIdentity {
+        caller: Arc::new(Caller::owner(app.config.access.allowed_tools.clone())),
+        name_style: app.config.name_style,
+    }
+}
+
+async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging("info");
+    let mut config = load_config(&args.common)?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(hosts) = args.allowed_hosts {
+        config.http.allowed_hosts.extend(hosts);
+    }
+    let app = App::build(config).context("starting agentos")?;
+    let shutdown = CancellationToken::new();
+    let router = http::router(app.registry.clone(), identity(&app), &app.config.http, shutdown.clone());
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        signal.cancel();
+    });
+    http::serve(app.config.listen, router, shutdown)
+        .await
+        .with_context(|| format!("serving on {}", app.config.listen))?;
+    Ok(())
+}
+
+async fn run_mcp(args: McpArgs) -> anyhow::Result<()> {
+    init_logging("warn");
+    let config = load_config(&args.common)?;
+    let app = App::build(config).context("starting agentos")?;
+    stdio::serve(app.registry.clone(), identity(&app)).await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(run_serve(args)),
+        Command::Mcp(args) => runtime.block_on(run_mcp(args)),
+    }
+}

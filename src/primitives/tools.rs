@@ -1,0 +1,127 @@
+//! Registry tools: let an agent facing hundreds of tools find the one it needs.
+
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Services;
+use crate::registry::{Hints, Tool, ToolBuilder, ToolFailure};
+
+const DEFAULT_RESULTS: usize = 10;
+const MAX_RESULTS: usize = 50;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SearchArgs {
+    /// Words describing what you want to do, e.g. `remember a value` or `github issue`.
+    #[schemars(length(min = 1, max = 500))]
+    query: String,
+    /// Most tools to return (default 10, at most 50).
+    #[schemars(range(min = 1, max = 50))]
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct Match {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<String>,
+    description: String,
+    /// Higher is a better match.
+    score: u32,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct SearchResult {
+    /// Best matches first. Call one by its `name`.
+    tools: Vec<Match>,
+}
+
+/// Scores how well a tool matches the query words: a word in the name counts most, then the
+/// title, then the description; a tool must match at least one word.
+fn score(words: &[String], name: &str, title: &str, description: &str) -> u32 {
+    let (name, title, description) = (name.to_lowercase(), title.to_lowercase(), description.to_lowercase());
+    words
+        .iter()
+        .map(|word| {
+            let mut points = 0;
+            if name.contains(word.as_str()) {
+                points += 6;
+            }
+            if title.contains(word.as_str()) {
+                points += 3;
+            }
+            if description.contains(word.as_str()) {
+                points += 1;
+            }
+            points
+        })
+        .sum()
+}
+
+pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
+    let registry = services.registry.clone();
+    vec![
+        ToolBuilder::new("agentos.tools_search")
+            .title("Find a tool")
+            .description(
+                "Searches the tools you can call by words in their names, titles and \
+                 descriptions and returns the best matches first. Use it when you are not sure \
+                 which tool does what you need.",
+            )
+            .hints(Hints::READ_ONLY)
+            .handler(move |args: SearchArgs, ctx| {
+                let registry = registry.clone();
+                async move {
+                    let registry = registry
+                        .upgrade()
+                        .ok_or_else(|| ToolFailure::new("agentos is shutting down"))?;
+                    let limit = args.limit.unwrap_or(DEFAULT_RESULTS);
+                    if !(1..=MAX_RESULTS).contains(&limit) {
+                        return Err(ToolFailure::new("`limit` must be between 1 and 50"));
+                    }
+                    let words: Vec<String> = args
+                        .query
+                        .split(|c: char| !c.is_alphanumeric() && c != '_')
+                        .filter(|w| w.len() > 1)
+                        .map(str::to_lowercase)
+                        .collect();
+                    if words.is_empty() {
+                        return Err(ToolFailure::new("`query` needs at least one word of two or more letters"));
+                    }
+                    let mut matches: Vec<Match> = registry
+                        .list_for(&ctx.caller)
+                        .iter()
+                        .filter_map(|entry| {
+                            let spec = entry.tool.spec();
+                            let title = spec.title.as_deref().unwrap_or("");
+                            let score = score(&words, &spec.name, title, &spec.description);
+                            (score > 0).then(|| Match {
+                                name: spec.name.to_string(),
+                                title: spec.title.clone(),
+                                description: spec.description.clone(),
+                                score,
+                            })
+                        })
+                        .collect();
+                    matches.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
+                    matches.truncate(limit);
+                    Ok(SearchResult { tools: matches })
+                }
+            }),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::score;
+
+    #[test]
+    fn name_matches_outrank_description_matches() {
+        let words = vec!["mem".to_owned()];
+        assert!(score(&words, "agentos.mem_set", "", "") > score(&words, "x", "", "memory"));
+        assert_eq!(score(&words, "agentos.time_now", "Current time", "time"), 0);
+    }
+}

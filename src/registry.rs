@@ -1,0 +1,193 @@
+//! The tool registry: every tool agentos offers, and the one call path every adapter uses.
+//!
+//! Providers (primitives, proxied servers, skills) add and remove tools at run time; each change
+//! bumps a version that live sessions watch to send `notifications/tools/list_changed`.
+
+mod catalog;
+mod context;
+mod error;
+pub mod names;
+mod pipeline;
+mod policy;
+mod tool;
+mod typed;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use catalog::{Entry, ToolStats};
+pub use context::{CallContext, Caller, ProgressSink};
+pub use error::{CallError, RegisterError};
+pub use names::NameStyle;
+pub use policy::{PolicyError, ToolPattern, ToolPolicy};
+pub use tool::{Hints, Origin, Tool, ToolFailure, ToolResult, ToolSpec};
+pub use typed::{Empty, ToolBuilder};
+
+use catalog::Catalog;
+
+/// Counters over all calls, whichever tool they reached.
+#[derive(Debug, Default)]
+pub struct RegistryStats {
+    pub calls: AtomicU64,
+    pub unknown: AtomicU64,
+    pub invalid: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+pub struct Registry {
+    catalog: RwLock<Arc<Catalog>>,
+    changes: watch::Sender<u64>,
+    default_timeout: Duration,
+    pub stats: RegistryStats,
+}
+
+impl Registry {
+    pub fn new(default_timeout: Duration) -> Self {
+        let (changes, _) = watch::channel(0);
+        Self {
+            catalog: RwLock::new(Arc::new(Catalog::default())),
+            changes,
+            default_timeout,
+            stats: RegistryStats::default(),
+        }
+    }
+
+    /// How long a call may run when its adapter sets no tighter deadline.
+    pub fn default_timeout(&self) -> Duration {
+        self.default_timeout
+    }
+
+    fn snapshot(&self) -> Arc<Catalog> {
+        // A poisoned lock only means a writer panicked between two complete snapshots.
+        self.catalog
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Applies one change to the tool set atomically and tells every watcher once.
+    fn update<T>(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<Arc<str>, Arc<Entry>>) -> Result<T, RegisterError>,
+    ) -> Result<T, RegisterError> {
+        let mut guard = self.catalog.write().unwrap_or_else(|p| p.into_inner());
+        let mut tools = guard.tools.clone();
+        let outcome = change(&mut tools)?;
+        let changed = tools.len() != guard.tools.len()
+            || tools
+                .iter()
+                .zip(guard.tools.iter())
+                .any(|((a, ea), (b, eb))| a != b || !Arc::ptr_eq(ea, eb));
+        if changed {
+            *guard = Arc::new(Catalog::with_tools(tools));
+            drop(guard);
+            self.changes.send_modify(|version| *version += 1);
+        }
+        Ok(outcome)
+    }
+
+    /// Adds tools; all or none: a duplicate or invalid tool leaves the registry unchanged.
+    pub fn register(&self, tools: Vec<Arc<dyn Tool>>) -> Result<(), RegisterError> {
+        let entries = tools
+            .into_iter()
+            .map(|tool| Entry::new(tool).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.update(|map| {
+            for entry in &entries {
+                if map.contains_key(entry.name()) {
+                    return Err(RegisterError::Duplicate(entry.name().to_string()));
+                }
+            }
+            for entry in entries {
+                map.insert(entry.name().clone(), entry);
+            }
+            Ok(())
+        })
+    }
+
+    /// Replaces every tool whose name starts with `prefix` by `tools` in one step (a provider
+    /// re-listing its tools). Tools outside the prefix are refused.
+    pub fn replace_prefix(&self, prefix: &str, tools: Vec<Arc<dyn Tool>>) -> Result<(), RegisterError> {
+        let entries = tools
+            .into_iter()
+            .map(|tool| Entry::new(tool).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.update(|map| {
+            if let Some(outside) = entries.iter().find(|e| !e.name().starts_with(prefix)) {
+                return Err(RegisterError::InvalidName(outside.name().to_string()));
+            }
+            map.retain(|name, _| !name.starts_with(prefix));
+            for entry in entries {
+                if map.insert(entry.name().clone(), entry.clone()).is_some() {
+                    return Err(RegisterError::Duplicate(entry.name().to_string()));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes the named tools; returns how many were there.
+    pub fn unregister(&self, names: &[&str]) -> usize {
+        self.update(|map| Ok(names.iter().filter(|n| map.remove(**n).is_some()).count()))
+            .unwrap_or(0)
+    }
+
+    /// A receiver whose value changes whenever the tool set does.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    pub fn len(&self) -> usize {
+        self.snapshot().tools.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The tools this caller may use, in name order. Denied tools are simply absent.
+    pub fn list_for(&self, caller: &Caller) -> Vec<Arc<Entry>> {
+        self.snapshot()
+            .tools
+            .values()
+            .filter(|entry| caller.tools.allows(entry.name()))
+            .cloned()
+            .collect()
+    }
+
+    /// The MCP listing for this caller, with names spelled in the given style.
+    pub fn mcp_tools_for(&self, caller: &Caller, style: NameStyle) -> Vec<rmcp::model::Tool> {
+        let catalog = self.snapshot();
+        catalog
+            .tools
+            .values()
+            .filter(|entry| caller.tools.allows(entry.name()))
+            .map(|entry| {
+                let mut tool = entry.listing.clone();
+                if style == NameStyle::Strict
+                    && let Some(strict) = catalog.strict.strict_of(entry.name())
+                {
+                    tool.name = strict.to_string().into();
+                }
+                tool
+            })
+            .collect()
+    }
+
+    /// Looks a tool up as this caller would see it: by native or strict name, and only if allowed.
+    pub fn resolve_for(&self, caller: &Caller, name: &str) -> Option<Arc<Entry>> {
+        self.snapshot()
+            .resolve(name)
+            .filter(|entry| caller.tools.allows(entry.name()))
+            .cloned()
+    }
+
+    /// The strict spelling of a registered tool's name.
+    pub fn strict_name(&self, native: &str) -> Option<Arc<str>> {
+        self.snapshot().strict.strict_of(native).cloned()
+    }
+}

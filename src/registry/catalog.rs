@@ -1,0 +1,96 @@
+//! The set of registered tools: an immutable snapshot swapped whole on every change, so a call
+//! or a listing never waits for a provider that is adding or removing tools.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jsonschema::Validator;
+use serde_json::Value;
+
+use super::error::RegisterError;
+use super::names::StrictNames;
+use super::tool::Tool;
+
+/// Running totals for one tool; the ops endpoints read them.
+#[derive(Debug, Default)]
+pub struct ToolStats {
+    pub calls: AtomicU64,
+    pub failures: AtomicU64,
+    pub total_micros: AtomicU64,
+}
+
+impl ToolStats {
+    pub fn record(&self, failed: bool, micros: u64) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        self.total_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
+/// A tool as the registry holds it: the tool, its validator compiled once, its counters.
+pub struct Entry {
+    pub tool: Arc<dyn Tool>,
+    pub validator: Validator,
+    pub stats: ToolStats,
+    /// The MCP listing form under the native name, built once.
+    pub listing: rmcp::model::Tool,
+}
+
+impl Entry {
+    pub fn new(tool: Arc<dyn Tool>) -> Result<Self, RegisterError> {
+        let spec = tool.spec();
+        if !valid_name(&spec.name) {
+            return Err(RegisterError::InvalidName(spec.name.to_string()));
+        }
+        let schema = Value::Object((*spec.input_schema).clone());
+        let validator = jsonschema::validator_for(&schema).map_err(|e| RegisterError::InvalidSchema {
+            tool: spec.name.to_string(),
+            message: e.to_string(),
+        })?;
+        let listing = spec.to_mcp(&spec.name);
+        Ok(Self {
+            tool,
+            validator,
+            stats: ToolStats::default(),
+            listing,
+        })
+    }
+
+    pub fn name(&self) -> &Arc<str> {
+        &self.tool.spec().name
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// One consistent view of every tool and the strict-name mapping that goes with it.
+#[derive(Default)]
+pub struct Catalog {
+    pub tools: BTreeMap<Arc<str>, Arc<Entry>>,
+    pub strict: StrictNames,
+}
+
+impl Catalog {
+    pub fn with_tools(tools: BTreeMap<Arc<str>, Arc<Entry>>) -> Self {
+        let strict = StrictNames::build(tools.keys());
+        Self { tools, strict }
+    }
+
+    /// Finds a tool by its native name or, failing that, its strict name. The two name spaces
+    /// cannot clash (see `names`), so either spelling reaches exactly one tool.
+    pub fn resolve(&self, name: &str) -> Option<&Arc<Entry>> {
+        self.tools.get(name).or_else(|| {
+            self.strict
+                .native_of(name)
+                .and_then(|native| self.tools.get(native))
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! The one call path: resolve → authorize → validate → run under deadline and cancellation →
+//! record. Every adapter, the scheduler and workflows call tools through here and nowhere else.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use rmcp::model::CallToolResult;
+use serde_json::Value;
+use tracing::Instrument;
+
+use super::catalog::Entry;
+use super::{CallContext, CallError, Registry};
+
+/// At most this many schema violations are reported at once; the first few are what a model fixes.
+const MAX_REPORTED_VIOLATIONS: usize = 3;
+
+impl Registry {
+    /// Calls `name` (native or strict spelling) with `input` as the context's caller.
+    pub async fn call(&self, ctx: &CallContext, name: &str, input: Value) -> Result<CallToolResult, CallError> {
+        self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        let Some(entry) = self.resolve_for(&ctx.caller, name) else {
+            self.stats.unknown.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(tool = name, agent = %ctx.caller.agent_id, request_id = %ctx.request_id, "unknown or denied tool");
+            return Err(CallError::UnknownTool(name.to_owned()));
+        };
+        let span = tracing::info_span!(
+            "tool_call",
+            tool = %entry.name(),
+            origin = entry.tool.spec().origin.as_str(),
+            agent = %ctx.caller.agent_id,
+            request_id = %ctx.request_id,
+        );
+        self.run(entry, ctx, input).instrument(span).await
+    }
+
+    async fn run(&self, entry: Arc<Entry>, ctx: &CallContext, input: Value) -> Result<CallToolResult, CallError> {
+        let started = Instant::now();
+        let input = match input {
+            Value::Null => Value::Object(Default::default()),
+            other => other,
+        };
+        if let Err(message) = validate(&entry, &input) {
+            self.stats.invalid.fetch_add(1, Ordering::Relaxed);
+            entry.stats.record(true, micros_since(started));
+            tracing::debug!(%message, "invalid arguments");
+            return Err(CallError::InvalidArguments {
+                tool: entry.name().to_string(),
+                message,
+            });
+        }
+        let outcome = tokio::select! {
+            biased;
+            _ = ctx.cancel.cancelled() => Err(CallError::Cancelled(entry.name().to_string())),
+            _ = tokio::time::sleep_until(ctx.deadline) => Err(CallError::DeadlineExceeded {
+                tool: entry.name().to_string(),
+                timeout: ctx.deadline.duration_since(tokio::time::Instant::from_std(started)),
+            }),
+            result = entry.tool.call(input, ctx) => Ok(result.unwrap_or_else(|failure| {
+                CallToolResult::error(vec![rmcp::model::ContentBlock::text(failure.message)])
+            })),
+        };
+        let failed = match &outcome {
+            Ok(result) => result.is_error == Some(true),
+            Err(_) => true,
+        };
+        if failed {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = micros_since(started);
+        entry.stats.record(failed, micros);
+        tracing::debug!(micros, failed, "tool call finished");
+        outcome
+    }
+}
+
+fn micros_since(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Checks `input` against the tool's compiled schema and says, per field, what is wrong.
+fn validate(entry: &Entry, input: &Value) -> Result<(), String> {
+    if entry.validator.is_valid(input) {
+        return Ok(());
+    }
+    let problems: Vec<String> = entry
+        .validator
+        .iter_errors(input)
+        .take(MAX_REPORTED_VIOLATIONS)
+        .map(|error| {
+            let path = error.instance_path().to_string();
+            match error.kind() {
+                jsonschema::error::ValidationErrorKind::Required { property } => {
+                    let field = property.as_str().map(str::to_owned).unwrap_or_else(|| property.to_string());
+                    if path.is_empty() {
+                        format!("missing required field `{field}`")
+                    } else {
+                        format!("missing required field `{}/{field}`", path.trim_start_matches('/'))
+                    }
+                }
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                    format!("unexpected field(s) {}: remove them", unexpected.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", "))
+                }
+                _ if path.is_empty() => error.to_string(),
+                _ => format!("field `{}`: {}", path.trim_start_matches('/'), error.masked()),
+            }
+        })
+        .collect();
+    Err(problems.join("; "))
+}

@@ -1,0 +1,122 @@
+//! The tool model: what a tool is (its spec) and the one trait every tool implements.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use rmcp::model::{CallToolResult, JsonObject, ToolAnnotations};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::context::CallContext;
+
+/// Where a tool comes from; reported in traces and metrics and used by policy later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// A built-in `agentos.*` primitive.
+    Primitive,
+    /// A capability of an installed skill.
+    Skill,
+    /// A tool of a proxied MCP server.
+    Mcp,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Primitive => "primitive",
+            Origin::Skill => "skill",
+            Origin::Mcp => "mcp",
+        }
+    }
+}
+
+/// Behaviour hints shown to clients; they are hints, never a security boundary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hints {
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+    pub open_world: bool,
+}
+
+impl Hints {
+    pub const READ_ONLY: Hints = Hints {
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        open_world: false,
+    };
+    pub const WRITE: Hints = Hints {
+        read_only: false,
+        destructive: false,
+        idempotent: true,
+        open_world: false,
+    };
+    pub const DESTRUCTIVE: Hints = Hints {
+        read_only: false,
+        destructive: true,
+        idempotent: true,
+        open_world: false,
+    };
+}
+
+/// The immutable description of a tool: everything a client sees before calling it.
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
+    pub name: Arc<str>,
+    pub title: Option<String>,
+    pub description: String,
+    pub input_schema: Arc<JsonObject>,
+    pub output_schema: Option<Arc<JsonObject>>,
+    /// `None` for proxied tools whose upstream gave no annotations: we pass on what we got.
+    pub annotations: Option<Hints>,
+    pub origin: Origin,
+}
+
+impl ToolSpec {
+    /// The MCP form of this spec under the given public name.
+    pub fn to_mcp(&self, public_name: &str) -> rmcp::model::Tool {
+        let mut tool = rmcp::model::Tool::default();
+        tool.name = public_name.to_owned().into();
+        tool.title = self.title.clone();
+        tool.description = Some(self.description.clone().into());
+        tool.input_schema = self.input_schema.clone();
+        tool.output_schema = self.output_schema.clone();
+        tool.annotations = self.annotations.map(|hints| {
+            let mut annotations = ToolAnnotations::new()
+                .read_only(hints.read_only)
+                .destructive(hints.destructive)
+                .idempotent(hints.idempotent)
+                .open_world(hints.open_world);
+            annotations.title = self.title.clone();
+            annotations
+        });
+        tool
+    }
+}
+
+/// A tool's own failure: the tool ran and could not do what was asked. It reaches the client as a
+/// result with `isError: true`, so the message must tell a model what to change.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ToolFailure {
+    pub message: String,
+}
+
+impl ToolFailure {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+/// What a tool produces: an MCP result, so proxied results pass through without re-encoding.
+pub type ToolResult = Result<CallToolResult, ToolFailure>;
+
+/// One tool. Object-safe: the registry holds `Arc<dyn Tool>`.
+pub trait Tool: Send + Sync + 'static {
+    fn spec(&self) -> &ToolSpec;
+    fn call<'a>(&'a self, input: Value, ctx: &'a CallContext) -> BoxFuture<'a, ToolResult>;
+}

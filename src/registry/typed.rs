@@ -1,0 +1,123 @@
+//! Typed tools: a handler over Rust types whose JSON Schemas are derived, not hand-written.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use rmcp::handler::server::common::{schema_for_output, schema_for_type};
+use rmcp::model::{CallToolResult, ContentBlock};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::context::CallContext;
+use super::tool::{Hints, Origin, Tool, ToolFailure, ToolResult, ToolSpec};
+
+/// The argument type of a tool that takes none.
+#[derive(Debug, Default, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+/// Describes a tool step by step, then binds it to a typed handler.
+pub struct ToolBuilder {
+    name: &'static str,
+    title: Option<&'static str>,
+    description: &'static str,
+    hints: Hints,
+}
+
+impl ToolBuilder {
+    pub fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            title: None,
+            description: "",
+            hints: Hints::default(),
+        }
+    }
+
+    pub fn title(mut self, title: &'static str) -> Self {
+        self.title = Some(title);
+        self
+    }
+
+    pub fn description(mut self, description: &'static str) -> Self {
+        self.description = description;
+        self
+    }
+
+    pub fn hints(mut self, hints: Hints) -> Self {
+        self.hints = hints;
+        self
+    }
+
+    /// Binds the handler. `I` is what the tool accepts, `O` what it returns as structuredContent.
+    pub fn handler<I, O, F, Fut>(self, handler: F) -> Arc<dyn Tool>
+    where
+        I: DeserializeOwned + JsonSchema + Send + 'static,
+        O: Serialize + JsonSchema + Send + 'static,
+        F: Fn(I, CallContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, ToolFailure>> + Send + 'static,
+    {
+        let spec = ToolSpec {
+            name: Arc::from(self.name),
+            title: self.title.map(str::to_owned),
+            description: self.description.to_owned(),
+            input_schema: schema_for_type::<I>(),
+            output_schema: Some(schema_for_output::<O>()),
+            annotations: Some(self.hints),
+            origin: Origin::Primitive,
+        };
+        Arc::new(TypedTool {
+            spec,
+            handler,
+            _types: PhantomData::<fn(I) -> O>,
+        })
+    }
+}
+
+struct TypedTool<I, O, F> {
+    spec: ToolSpec,
+    handler: F,
+    _types: PhantomData<fn(I) -> O>,
+}
+
+impl<I, O, F, Fut> Tool for TypedTool<I, O, F>
+where
+    I: DeserializeOwned + JsonSchema + Send + 'static,
+    O: Serialize + JsonSchema + Send + 'static,
+    F: Fn(I, CallContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, ToolFailure>> + Send + 'static,
+{
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    fn call<'a>(&'a self, input: Value, ctx: &'a CallContext) -> BoxFuture<'a, ToolResult> {
+        // The registry validated `input` against the schema derived from `I`, so a failure here
+        // means the schema is looser than the type (e.g. a number out of the type's range).
+        let args = match serde_json::from_value::<I>(input) {
+            Ok(args) => args,
+            Err(error) => {
+                return futures::future::ready(Err(ToolFailure::new(format!("invalid arguments: {error}"))))
+                    .boxed();
+            }
+        };
+        let fut = (self.handler)(args, ctx.clone());
+        async move { structured(fut.await?) }.boxed()
+    }
+}
+
+/// Renders a typed output as structuredContent plus the same JSON as text, for clients that
+/// read only text content.
+fn structured<O: Serialize>(output: O) -> ToolResult {
+    let value = serde_json::to_value(&output)
+        .map_err(|e| ToolFailure::new(format!("internal error: could not encode the result: {e}")))?;
+    let text = value.to_string();
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(value);
+    Ok(result)
+}
