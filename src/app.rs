@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::primitives::{self, Services};
 use crate::registry::{Caller, RegisterError, Registry};
 use crate::store::{SqliteStore, StoreError};
+use crate::upstream::Upstreams;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -20,24 +21,28 @@ pub struct App {
     pub config: Config,
     pub registry: Arc<Registry>,
     pub store: Arc<SqliteStore>,
+    pub upstreams: Arc<Upstreams>,
 }
 
 impl App {
     pub fn build(config: Config) -> Result<Self, AppError> {
         let store = Arc::new(SqliteStore::open(&config.data_dir, config.store.synchronous)?);
         let registry = Arc::new(Registry::new(config.call_timeout()));
+        let upstreams = Arc::new(Upstreams::new(registry.clone()));
         primitives::register_all(
             &registry,
             Services {
                 memory: store.clone(),
                 limits: config.limits.clone(),
                 registry: Arc::downgrade(&registry),
+                upstreams: Arc::downgrade(&upstreams),
             },
         )?;
         Ok(Self {
             config,
             registry,
             store,
+            upstreams,
         })
     }
 

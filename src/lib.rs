@@ -4,6 +4,7 @@
 //! - [`registry`]: the tool model and the one call pipeline every adapter goes through.
 //! - [`primitives`]: the built-in `agentos.*` tools.
 //! - [`store`]: persistence (SQLite by default).
+//! - [`upstream`]: clients to external MCP servers whose tools agentos proxies.
 //! - [`adapters`]: the front doors: MCP over stdio, MCP over HTTP and its plain JSON form.
 //! - [`config`]: settings from defaults, a TOML file, the environment and flags.
 //! - [`app`]: assembles the pieces into one running instance.
@@ -14,3 +15,4 @@ pub mod config;
 pub mod primitives;
 pub mod registry;
 pub mod store;
+pub mod upstream;

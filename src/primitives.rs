@@ -1,6 +1,7 @@
 //! The built-in `agentos.*` primitives, one file per family. Each family registers its tools
 //! with the registry; state lives in the store, scoped to the calling agent.
 
+mod mcp_servers;
 mod memory;
 mod time;
 mod tools;
@@ -10,6 +11,7 @@ use std::sync::{Arc, Weak};
 use crate::config::LimitsConfig;
 use crate::registry::{RegisterError, Registry, ToolFailure};
 use crate::store::{MemoryStore, StoreError};
+use crate::upstream::Upstreams;
 
 /// What primitives share: the store, the limits, and a way back to the registry for the tools
 /// that describe tools.
@@ -19,6 +21,8 @@ pub struct Services {
     pub limits: LimitsConfig,
     /// Weak: the registry owns the tools, so a strong reference would never be freed.
     pub registry: Weak<Registry>,
+    /// Weak for the same reason: upstreams register tools that hold these services.
+    pub upstreams: Weak<Upstreams>,
 }
 
 /// Registers every primitive family.
@@ -27,6 +31,7 @@ pub fn register_all(registry: &Arc<Registry>, services: Services) -> Result<(), 
     tools.extend(memory::tools(&services));
     tools.extend(time::tools());
     tools.extend(tools::tools(&services));
+    tools.extend(mcp_servers::tools(&services));
     registry.register(tools)
 }
 

@@ -36,6 +36,8 @@ pub struct RegistryStats {
     pub unknown: AtomicU64,
     pub invalid: AtomicU64,
     pub failed: AtomicU64,
+    /// Calls running right now.
+    pub in_flight: AtomicU64,
 }
 
 pub struct Registry {

@@ -4,12 +4,11 @@
 mod guard;
 mod plain;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -174,6 +173,7 @@ async fn health(State(state): State<HttpState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "tools": state.registry.len(),
+        "inFlight": state.registry.stats.in_flight.load(std::sync::atomic::Ordering::Relaxed),
     }))
     .into_response()
 }
@@ -190,6 +190,3 @@ async fn not_found(request: Request) -> Response {
 pub(crate) fn error_response(status: StatusCode, error: &str, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": error, "message": message }))).into_response()
 }
-
-#[allow(dead_code)]
-fn _assert_body_types(_: Bytes, _: Infallible) {}

@@ -23,6 +23,10 @@ impl Caller {
     /// `agentos serve` run as this agent.
     pub const OWNER_ID: &'static str = "owner";
 
+    pub fn is_owner(&self) -> bool {
+        &*self.agent_id == Self::OWNER_ID
+    }
+
     /// The local owner with the given tool policy (normally `*`).
     pub fn owner(tools: ToolPolicy) -> Self {
         Self {

@@ -2,7 +2,7 @@
 //! record. Every adapter, the scheduler and workflows call tools through here and nowhere else.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use rmcp::model::CallToolResult;
@@ -36,6 +36,7 @@ impl Registry {
 
     async fn run(&self, entry: Arc<Entry>, ctx: &CallContext, input: Value) -> Result<CallToolResult, CallError> {
         let started = Instant::now();
+        let mut in_flight = InFlight::enter(&self.stats.in_flight);
         let input = match input {
             Value::Null => Value::Object(Default::default()),
             other => other,
@@ -51,7 +52,10 @@ impl Registry {
         }
         let outcome = tokio::select! {
             biased;
-            _ = ctx.cancel.cancelled() => Err(CallError::Cancelled(entry.name().to_string())),
+            _ = ctx.cancel.cancelled() => {
+                tracing::info!("tool call cancelled by the client");
+                Err(CallError::Cancelled(entry.name().to_string()))
+            }
             _ = tokio::time::sleep_until(ctx.deadline) => Err(CallError::DeadlineExceeded {
                 tool: entry.name().to_string(),
                 timeout: ctx.deadline.duration_since(tokio::time::Instant::from_std(started)),
@@ -68,9 +72,36 @@ impl Registry {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
         }
         let micros = micros_since(started);
+        in_flight.finish();
         entry.stats.record(failed, micros);
         tracing::debug!(micros, failed, "tool call finished");
         outcome
+    }
+}
+
+/// Counts a call as in flight until it finishes or its future is dropped (the caller went away).
+struct InFlight<'a> {
+    gauge: &'a AtomicU64,
+    finished: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a AtomicU64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Self { gauge, finished: false }
+    }
+
+    fn finish(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.gauge.fetch_sub(1, Ordering::Relaxed);
+        if !self.finished {
+            tracing::info!("tool call abandoned: the caller went away");
+        }
     }
 }
 

@@ -66,7 +66,7 @@ impl ToolBuilder {
             name: Arc::from(self.name),
             title: self.title.map(str::to_owned),
             description: self.description.to_owned(),
-            input_schema: schema_for_type::<I>(),
+            input_schema: without_title(schema_for_type::<I>()),
             output_schema: Some(schema_for_output::<O>()),
             annotations: Some(self.hints),
             origin: Origin::Primitive,
@@ -120,4 +120,14 @@ fn structured<O: Serialize>(output: O) -> ToolResult {
     let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
     result.structured_content = Some(value);
     Ok(result)
+}
+
+/// Drops the root `title`, which schemars fills with the Rust type's name: noise to a model.
+fn without_title(schema: Arc<rmcp::model::JsonObject>) -> Arc<rmcp::model::JsonObject> {
+    if !schema.contains_key("title") {
+        return schema;
+    }
+    let mut schema = (*schema).clone();
+    schema.remove("title");
+    Arc::new(schema)
 }

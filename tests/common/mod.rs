@@ -1,0 +1,221 @@
+//! Shared helpers for integration tests: start the real `agentos` binary, connect real MCP
+//! clients to it, and observe what the server sends.
+
+#![allow(dead_code)]
+
+pub mod scenarios;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
+    ProgressNotificationParam,
+};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+pub fn agentos_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_agentos"))
+}
+
+/// A running `agentos serve`, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `agentos serve` on a free port with `data_dir` and any extra arguments.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(agentos_bin());
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("AGENTOS_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("start agentos serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("agentos listening on http://") {
+                    let _ = addr_tx.send(addr.to_owned());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match addr_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("agentos serve did not start; log:\n{}", log.lock().unwrap());
+            }
+        };
+        Self { child, addr, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn mcp_url(&self) -> String {
+        self.url("/mcp")
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// What a test client saw the server send, beside responses.
+#[derive(Default)]
+pub struct Observed {
+    pub list_changed: Mutex<usize>,
+    pub list_changed_signal: Notify,
+    pub progress: Mutex<Vec<ProgressNotificationParam>>,
+    pub progress_signal: Notify,
+}
+
+#[derive(Clone, Default)]
+pub struct RecordingClient {
+    pub observed: Arc<Observed>,
+}
+
+impl ClientHandler for RecordingClient {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(ClientCapabilities::default(), Implementation::new("agentos-tests", "1.0.0"))
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        *self.observed.list_changed.lock().unwrap() += 1;
+        self.observed.list_changed_signal.notify_waiters();
+    }
+
+    async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
+        self.observed.progress.lock().unwrap().push(params);
+        self.observed.progress_signal.notify_waiters();
+    }
+}
+
+pub type Client = RunningService<RoleClient, RecordingClient>;
+
+/// `agentos mcp` as a child process, spoken to by rmcp's client over stdio. The returned log
+/// collects the server's stderr.
+pub async fn stdio_client(data_dir: &Path, extra: &[&str]) -> (Client, Arc<Observed>, Arc<Mutex<String>>) {
+    let mut command = tokio::process::Command::new(agentos_bin());
+    command.arg("mcp").arg("--data-dir").arg(data_dir).args(extra).env("AGENTOS_LOG", "info");
+    let (transport, stderr) = TokioChildProcess::builder(command)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start agentos mcp");
+    let log = Arc::new(Mutex::new(String::new()));
+    if let Some(stderr) = stderr {
+        let sink = log.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+    }
+    let handler = RecordingClient::default();
+    let observed = handler.observed.clone();
+    let client = handler.serve(transport).await.expect("initialize over stdio");
+    (client, observed, log)
+}
+
+/// rmcp's streamable HTTP client connected to `url`.
+pub async fn http_client(url: &str) -> (Client, Arc<Observed>) {
+    let transport = StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
+    let handler = RecordingClient::default();
+    let observed = handler.observed.clone();
+    let client = handler.serve(transport).await.expect("initialize over HTTP");
+    (client, observed)
+}
+
+pub fn params(name: &str, arguments: Value) -> CallToolRequestParams {
+    let params = CallToolRequestParams::new(name.to_owned());
+    match arguments {
+        Value::Object(map) => params.with_arguments(map),
+        _ => params,
+    }
+}
+
+pub async fn call(client: &Client, name: &str, arguments: Value) -> CallToolResult {
+    client.peer().call_tool(params(name, arguments)).await.unwrap_or_else(|e| panic!("call {name}: {e}"))
+}
+
+/// The first text block of a result.
+pub fn text_of(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .find_map(|block| match block {
+            rmcp::model::ContentBlock::Text(text) => Some(text.text.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+pub fn structured(result: &CallToolResult) -> Value {
+    assert_ne!(result.is_error, Some(true), "tool failed: {}", text_of(result));
+    result.structured_content.clone().expect("structuredContent")
+}
+
+/// Waits until `condition` holds, checking every 20 ms, for at most `limit`.
+pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition()
+}
+
+pub fn json_value() -> Value {
+    json!({"name": "agentos", "nested": {"list": [1, 2.5, "three", null, true]}, "unicode": "héllo ✓"})
+}
