@@ -219,3 +219,14 @@ pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) ->
 pub fn json_value() -> Value {
     json!({"name": "agentos", "nested": {"list": [1, 2.5, "three", null, true]}, "unicode": "héllo ✓"})
 }
+
+/// A blocking GET returning the JSON body, for checks inside synchronous predicates.
+pub fn get_json_blocking(addr: &str, path: &str) -> Value {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON from GET {path}: {e}: {response}"))
+}
