@@ -142,11 +142,15 @@ impl Config {
             path: shown.clone(),
             source,
         })?;
-        let text = expand_env(&text).map_err(|var| ConfigError::MissingVar {
+        let mut document: toml::Value = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        expand_env_in(&mut document).map_err(|var| ConfigError::MissingVar {
             path: shown.clone(),
             var,
         })?;
-        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let config: Config = document.try_into().map_err(|e: toml::de::Error| ConfigError::Parse {
             path: shown,
             message: e.to_string(),
         })?;
@@ -180,6 +184,17 @@ impl Config {
     pub fn call_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.limits.call_timeout_secs)
     }
+}
+
+/// Expands `${NAME}` in every string value (never in comments or keys).
+fn expand_env_in(value: &mut toml::Value) -> Result<(), String> {
+    match value {
+        toml::Value::String(text) => *text = expand_env(text)?,
+        toml::Value::Array(items) => items.iter_mut().try_for_each(expand_env_in)?,
+        toml::Value::Table(table) => table.iter_mut().try_for_each(|(_, v)| expand_env_in(v))?,
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Replaces each `${NAME}` with the environment variable's value; `$${` escapes a literal `${`.

@@ -8,11 +8,13 @@
 //! - [`adapters`]: the front doors: MCP over stdio, MCP over HTTP and its plain JSON form.
 //! - [`config`]: settings from defaults, a TOML file, the environment and flags.
 //! - [`app`]: assembles the pieces into one running instance.
+//! - [`schemas`]: the published JSON Schemas of tools and config.
 
 pub mod adapters;
 pub mod app;
 pub mod config;
 pub mod primitives;
 pub mod registry;
+pub mod schemas;
 pub mod store;
 pub mod upstream;

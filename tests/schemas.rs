@@ -1,0 +1,51 @@
+//! The committed JSON Schemas in `schemas/` match what the code generates. Run with
+//! `AGENTOS_UPDATE_SCHEMAS=1` to regenerate them after changing a tool or the config.
+
+use std::path::Path;
+
+use agentos::app::App;
+use agentos::config::Config;
+
+fn check_or_write(path: &Path, generated: &serde_json::Value, update: bool, stale: &mut Vec<String>) {
+    let text = format!("{}\n", serde_json::to_string_pretty(generated).unwrap());
+    if update {
+        std::fs::write(path, &text).unwrap();
+    } else if std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()) {
+        stale.push(path.display().to_string());
+    }
+}
+
+#[test]
+fn committed_schemas_are_current() {
+    let update = std::env::var_os("AGENTOS_UPDATE_SCHEMAS").is_some();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    let data = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: data.path().to_owned(),
+        ..Config::default()
+    };
+    let app = App::build(config).unwrap();
+    let tools = agentos::schemas::tool_schemas(&app.registry);
+    assert!(!tools.is_empty());
+    let mut stale = Vec::new();
+    let tool_dir = root.join("tools");
+    std::fs::create_dir_all(&tool_dir).unwrap();
+    for (file, schema) in &tools {
+        check_or_write(&tool_dir.join(file), schema, update, &mut stale);
+    }
+    for existing in std::fs::read_dir(&tool_dir).unwrap() {
+        let name = existing.unwrap().file_name().to_string_lossy().into_owned();
+        if !tools.contains_key(&name) {
+            if update {
+                std::fs::remove_file(tool_dir.join(&name)).unwrap();
+            } else {
+                stale.push(format!("schemas/tools/{name} (no such tool any more)"));
+            }
+        }
+    }
+    check_or_write(&root.join("config.json"), &agentos::schemas::config_schema(), update, &mut stale);
+    assert!(
+        stale.is_empty(),
+        "stale schemas: {stale:?}; run `AGENTOS_UPDATE_SCHEMAS=1 cargo test --test schemas` and commit the result"
+    );
+}
