@@ -234,7 +234,10 @@ mod tests {
         unsafe { std::env::set_var("AGENTOS_TEST_EXPAND", "s3cret") };
         assert_eq!(expand_env("a = \"${AGENTOS_TEST_EXPAND}\"").unwrap(), "a = \"s3cret\"");
         assert_eq!(expand_env("literal $${X}").unwrap(), "literal ${X}");
-        assert_eq!(expand_env("${AGENTOS_TEST_UNSET_VAR}").unwrap_err(), "AGENTOS_TEST_UNSET_VAR");
+        assert_eq!(
+            expand_env("${AGENTOS_TEST_UNSET_VAR}").unwrap_err(),
+            "AGENTOS_TEST_UNSET_VAR"
+        );
     }
 
     #[test]

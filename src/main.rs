@@ -14,7 +14,11 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "agentos", version, about = "An MCP-first tool router and operating layer for AI agents")]
+#[command(
+    name = "agentos",
+    version,
+    about = "An MCP-first tool router and operating layer for AI agents"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -107,6 +111,14 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(hosts) = args.allowed_hosts {
         config.http.allowed_hosts.extend(hosts);
+    }
+    if !config.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to listen on {}: this build has no authentication yet, so anyone who can reach the \
+             port would act as the owner (including starting programs via agentos.mcp_server_add). \
+             Listen on a loopback address (127.0.0.1 or ::1) and put an authenticating proxy in front.",
+            config.listen
+        );
     }
     let app = App::build(config).context("starting agentos")?;
     let shutdown = CancellationToken::new();

@@ -12,7 +12,12 @@ use rmcp::{ClientLifecycleMode, ClientServiceExt};
 use serde_json::{Value, json};
 
 async fn plain(server: &Server, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new().post(server.mcp_url()).json(&body).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .post(server.mcp_url())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
@@ -56,9 +61,17 @@ async fn a_cancelled_slow_call_stops() {
     let server = Server::start(dir.path(), &[]);
     let (client, observed) = common::http_client(&server.mcp_url()).await;
     let addr = server.addr.clone();
-    let in_flight = move || common::get_json_blocking(&addr, "/health")["inFlight"].as_u64().unwrap();
+    let in_flight = move || {
+        common::get_json_blocking(&addr, "/health")["inFlight"]
+            .as_u64()
+            .unwrap()
+    };
     scenarios::slow_call_is_cancelled(&client, &observed, || in_flight() == 0).await;
-    assert!(server.log().contains("tool call cancelled by the client"), "{}", server.log());
+    assert!(
+        server.log().contains("tool call cancelled by the client"),
+        "{}",
+        server.log()
+    );
     client.cancel().await.unwrap();
 }
 
@@ -78,7 +91,8 @@ async fn stateless_2026_clients_get_list_changes_through_their_subscription() {
     let dir = tempfile::tempdir().unwrap();
     let upstream = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let transport = StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(server.mcp_url()));
+    let transport =
+        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(server.mcp_url()));
     let client = ClientConfig::default()
         .serve_with_lifecycle(
             transport,
@@ -90,7 +104,11 @@ async fn stateless_2026_clients_get_list_changes_through_their_subscription() {
         .expect("discover");
     let tools = client.peer().list_all_tools().await.unwrap();
     assert!(tools.iter().any(|t| t.name == "agentos.time_now"));
-    let now = client.peer().call_tool(common::params("agentos.time_now", json!({}))).await.unwrap();
+    let now = client
+        .peer()
+        .call_tool(common::params("agentos.time_now", json!({})))
+        .await
+        .unwrap();
     assert!(common::structured(&now)["unixMs"].as_i64().is_some());
 
     let mut subscription = client
@@ -111,7 +129,10 @@ async fn stateless_2026_clients_get_list_changes_through_their_subscription() {
         .expect("a notification within 10 s")
         .expect("subscription open")
         .expect("a notification");
-    assert!(matches!(notification, ServerNotification::ToolListChangedNotification(_)), "{notification:?}");
+    assert!(
+        matches!(notification, ServerNotification::ToolListChangedNotification(_)),
+        "{notification:?}"
+    );
     subscription.cancel().await.unwrap();
     client.cancel().await.unwrap();
 }
@@ -133,7 +154,12 @@ async fn a_restricted_caller_sees_only_what_it_may_call() {
         unknown["error"].as_str().unwrap().replace("time_nox", "NAME")
     );
     let (_, listed) = get_json(&server.url("/tools")).await;
-    let names: Vec<&str> = listed["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert!(names.iter().all(|n| n.starts_with("agentos.mem_")), "{names:?}");
 }
 
@@ -146,7 +172,11 @@ async fn strict_names_per_client() {
     client.cancel().await.unwrap();
     // Another client on the same server keeps native names.
     let (native, _) = common::http_client(&server.mcp_url()).await;
-    assert!(scenarios::tool_names(&native).await.contains(&"agentos.mem_set".to_owned()));
+    assert!(
+        scenarios::tool_names(&native)
+            .await
+            .contains(&"agentos.mem_set".to_owned())
+    );
     native.cancel().await.unwrap();
     let (status, body) = get_json(&server.url("/tools?names=bogus")).await;
     assert_eq!(status, 400, "{body}");
@@ -157,7 +187,11 @@ async fn plain_form_calls_tools() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
 
-    let (status, body) = plain(&server, json!({"tool": "agentos.mem_set", "input": {"key": "p", "value": [1, 2]}})).await;
+    let (status, body) = plain(
+        &server,
+        json!({"tool": "agentos.mem_set", "input": {"key": "p", "value": [1, 2]}}),
+    )
+    .await;
     assert_eq!((status, &body["success"]), (200, &json!(true)), "{body}");
     assert_eq!(body["result"]["created"], true);
     let (status, body) = plain(&server, json!({"tool": "agentos.mem_get", "arguments": {"key": "p"}})).await;
@@ -174,7 +208,11 @@ async fn plain_form_calls_tools() {
     let (status, body) = plain(&server, json!({"tool": "agentos.nothing"})).await;
     assert_eq!((status, &body["success"]), (404, &json!(false)), "{body}");
 
-    let (status, body) = plain(&server, json!({"tool": "agentos.mem_get", "input": {"key": "p"}, "arguments": {}})).await;
+    let (status, body) = plain(
+        &server,
+        json!({"tool": "agentos.mem_get", "input": {"key": "p"}, "arguments": {}}),
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
     let (status, body) = plain(&server, json!({"tool": 7})).await;
     assert_eq!(status, 400, "{body}");
@@ -186,7 +224,10 @@ async fn plain_form_calls_tools() {
     // The server hint qualifies a bare name as mcp.<server>.<tool>.
     let (status, body) = plain(&server, json!({"tool": "echo", "server": "everything"})).await;
     assert_eq!(status, 404);
-    assert!(body["error"].as_str().unwrap().contains("mcp.everything.echo"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("mcp.everything.echo"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -203,7 +244,10 @@ async fn health_and_tool_catalog() {
     let tools = tools["tools"].as_array().unwrap();
     assert_eq!(health["tools"].as_u64().unwrap() as usize, tools.len());
     for tool in tools {
-        assert!(tool["name"].is_string() && tool["description"].is_string() && tool["inputSchema"].is_object(), "{tool}");
+        assert!(
+            tool["name"].is_string() && tool["description"].is_string() && tool["inputSchema"].is_object(),
+            "{tool}"
+        );
     }
     let (status, body) = get_json(&server.url("/nowhere")).await;
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
@@ -215,7 +259,12 @@ async fn dns_rebinding_is_refused_and_hosts_are_configurable() {
     let server = Server::start(dir.path(), &[]);
     let http = reqwest::Client::new();
     for path in ["/mcp", "/health", "/tools"] {
-        let response = http.get(server.url(path)).header("host", "evil.example").send().await.unwrap();
+        let response = http
+            .get(server.url(path))
+            .header("host", "evil.example")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status().as_u16(), 403, "{path} with a foreign Host");
     }
     let response = http
@@ -237,7 +286,12 @@ async fn dns_rebinding_is_refused_and_hosts_are_configurable() {
     drop(server);
 
     let server = Server::start(dir.path(), &["--allowed-hosts", "agents.example.com"]);
-    let response = http.get(server.url("/health")).header("host", "agents.example.com").send().await.unwrap();
+    let response = http
+        .get(server.url("/health"))
+        .header("host", "agents.example.com")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 200, "a configured host is served");
 }
 
@@ -246,7 +300,12 @@ async fn oversized_bodies_get_413_and_the_server_stays_up() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let huge = json!({"tool": "agentos.mem_set", "input": {"key": "k", "value": "x".repeat(2 * 1024 * 1024)}});
-    let response = reqwest::Client::new().post(server.mcp_url()).json(&huge).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .post(server.mcp_url())
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 413);
     let (status, _) = get_json(&server.url("/health")).await;
     assert_eq!(status, 200);
@@ -259,11 +318,22 @@ async fn config_limits_apply_and_tool_failures_are_422() {
     let config = dir.path().join("agentos.toml");
     std::fs::write(&config, "[limits]\nmax_value_bytes = 1024\n").unwrap();
     let server = Server::start(dir.path(), &["--config", config.to_str().unwrap()]);
-    let (status, body) = plain(&server, json!({"tool": "agentos.mem_set", "input": {"key": "k", "value": "x".repeat(2000)}})).await;
+    let (status, body) = plain(
+        &server,
+        json!({"tool": "agentos.mem_set", "input": {"key": "k", "value": "x".repeat(2000)}}),
+    )
+    .await;
     assert_eq!((status, &body["success"]), (422, &json!(false)), "{body}");
     let error = body["error"].as_str().unwrap();
-    assert!(error.contains("1024") && error.contains("split"), "says the limit and what to do: {error}");
-    let (status, _) = plain(&server, json!({"tool": "agentos.mem_set", "input": {"key": "k", "value": "small"}})).await;
+    assert!(
+        error.contains("1024") && error.contains("split"),
+        "says the limit and what to do: {error}"
+    );
+    let (status, _) = plain(
+        &server,
+        json!({"tool": "agentos.mem_set", "input": {"key": "k", "value": "small"}}),
+    )
+    .await;
     assert_eq!(status, 200);
 }
 
@@ -280,4 +350,42 @@ fn a_bad_config_file_is_refused_with_the_reason() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("listen_address"), "names the unknown key: {stderr}");
+}
+
+/// Until authentication exists, agentos refuses to serve beyond loopback.
+#[test]
+fn non_loopback_addresses_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(common::agentos_bin())
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("refusing to listen on 0.0.0.0:0"), "{stderr}");
+}
+
+#[tokio::test]
+async fn ending_a_session_answers_204() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let http = reqwest::Client::new();
+    let response = http
+        .post(server.mcp_url())
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+        .send()
+        .await
+        .unwrap();
+    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = response.bytes().await;
+    let deleted = http
+        .delete(server.mcp_url())
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
 }

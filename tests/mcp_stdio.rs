@@ -97,7 +97,10 @@ fn stdout_is_protocol_only_and_eof_ends_the_process() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "agentos mcp did not exit after stdin closed");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "agentos mcp did not exit after stdin closed"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "clean exit: {status}");

@@ -43,7 +43,12 @@ fn committed_schemas_are_current() {
             }
         }
     }
-    check_or_write(&root.join("config.json"), &agentos::schemas::config_schema(), update, &mut stale);
+    check_or_write(
+        &root.join("config.json"),
+        &agentos::schemas::config_schema(),
+        update,
+        &mut stale,
+    );
     assert!(
         stale.is_empty(),
         "stale schemas: {stale:?}; run `AGENTOS_UPDATE_SCHEMAS=1 cargo test --test schemas` and commit the result"

@@ -80,11 +80,7 @@ pub fn router(
 
 /// Binds `addr` and serves until `shutdown` is cancelled. Prints the bound address to stderr so
 /// scripts and tests that asked for port 0 can find the real one.
-pub async fn serve(
-    addr: SocketAddr,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
+pub async fn serve(addr: SocketAddr, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     eprintln!("agentos listening on http://{local}");
@@ -101,27 +97,27 @@ struct NamesQuery {
 
 /// The caller of this request and the name spelling it asked for (`?names=strict` or the
 /// `X-Agentos-Names` header); falls back to the server's default.
-fn identity_for(state: &HttpState, query: &NamesQuery, headers: &axum::http::HeaderMap) -> Result<RequestIdentity, Response> {
+fn identity_for(
+    state: &HttpState,
+    query: &NamesQuery,
+    headers: &axum::http::HeaderMap,
+) -> Result<RequestIdentity, Response> {
     let asked = query
         .names
         .as_deref()
         .or_else(|| headers.get("x-agentos-names").and_then(|v| v.to_str().ok()));
     let mut identity = state.identity.clone();
     if let Some(asked) = asked {
-        identity.name_style = asked.parse::<NameStyle>().map_err(|message| {
-            error_response(StatusCode::BAD_REQUEST, "invalid_name_style", &message)
-        })?;
+        identity.name_style = asked
+            .parse::<NameStyle>()
+            .map_err(|message| error_response(StatusCode::BAD_REQUEST, "invalid_name_style", &message))?;
     }
     Ok(identity)
 }
 
 /// `/mcp`: a POST whose JSON body has no `jsonrpc` member is the plain form; everything else is
 /// MCP streamable HTTP, handled by rmcp.
-async fn mcp_entry(
-    State(state): State<HttpState>,
-    Query(query): Query<NamesQuery>,
-    request: Request,
-) -> Response {
+async fn mcp_entry(State(state): State<HttpState>, Query(query): Query<NamesQuery>, request: Request) -> Response {
     let identity = match identity_for(&state, &query, request.headers()) {
         Ok(identity) => identity,
         Err(response) => return response,
@@ -148,10 +144,17 @@ async fn mcp_entry(
 }
 
 async fn forward_to_mcp(state: &HttpState, request: Request) -> Response {
-    match state.mcp.clone().oneshot(request).await {
+    let ending_session = request.method() == Method::DELETE;
+    let mut response = match state.mcp.clone().oneshot(request).await {
         Ok(response) => response.map(Body::new),
         Err(never) => match never {},
+    };
+    // rmcp answers a session's DELETE with 202; clients (the Python SDK among them) expect the
+    // usual 200/204 for a completed deletion.
+    if ending_session && response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::NO_CONTENT;
     }
+    response
 }
 
 async fn list_tools(
@@ -188,5 +191,9 @@ async fn not_found(request: Request) -> Response {
 
 /// The JSON error body of every non-MCP route.
 pub(crate) fn error_response(status: StatusCode, error: &str, message: &str) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": error, "message": message }))).into_response()
+    (
+        status,
+        axum::Json(serde_json::json!({ "error": error, "message": message })),
+    )
+        .into_response()
 }

@@ -60,7 +60,9 @@ struct Removed {
 /// Adding servers runs programs on this machine, so only its owner may manage them.
 fn owner_upstreams(services: &Services, ctx: &CallContext) -> Result<Arc<Upstreams>, ToolFailure> {
     if !ctx.caller.is_owner() {
-        return Err(ToolFailure::new("only the owner of this agentos may manage MCP servers"));
+        return Err(ToolFailure::new(
+            "only the owner of this agentos may manage MCP servers",
+        ));
     }
     services
         .upstreams
@@ -127,7 +129,10 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                 async move {
                     let upstreams = owner_upstreams(&services, &ctx)?;
                     let removed = upstreams.remove(&args.name);
-                    Ok(Removed { name: args.name, removed })
+                    Ok(Removed {
+                        name: args.name,
+                        removed,
+                    })
                 }
             }),
     ]

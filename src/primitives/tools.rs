@@ -89,7 +89,9 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                         .map(str::to_lowercase)
                         .collect();
                     if words.is_empty() {
-                        return Err(ToolFailure::new("`query` needs at least one word of two or more letters"));
+                        return Err(ToolFailure::new(
+                            "`query` needs at least one word of two or more letters",
+                        ));
                     }
                     let mut matches: Vec<Match> = registry
                         .list_for(&ctx.caller)

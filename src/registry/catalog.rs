@@ -87,10 +87,8 @@ impl Catalog {
     /// Finds a tool by its native name or, failing that, its strict name. The two name spaces
     /// cannot clash (see `names`), so either spelling reaches exactly one tool.
     pub fn resolve(&self, name: &str) -> Option<&Arc<Entry>> {
-        self.tools.get(name).or_else(|| {
-            self.strict
-                .native_of(name)
-                .and_then(|native| self.tools.get(native))
-        })
+        self.tools
+            .get(name)
+            .or_else(|| self.strict.native_of(name).and_then(|native| self.tools.get(native)))
     }
 }

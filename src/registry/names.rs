@@ -41,12 +41,20 @@ impl std::str::FromStr for NameStyle {
 pub fn is_strict(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_STRICT_LEN
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn sanitise(name: &str, max_len: usize) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(max_len)
         .collect()
 }
@@ -125,7 +133,11 @@ mod tests {
     #[test]
     fn names_colliding_after_sanitising_stay_distinct_and_reversible() {
         let (map, names) = build(&["a.b", "a_b", "a/b", "a b"]);
-        assert_eq!(&**map.strict_of("a_b").unwrap(), "a_b", "already-strict names keep themselves");
+        assert_eq!(
+            &**map.strict_of("a_b").unwrap(),
+            "a_b",
+            "already-strict names keep themselves"
+        );
         let stricts: BTreeSet<&str> = names.iter().map(|n| &**map.strict_of(n).unwrap()).collect();
         assert_eq!(stricts.len(), names.len(), "collision-free");
         for name in &names {
@@ -148,7 +160,11 @@ mod tests {
         assert_eq!(map.native_of(b).unwrap(), &names[1]);
         let strict_64 = "s".repeat(64);
         let (map, _) = build(&[&strict_64]);
-        assert_eq!(&**map.strict_of(&strict_64).unwrap(), strict_64, "64 characters is still strict");
+        assert_eq!(
+            &**map.strict_of(&strict_64).unwrap(),
+            strict_64,
+            "64 characters is still strict"
+        );
     }
 
     #[test]
@@ -177,7 +193,10 @@ mod hint_tests {
     #[test]
     fn server_hints_qualify_bare_tool_names_once() {
         assert_eq!(with_server_hint("echo", Some("everything")), "mcp.everything.echo");
-        assert_eq!(with_server_hint("mcp.everything.echo", Some("everything")), "mcp.everything.echo");
+        assert_eq!(
+            with_server_hint("mcp.everything.echo", Some("everything")),
+            "mcp.everything.echo"
+        );
         assert_eq!(with_server_hint("agentos.time_now", None), "agentos.time_now");
         assert_eq!(with_server_hint("agentos.time_now", Some(" ")), "agentos.time_now");
     }

@@ -122,7 +122,10 @@ fn validate(entry: &Entry, input: &Value) -> Result<(), String> {
             let path = error.instance_path().to_string();
             match error.kind() {
                 jsonschema::error::ValidationErrorKind::Required { property } => {
-                    let field = property.as_str().map(str::to_owned).unwrap_or_else(|| property.to_string());
+                    let field = property
+                        .as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| property.to_string());
                     if path.is_empty() {
                         format!("missing required field `{field}`")
                     } else {
@@ -130,7 +133,14 @@ fn validate(entry: &Entry, input: &Value) -> Result<(), String> {
                     }
                 }
                 jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
-                    format!("unexpected field(s) {}: remove them", unexpected.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "unexpected field(s) {}: remove them",
+                        unexpected
+                            .iter()
+                            .map(|u| format!("`{u}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
                 }
                 _ if path.is_empty() => error.to_string(),
                 _ => format!("field `{}`: {}", path.trim_start_matches('/'), error.masked()),

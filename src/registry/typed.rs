@@ -102,8 +102,7 @@ where
         let args = match serde_json::from_value::<I>(input) {
             Ok(args) => args,
             Err(error) => {
-                return futures::future::ready(Err(ToolFailure::new(format!("invalid arguments: {error}"))))
-                    .boxed();
+                return futures::future::ready(Err(ToolFailure::new(format!("invalid arguments: {error}")))).boxed();
             }
         };
         let fut = (self.handler)(args, ctx.clone());

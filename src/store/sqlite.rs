@@ -203,7 +203,10 @@ fn run_batch(conn: &mut Connection, batch: &mut Vec<WriteJob>) {
 fn clone_error(error: &rusqlite::Error) -> rusqlite::Error {
     match error {
         rusqlite::Error::SqliteFailure(code, message) => rusqlite::Error::SqliteFailure(*code, message.clone()),
-        other => rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR), Some(other.to_string())),
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
     }
 }
 
@@ -352,7 +355,10 @@ mod tests {
         store.mem_set("a", "old", "1".into(), Some(now_ms() - 1)).await.unwrap();
         assert!(store.mem_get("a", "old").await.unwrap().is_none());
         assert!(store.mem_list("a", "", None, 10).await.unwrap().entries.is_empty());
-        assert!(store.mem_set("a", "old", "2".into(), None).await.unwrap(), "an expired key counts as new");
+        assert!(
+            store.mem_set("a", "old", "2".into(), None).await.unwrap(),
+            "an expired key counts as new"
+        );
     }
 
     #[tokio::test]

@@ -33,7 +33,10 @@ impl ProxyTool {
         });
         let spec = ToolSpec {
             name: Arc::from(format!("{prefix}{}", tool.name)),
-            title: tool.title.clone().or_else(|| tool.annotations.as_ref().and_then(|a| a.title.clone())),
+            title: tool
+                .title
+                .clone()
+                .or_else(|| tool.annotations.as_ref().and_then(|a| a.title.clone())),
             description: tool.description.as_deref().unwrap_or_default().to_owned(),
             input_schema: tool.input_schema.clone(),
             output_schema: tool.output_schema.clone(),

@@ -12,8 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
-    ProgressNotificationParam,
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam,
 };
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -122,7 +121,10 @@ pub struct RecordingClient {
 
 impl ClientHandler for RecordingClient {
     fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(ClientCapabilities::default(), Implementation::new("agentos-tests", "1.0.0"))
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("agentos-tests", "1.0.0"),
+        )
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
@@ -142,7 +144,12 @@ pub type Client = RunningService<RoleClient, RecordingClient>;
 /// collects the server's stderr.
 pub async fn stdio_client(data_dir: &Path, extra: &[&str]) -> (Client, Arc<Observed>, Arc<Mutex<String>>) {
     let mut command = tokio::process::Command::new(agentos_bin());
-    command.arg("mcp").arg("--data-dir").arg(data_dir).args(extra).env("AGENTOS_LOG", "info");
+    command
+        .arg("mcp")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .env("AGENTOS_LOG", "info");
     let (transport, stderr) = TokioChildProcess::builder(command)
         .stderr(Stdio::piped())
         .spawn()
@@ -168,7 +175,8 @@ pub async fn stdio_client(data_dir: &Path, extra: &[&str]) -> (Client, Arc<Obser
 
 /// rmcp's streamable HTTP client connected to `url`.
 pub async fn http_client(url: &str) -> (Client, Arc<Observed>) {
-    let transport = StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
+    let transport =
+        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
     let handler = RecordingClient::default();
     let observed = handler.observed.clone();
     let client = handler.serve(transport).await.expect("initialize over HTTP");
@@ -184,7 +192,11 @@ pub fn params(name: &str, arguments: Value) -> CallToolRequestParams {
 }
 
 pub async fn call(client: &Client, name: &str, arguments: Value) -> CallToolResult {
-    client.peer().call_tool(params(name, arguments)).await.unwrap_or_else(|e| panic!("call {name}: {e}"))
+    client
+        .peer()
+        .call_tool(params(name, arguments))
+        .await
+        .unwrap_or_else(|e| panic!("call {name}: {e}"))
 }
 
 /// The first text block of a result.
@@ -224,7 +236,11 @@ pub fn json_value() -> Value {
 pub fn get_json_blocking(addr: &str, path: &str) -> Value {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();

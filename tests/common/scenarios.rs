@@ -34,9 +34,19 @@ pub async fn lists_described_tools(client: &Client) {
     assert!(info.capabilities.tools.as_ref().and_then(|t| t.list_changed) == Some(true));
     let tools = client.peer().list_all_tools().await.expect("tools/list");
     for name in PRIMITIVES {
-        let tool = tools.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("{name} listed"));
-        assert!(tool.description.as_deref().is_some_and(|d| d.len() > 40), "{name} has a real description");
-        assert_eq!(tool.input_schema.get("type"), Some(&json!("object")), "{name} input schema");
+        let tool = tools
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("{name} listed"));
+        assert!(
+            tool.description.as_deref().is_some_and(|d| d.len() > 40),
+            "{name} has a real description"
+        );
+        assert_eq!(
+            tool.input_schema.get("type"),
+            Some(&json!("object")),
+            "{name} input schema"
+        );
         assert!(tool.output_schema.is_some(), "{name} has an output schema");
         assert!(tool.annotations.is_some(), "{name} has annotations");
     }
@@ -65,7 +75,10 @@ pub async fn invalid_arguments_name_the_field(client: &Client) {
     let missing = call(client, "agentos.mem_set", json!({"value": 1})).await;
     assert_eq!(missing.is_error, Some(true));
     let text = text_of(&missing);
-    assert!(text.contains("`key`") && text.contains("missing"), "names the missing field: {text}");
+    assert!(
+        text.contains("`key`") && text.contains("missing"),
+        "names the missing field: {text}"
+    );
 
     let wrong_type = call(client, "agentos.mem_list", json!({"limit": "ten"})).await;
     assert_eq!(wrong_type.is_error, Some(true));
@@ -73,7 +86,11 @@ pub async fn invalid_arguments_name_the_field(client: &Client) {
     assert!(text.contains("`limit`"), "names the bad field: {text}");
 
     let extra = call(client, "agentos.mem_get", json!({"key": "k", "colour": "red"})).await;
-    assert!(text_of(&extra).contains("`colour`"), "names the unexpected field: {}", text_of(&extra));
+    assert!(
+        text_of(&extra).contains("`colour`"),
+        "names the unexpected field: {}",
+        text_of(&extra)
+    );
 }
 
 pub async fn unknown_tool_error(client: &Client, name: &str) -> String {
@@ -92,7 +109,10 @@ pub async fn unknown_tool_is_an_error(client: &Client) {
 /// notifications/cancelled). `stopped` must turn true soon after: the server really stopped it.
 pub async fn slow_call_is_cancelled(client: &Client, observed: &Arc<Observed>, stopped: impl Fn() -> bool) {
     let peer = client.peer().clone();
-    let task = tokio::spawn(async move { peer.call_tool(params("agentos.time_sleep", json!({"seconds": 30}))).await });
+    let task = tokio::spawn(async move {
+        peer.call_tool(params("agentos.time_sleep", json!({"seconds": 30})))
+            .await
+    });
     let progressed = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             if !observed.progress.lock().unwrap().is_empty() {
@@ -105,7 +125,10 @@ pub async fn slow_call_is_cancelled(client: &Client, observed: &Arc<Observed>, s
     assert!(progressed.is_ok(), "progress notifications arrive during the slow call");
     assert!(!stopped(), "the call is still running before the cancel");
     task.abort();
-    assert!(eventually(Duration::from_secs(5), &stopped).await, "the server stopped the cancelled call");
+    assert!(
+        eventually(Duration::from_secs(5), &stopped).await,
+        "the server stopped the cancelled call"
+    );
 }
 
 /// Adds a server at run time (agentos itself, over stdio) and checks that the change reaches
@@ -124,16 +147,29 @@ pub async fn runtime_tools_reach_the_client(client: &Client, observed: &Arc<Obse
     .await;
     let added = structured(&added);
     assert_eq!(added["tools"], json!(["mcp.inner.agentos.time_now"]));
-    let notified = eventually(Duration::from_secs(10), || *observed.list_changed.lock().unwrap() > before).await;
+    let notified = eventually(Duration::from_secs(10), || {
+        *observed.list_changed.lock().unwrap() > before
+    })
+    .await;
     assert!(notified, "list_changed arrived after the add");
-    assert!(tool_names(client).await.contains(&"mcp.inner.agentos.time_now".to_owned()));
+    assert!(
+        tool_names(client)
+            .await
+            .contains(&"mcp.inner.agentos.time_now".to_owned())
+    );
     let now = structured(&call(client, "mcp.inner.agentos.time_now", json!({})).await);
-    assert!(now["iso"].as_str().is_some_and(|s| s.ends_with('Z')), "proxied call works: {now}");
+    assert!(
+        now["iso"].as_str().is_some_and(|s| s.ends_with('Z')),
+        "proxied call works: {now}"
+    );
 
     let after_add = *observed.list_changed.lock().unwrap();
     let removed = structured(&call(client, "agentos.mcp_server_remove", json!({"name": "inner"})).await);
     assert_eq!(removed["removed"], true);
-    let notified = eventually(Duration::from_secs(10), || *observed.list_changed.lock().unwrap() > after_add).await;
+    let notified = eventually(Duration::from_secs(10), || {
+        *observed.list_changed.lock().unwrap() > after_add
+    })
+    .await;
     assert!(notified, "list_changed arrived after the remove");
     assert!(!tool_names(client).await.iter().any(|n| n.starts_with("mcp.inner.")));
 }
@@ -143,7 +179,10 @@ pub async fn runtime_tools_reach_the_client(client: &Client, observed: &Arc<Obse
 pub async fn denied_tools_look_unknown(client: &Client) {
     let names = tool_names(client).await;
     assert!(!names.is_empty());
-    assert!(names.iter().all(|n| n.starts_with("agentos.mem_")), "only memory tools are visible: {names:?}");
+    assert!(
+        names.iter().all(|n| n.starts_with("agentos.mem_")),
+        "only memory tools are visible: {names:?}"
+    );
     let denied = unknown_tool_error(client, "agentos.time_now").await;
     let unknown = unknown_tool_error(client, "agentos.time_nox").await;
     assert_eq!(denied.replace("time_now", "NAME"), unknown.replace("time_nox", "NAME"));
@@ -155,7 +194,10 @@ pub async fn strict_names_work(client: &Client) {
     let names = tool_names(client).await;
     for name in &names {
         assert!(
-            (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+            (1..=64).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
             "{name} is strict"
         );
     }

@@ -52,7 +52,11 @@ fn parse_origin_rule(rule: &str) -> Option<OriginRule> {
     let uri: Uri = rule.parse().ok()?;
     let scheme = uri.scheme_str()?.to_ascii_lowercase();
     let authority = uri.authority()?;
-    let port = if any_port { None } else { Some(authority.port_u16().unwrap_or(default_port(&scheme))) };
+    let port = if any_port {
+        None
+    } else {
+        Some(authority.port_u16().unwrap_or(default_port(&scheme)))
+    };
     Some(OriginRule {
         scheme,
         host: normalize_host(authority.host()),
@@ -75,7 +79,11 @@ impl HostGuard {
             None
         } else {
             let configured: Vec<OriginRule> = allowed_origins.iter().filter_map(|o| parse_origin_rule(o)).collect();
-            Some(if configured.is_empty() { loopback_origins() } else { configured })
+            Some(if configured.is_empty() {
+                loopback_origins()
+            } else {
+                configured
+            })
         };
         Self {
             inner: Arc::new(GuardRules { hosts, origins }),
@@ -97,7 +105,11 @@ impl HostGuard {
             .iter()
             .flatten()
             .map(|rule| {
-                let host = if rule.host.contains(':') { format!("[{}]", rule.host) } else { rule.host.clone() };
+                let host = if rule.host.contains(':') {
+                    format!("[{}]", rule.host)
+                } else {
+                    rule.host.clone()
+                };
                 match rule.port {
                     Some(port) => format!("{}://{host}:{port}", rule.scheme),
                     None => format!("{}://{host}:*", rule.scheme),
@@ -108,16 +120,24 @@ impl HostGuard {
 
     fn host_allowed(&self, host: Option<&str>) -> bool {
         let Some(allowed) = &self.inner.hosts else { return true };
-        let Some((host, port)) = host.and_then(split_authority) else { return false };
+        let Some((host, port)) = host.and_then(split_authority) else {
+            return false;
+        };
         allowed
             .iter()
             .any(|(name, allowed_port)| *name == host && allowed_port.is_none_or(|p| Some(p) == port))
     }
 
     fn origin_allowed(&self, origin: Option<&str>) -> bool {
-        let (Some(rules), Some(origin)) = (&self.inner.origins, origin) else { return true };
-        let Ok(uri) = origin.trim().parse::<Uri>() else { return false };
-        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else { return false };
+        let (Some(rules), Some(origin)) = (&self.inner.origins, origin) else {
+            return true;
+        };
+        let Ok(uri) = origin.trim().parse::<Uri>() else {
+            return false;
+        };
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return false;
+        };
         let scheme = scheme.to_ascii_lowercase();
         let host = normalize_host(authority.host());
         let port = authority.port_u16().unwrap_or(default_port(&scheme));
@@ -148,7 +168,10 @@ pub async fn check(State(guard): State<HostGuard>, request: Request, next: Next)
         .map(str::to_owned)
         .or_else(|| request.uri().authority().map(|a| a.to_string()));
     if !guard.host_allowed(host.as_deref()) {
-        tracing::warn!(host = host.as_deref().unwrap_or("-"), "refused a request for a host that is not allowed");
+        tracing::warn!(
+            host = host.as_deref().unwrap_or("-"),
+            "refused a request for a host that is not allowed"
+        );
         return error_response(
             StatusCode::FORBIDDEN,
             "forbidden_host",
@@ -157,7 +180,10 @@ pub async fn check(State(guard): State<HostGuard>, request: Request, next: Next)
     }
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     if !guard.origin_allowed(origin) {
-        tracing::warn!(origin = origin.unwrap_or("-"), "refused a request from an origin that is not allowed");
+        tracing::warn!(
+            origin = origin.unwrap_or("-"),
+            "refused a request from an origin that is not allowed"
+        );
         return error_response(
             StatusCode::FORBIDDEN,
             "forbidden_origin",

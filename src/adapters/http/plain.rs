@@ -35,7 +35,11 @@ struct PlainCall {
 }
 
 fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({ "success": false, "error": message.into(), "code": code }))).into_response()
+    (
+        status,
+        axum::Json(json!({ "success": false, "error": message.into(), "code": code })),
+    )
+        .into_response()
 }
 
 fn request_id(headers: &HeaderMap) -> String {
@@ -104,7 +108,11 @@ fn error_text(result: &CallToolResult) -> String {
             _ => None,
         })
         .collect();
-    if texts.is_empty() { "the tool failed without a message".to_owned() } else { texts.join("\n") }
+    if texts.is_empty() {
+        "the tool failed without a message".to_owned()
+    } else {
+        texts.join("\n")
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,415 @@
+//! HTTP benchmark: `agentos.time_now` over POST /mcp (plain form and JSON-RPC) beside a minimal
+//! hyper server answering a fixed JSON body, all measured in one run on this machine; plus time
+//! to the first successful call and idle memory.
+//!
+//! `cargo bench --bench http` (or `scripts/bench`). `BENCH_SECS` sets each load phase's length
+//! (default 5), `BENCH_CONNECTIONS` the concurrency (default 32).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use tokio::net::{TcpListener, TcpStream};
+
+const FIXED_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}"#;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--baseline-server") {
+        return baseline_server();
+    }
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not, and then a short smoke
+    // run checks that every phase still gets working answers.
+    let smoke = !args.iter().any(|a| a == "--bench");
+    let secs: f64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5.0);
+    let connections: usize = std::env::var("BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(32);
+    let (secs, connections) = if smoke { (0.2, 2) } else { (secs, connections) };
+    // The load generator gets one thread; the servers share what is left.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(
+        Duration::from_secs_f64(secs),
+        connections,
+        if smoke { 1 } else { 5 },
+    ));
+}
+
+/// A minimal hyper server: the floor any HTTP service on this machine can reach.
+fn baseline_server() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("{}", listener.local_addr().unwrap());
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req: Request<Incoming>| async {
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from_static(FIXED_BODY.as_bytes())))
+                            .unwrap(),
+                    )
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+}
+
+struct Proc {
+    child: Child,
+    addr: SocketAddr,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_baseline() -> Proc {
+    use std::io::BufRead;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--baseline-server")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    Proc {
+        child,
+        addr: line.trim().parse().unwrap(),
+        _dir: None,
+    }
+}
+
+/// Starts agentos on a fixed free port and returns it with the time from spawn to its first
+/// successful tool call.
+fn start_agentos() -> (Proc, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_agentos"))
+        .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
+        .arg(dir.path())
+        .env("AGENTOS_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let body = br#"{"tool":"agentos.time_now"}"#;
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
+            use std::io::{Read, Write};
+            let request = format!(
+                "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            if stream
+                .write_all(request.as_bytes())
+                .and_then(|_| stream.write_all(body))
+                .is_ok()
+            {
+                let mut response = String::new();
+                if stream.read_to_string(&mut response).is_ok() && response.contains("\"success\":true") {
+                    break;
+                }
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "agentos did not answer within 10 s"
+        );
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let first_call = started.elapsed();
+    (
+        Proc {
+            child,
+            addr,
+            _dir: Some(dir),
+        },
+        first_call,
+    )
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[derive(Clone)]
+struct Target {
+    addr: SocketAddr,
+    method: hyper::Method,
+    path: &'static str,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+    /// A response body must contain this, or the run fails: we measure working calls only.
+    expect: &'static str,
+}
+
+struct Figures {
+    calls_per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+async fn worker(target: Arc<Target>, until: Instant, warm_until: Instant) -> Vec<u32> {
+    let stream = TcpStream::connect(target.addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut latencies = Vec::with_capacity(100_000);
+    loop {
+        let now = Instant::now();
+        if now >= until {
+            break;
+        }
+        let mut request = Request::builder()
+            .method(target.method.clone())
+            .uri(target.path)
+            .header("host", "127.0.0.1");
+        for (name, value) in &target.headers {
+            request = request.header(name, value);
+        }
+        let request = request.body(Full::new(target.body.clone())).unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let elapsed = now.elapsed();
+        if !body.windows(target.expect.len()).any(|w| w == target.expect.as_bytes()) {
+            panic!("unexpected response: {}", String::from_utf8_lossy(&body));
+        }
+        if now >= warm_until {
+            latencies.push(u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX));
+        }
+    }
+    latencies
+}
+
+async fn load(target: Target, duration: Duration, connections: usize) -> Figures {
+    let target = Arc::new(target);
+    let warmup = Duration::from_millis(500);
+    let start = Instant::now();
+    let warm_until = start + warmup;
+    let until = warm_until + duration;
+    let workers: Vec<_> = (0..connections)
+        .map(|_| tokio::spawn(worker(target.clone(), until, warm_until)))
+        .collect();
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.unwrap());
+    }
+    all.sort_unstable();
+    let percentile = |p: f64| all.get(((all.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0) as f64;
+    Figures {
+        calls_per_sec: all.len() as f64 / duration.as_secs_f64(),
+        p50_us: percentile(0.50),
+        p99_us: percentile(0.99),
+    }
+}
+
+/// Opens an MCP session (initialize + initialized) and returns its id.
+async fn open_session(addr: SocketAddr) -> String {
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/mcp");
+    let response = client
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .json(
+            &serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = response.bytes().await;
+    client
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .unwrap();
+    session
+}
+
+fn row(name: &str, f: &Figures, baseline: &Figures) {
+    println!(
+        "{name:<44} {:>10.0} {:>9.0} {:>9.0} {:>9.2}x",
+        f.calls_per_sec,
+        f.p50_us,
+        f.p99_us,
+        f.calls_per_sec / baseline.calls_per_sec
+    );
+}
+
+async fn run(duration: Duration, connections: usize, starts: usize) {
+    println!(
+        "agentos HTTP benchmark: {connections} connections, {:.1}s per phase\n",
+        duration.as_secs_f64()
+    );
+
+    let mut first_calls: Vec<Duration> = Vec::new();
+    for _ in 0..starts {
+        let (proc, first) = start_agentos();
+        first_calls.push(first);
+        drop(proc);
+    }
+    first_calls.sort();
+    let (agentos, _) = start_agentos();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_start = rss_kib(agentos.child.id());
+
+    let baseline_proc = start_baseline();
+    let json = ("content-type".to_owned(), "application/json".to_owned());
+    let baseline = load(
+        Target {
+            addr: baseline_proc.addr,
+            method: hyper::Method::POST,
+            path: "/",
+            headers: vec![json.clone()],
+            body: Bytes::from_static(br#"{"tool":"agentos.time_now"}"#),
+            expect: "\"result\"",
+        },
+        duration,
+        connections,
+    )
+    .await;
+    drop(baseline_proc);
+
+    let plain = load(
+        Target {
+            addr: agentos.addr,
+            method: hyper::Method::POST,
+            path: "/mcp",
+            headers: vec![json.clone()],
+            body: Bytes::from_static(br#"{"tool":"agentos.time_now"}"#),
+            expect: "\"success\":true",
+        },
+        duration,
+        connections,
+    )
+    .await;
+
+    let session = open_session(agentos.addr).await;
+    let jsonrpc_session = load(
+        Target {
+            addr: agentos.addr,
+            method: hyper::Method::POST,
+            path: "/mcp",
+            headers: vec![
+                json.clone(),
+                ("accept".into(), "application/json, text/event-stream".into()),
+                ("mcp-session-id".into(), session),
+                ("mcp-protocol-version".into(), "2025-11-25".into()),
+            ],
+            body: Bytes::from_static(
+                br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"agentos.time_now","arguments":{}}}"#,
+            ),
+            expect: "\"structuredContent\"",
+        },
+        duration,
+        connections,
+    )
+    .await;
+
+    let jsonrpc_stateless = load(
+        Target {
+            addr: agentos.addr,
+            method: hyper::Method::POST,
+            path: "/mcp",
+            headers: vec![
+                json.clone(),
+                ("accept".into(), "application/json, text/event-stream".into()),
+                ("mcp-protocol-version".into(), "2026-07-28".into()),
+                ("mcp-method".into(), "tools/call".into()),
+                ("mcp-name".into(), "agentos.time_now".into()),
+            ],
+            body: Bytes::from_static(
+                br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"agentos.time_now","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#,
+            ),
+            expect: "\"structuredContent\"",
+        },
+        duration,
+        connections,
+    )
+    .await;
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_after = rss_kib(agentos.child.id());
+
+    println!(
+        "{:<44} {:>10} {:>9} {:>9} {:>10}",
+        "target", "calls/s", "p50 us", "p99 us", "vs hyper"
+    );
+    row("minimal hyper server, fixed JSON (baseline)", &baseline, &baseline);
+    row("agentos plain form POST /mcp time_now", &plain, &baseline);
+    row(
+        "agentos JSON-RPC POST /mcp, 2025-11-25 session",
+        &jsonrpc_session,
+        &baseline,
+    );
+    row(
+        "agentos JSON-RPC POST /mcp, 2026-07-28 stateless",
+        &jsonrpc_stateless,
+        &baseline,
+    );
+    println!();
+    println!(
+        "first successful call after process start: median {:.1} ms (min {:.1}, max {:.1}, {starts} starts)",
+        first_calls[starts / 2].as_secs_f64() * 1e3,
+        first_calls[0].as_secs_f64() * 1e3,
+        first_calls[starts - 1].as_secs_f64() * 1e3
+    );
+    println!(
+        "resident memory: idle after start {:.1} MiB; idle after the load {:.1} MiB",
+        idle_start as f64 / 1024.0,
+        idle_after as f64 / 1024.0
+    );
+}
