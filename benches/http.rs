@@ -184,7 +184,11 @@ struct Target {
     method: hyper::Method,
     path: &'static str,
     headers: Vec<(String, String)>,
-    body: Bytes,
+    /// Sent as is, except that `"id":0` becomes a request id unique within the run (MCP sessions
+    /// refuse a second request whose id is still in flight).
+    body: &'static str,
+    /// Open an MCP session per connection first and send its id with every request.
+    per_connection_session: bool,
     /// A response body must contain this, or the run fails: we measure working calls only.
     expect: &'static str,
 }
@@ -195,14 +199,22 @@ struct Figures {
     p99_us: f64,
 }
 
-async fn worker(target: Arc<Target>, until: Instant, warm_until: Instant) -> Vec<u32> {
+async fn worker(target: Arc<Target>, index: usize, until: Instant, warm_until: Instant) -> Vec<u32> {
     let stream = TcpStream::connect(target.addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
     let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
         .await
         .unwrap();
     tokio::spawn(connection);
+    let session = if target.per_connection_session {
+        Some(open_session(target.addr).await)
+    } else {
+        None
+    };
     let mut latencies = Vec::with_capacity(100_000);
+    let (before_id, after_id) = target.body.split_once("\"id\":0").unwrap_or((target.body, ""));
+    let numbered = !after_id.is_empty() || target.body.contains("\"id\":0");
+    let mut sequence = 0u64;
     loop {
         let now = Instant::now();
         if now >= until {
@@ -215,7 +227,19 @@ async fn worker(target: Arc<Target>, until: Instant, warm_until: Instant) -> Vec
         for (name, value) in &target.headers {
             request = request.header(name, value);
         }
-        let request = request.body(Full::new(target.body.clone())).unwrap();
+        if let Some(session) = &session {
+            request = request.header("mcp-session-id", session);
+        }
+        sequence += 1;
+        let body = if numbered {
+            Bytes::from(format!(
+                "{before_id}\"id\":{}{after_id}",
+                (index as u64) << 40 | sequence
+            ))
+        } else {
+            Bytes::from_static(target.body.as_bytes())
+        };
+        let request = request.body(Full::new(body)).unwrap();
         let response = sender.send_request(request).await.unwrap();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let elapsed = now.elapsed();
@@ -236,7 +260,8 @@ async fn load(target: Target, duration: Duration, connections: usize) -> Figures
     let warm_until = start + warmup;
     let until = warm_until + duration;
     let workers: Vec<_> = (0..connections)
-        .map(|_| tokio::spawn(worker(target.clone(), until, warm_until)))
+        .enumerate()
+        .map(|(index, _)| tokio::spawn(worker(target.clone(), index, until, warm_until)))
         .collect();
     let mut all = Vec::new();
     for worker in workers {
@@ -314,7 +339,8 @@ async fn run(duration: Duration, connections: usize, starts: usize) {
             method: hyper::Method::POST,
             path: "/",
             headers: vec![json.clone()],
-            body: Bytes::from_static(br#"{"tool":"agentos.time_now"}"#),
+            body: r#"{"tool":"agentos.time_now"}"#,
+            per_connection_session: false,
             expect: "\"result\"",
         },
         duration,
@@ -329,7 +355,8 @@ async fn run(duration: Duration, connections: usize, starts: usize) {
             method: hyper::Method::POST,
             path: "/mcp",
             headers: vec![json.clone()],
-            body: Bytes::from_static(br#"{"tool":"agentos.time_now"}"#),
+            body: r#"{"tool":"agentos.time_now"}"#,
+            per_connection_session: false,
             expect: "\"success\":true",
         },
         duration,
@@ -337,7 +364,6 @@ async fn run(duration: Duration, connections: usize, starts: usize) {
     )
     .await;
 
-    let session = open_session(agentos.addr).await;
     let jsonrpc_session = load(
         Target {
             addr: agentos.addr,
@@ -346,12 +372,10 @@ async fn run(duration: Duration, connections: usize, starts: usize) {
             headers: vec![
                 json.clone(),
                 ("accept".into(), "application/json, text/event-stream".into()),
-                ("mcp-session-id".into(), session),
                 ("mcp-protocol-version".into(), "2025-11-25".into()),
             ],
-            body: Bytes::from_static(
-                br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"agentos.time_now","arguments":{}}}"#,
-            ),
+            body: r#"{"jsonrpc":"2.0","id":0,"method":"tools/call","params":{"name":"agentos.time_now","arguments":{}}}"#,
+            per_connection_session: true,
             expect: "\"structuredContent\"",
         },
         duration,
@@ -371,9 +395,8 @@ async fn run(duration: Duration, connections: usize, starts: usize) {
                 ("mcp-method".into(), "tools/call".into()),
                 ("mcp-name".into(), "agentos.time_now".into()),
             ],
-            body: Bytes::from_static(
-                br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"agentos.time_now","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#,
-            ),
+            body: r#"{"jsonrpc":"2.0","id":0,"method":"tools/call","params":{"name":"agentos.time_now","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#,
+            per_connection_session: false,
             expect: "\"structuredContent\"",
         },
         duration,
@@ -391,7 +414,7 @@ async fn run(duration: Duration, connections: usize, starts: usize) {
     row("minimal hyper server, fixed JSON (baseline)", &baseline, &baseline);
     row("agentos plain form POST /mcp time_now", &plain, &baseline);
     row(
-        "agentos JSON-RPC POST /mcp, 2025-11-25 session",
+        "agentos JSON-RPC POST /mcp, 2025-11-25 sessions",
         &jsonrpc_session,
         &baseline,
     );

@@ -129,7 +129,7 @@ impl Upstreams {
             .0;
         let name = spec.name.clone();
         let connect = async {
-            let service = UpstreamClient::default()
+            let service = UpstreamClient
                 .serve(transport)
                 .await
                 .map_err(|e| UpstreamError::Handshake {

@@ -10,7 +10,7 @@ use crate::registry::Registry;
 #[derive(Debug, thiserror::Error)]
 pub enum StdioError {
     #[error("the MCP client did not complete initialization: {0}")]
-    Initialize(#[from] rmcp::service::ServerInitializeError),
+    Initialize(Box<rmcp::service::ServerInitializeError>),
     #[error("the stdio session ended abnormally: {0}")]
     Session(#[from] tokio::task::JoinError),
 }
@@ -18,7 +18,10 @@ pub enum StdioError {
 /// Serves one MCP session on stdin/stdout until the client closes stdin.
 pub async fn serve(registry: Arc<Registry>, identity: RequestIdentity) -> Result<(), StdioError> {
     let handler = McpHandler::new(registry, identity);
-    let running = handler.serve(rmcp::transport::stdio()).await?;
+    let running = handler
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| StdioError::Initialize(Box::new(e)))?;
     let reason = running.waiting().await?;
     tracing::info!(?reason, "stdio session ended");
     Ok(())

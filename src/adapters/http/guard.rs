@@ -43,6 +43,15 @@ fn split_authority(authority: &str) -> Option<(String, Option<u16>)> {
     Some((normalize_host(parsed.host()), parsed.port_u16()))
 }
 
+/// An allowed-hosts entry: a host name, `host:port`, or a bare IPv6 address such as `::1`.
+fn parse_allowed_host(entry: &str) -> Option<(String, Option<u16>)> {
+    let entry = entry.trim();
+    match entry.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => Some((v6.to_string(), None)),
+        Err(_) => split_authority(entry),
+    }
+}
+
 fn parse_origin_rule(rule: &str) -> Option<OriginRule> {
     let rule = rule.trim();
     let (rule, any_port) = match rule.strip_suffix(":*") {
@@ -73,7 +82,7 @@ impl HostGuard {
         let hosts = if allowed_hosts.iter().any(|h| h.trim() == "*") {
             None
         } else {
-            Some(allowed_hosts.iter().filter_map(|h| split_authority(h)).collect())
+            Some(allowed_hosts.iter().filter_map(|h| parse_allowed_host(h)).collect())
         };
         let origins = if allowed_origins.iter().any(|o| o.trim() == "*") {
             None
