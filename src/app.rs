@@ -22,6 +22,7 @@ pub struct App {
     pub registry: Arc<Registry>,
     pub store: Arc<SqliteStore>,
     pub upstreams: Arc<Upstreams>,
+    pub services: Services,
 }
 
 impl App {
@@ -29,21 +30,28 @@ impl App {
         let store = Arc::new(SqliteStore::open(&config.data_dir, config.store.synchronous)?);
         let registry = Arc::new(Registry::new(config.call_timeout()));
         let upstreams = Arc::new(Upstreams::new(registry.clone()));
+        let services = Services {
+            store: store.clone(),
+            config: Arc::new(config.clone()),
+            registry: Arc::downgrade(&registry),
+            upstreams: Arc::downgrade(&upstreams),
+        };
         primitives::register_all(
             &registry,
-            Services {
-                memory: store.clone(),
-                limits: config.limits.clone(),
-                registry: Arc::downgrade(&registry),
-                upstreams: Arc::downgrade(&upstreams),
-            },
+            services.clone(),
         )?;
         Ok(Self {
             config,
             registry,
             store,
             upstreams,
+            services,
         })
+    }
+
+    /// Starts background work (schedules, workflows) until `shutdown`; needs a Tokio runtime.
+    pub fn start_background(&self, shutdown: tokio_util::sync::CancellationToken) {
+        primitives::start_background(&self.services, shutdown);
     }
 
     /// The identity of local callers: the owner, limited by `access.allowed_tools`.

@@ -41,6 +41,15 @@ pub struct Config {
     pub access: AccessConfig,
     pub limits: LimitsConfig,
     pub store: StoreConfig,
+    pub files: crate::primitives::files::FilesConfig,
+    pub network: crate::primitives::network::NetworkConfig,
+    pub database: crate::primitives::database::DatabaseConfig,
+    pub events: crate::primitives::events::EventsConfig,
+    pub queue: crate::primitives::queue::QueueConfig,
+    pub schedule: crate::primitives::schedule::ScheduleConfig,
+    pub workflow: crate::primitives::workflow::WorkflowConfig,
+    pub secrets: crate::primitives::secrets::SecretsConfig,
+    pub knowledge: crate::primitives::knowledge::KnowledgeConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
@@ -94,6 +103,15 @@ impl Default for Config {
             access: AccessConfig::default(),
             limits: LimitsConfig::default(),
             store: StoreConfig::default(),
+            files: Default::default(),
+            network: Default::default(),
+            database: Default::default(),
+            events: Default::default(),
+            queue: Default::default(),
+            schedule: Default::default(),
+            workflow: Default::default(),
+            secrets: Default::default(),
+            knowledge: Default::default(),
         }
     }
 }

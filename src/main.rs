@@ -122,6 +122,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let app = App::build(config).context("starting agentos")?;
     let shutdown = CancellationToken::new();
+    app.start_background(shutdown.clone());
     let router = http::router(app.registry.clone(), identity(&app), &app.config.http, shutdown.clone());
     let signal = shutdown.clone();
     tokio::spawn(async move {
@@ -139,7 +140,10 @@ async fn run_mcp(args: McpArgs) -> anyhow::Result<()> {
     init_logging("warn");
     let config = load_config(&args.common)?;
     let app = App::build(config).context("starting agentos")?;
+    let shutdown = CancellationToken::new();
+    app.start_background(shutdown.clone());
     stdio::serve(app.registry.clone(), identity(&app)).await?;
+    shutdown.cancel();
     Ok(())
 }
 

@@ -1,44 +1,87 @@
 //! The built-in `agentos.*` primitives, one file per family. Each family registers its tools
 //! with the registry; state lives in the store, scoped to the calling agent.
 
+pub mod database;
+pub mod events;
+pub mod files;
+pub mod knowledge;
 mod mcp_servers;
 mod memory;
+pub mod network;
+pub mod queue;
+pub mod schedule;
+pub mod secrets;
 mod time;
 mod tools;
+mod util;
+pub mod workflow;
 
 use std::sync::{Arc, Weak};
 
-use crate::config::LimitsConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
 use crate::registry::{RegisterError, Registry, ToolFailure};
-use crate::store::{MemoryStore, StoreError};
+use crate::store::{Store, StoreError};
 use crate::upstream::Upstreams;
 
-/// What primitives share: the store, the limits, and a way back to the registry for the tools
-/// that describe tools.
+/// What primitives share: the store, the configuration, and a way back to the registry for the
+/// tools that call or describe other tools.
 #[derive(Clone)]
 pub struct Services {
-    pub memory: Arc<dyn MemoryStore>,
-    pub limits: LimitsConfig,
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
     /// Weak: the registry owns the tools, so a strong reference would never be freed.
     pub registry: Weak<Registry>,
     /// Weak for the same reason: upstreams register tools that hold these services.
     pub upstreams: Weak<Upstreams>,
 }
 
+impl Services {
+    /// The registry, for tools that call other tools; fails only while agentos shuts down.
+    pub fn registry(&self) -> Result<Arc<Registry>, ToolFailure> {
+        self.registry
+            .upgrade()
+            .ok_or_else(|| ToolFailure::new("agentos is shutting down"))
+    }
+}
+
 /// Registers every primitive family.
 pub fn register_all(registry: &Arc<Registry>, services: Services) -> Result<(), RegisterError> {
     let mut tools = Vec::new();
     tools.extend(memory::tools(&services));
+    tools.extend(files::tools(&services));
+    tools.extend(network::tools(&services));
+    tools.extend(database::tools(&services));
+    tools.extend(events::tools(&services));
+    tools.extend(queue::tools(&services));
+    tools.extend(schedule::tools(&services));
+    tools.extend(workflow::tools(&services));
+    tools.extend(secrets::tools(&services));
+    tools.extend(knowledge::tools(&services));
     tools.extend(time::tools());
+    tools.extend(util::tools(&services));
     tools.extend(tools::tools(&services));
     tools.extend(mcp_servers::tools(&services));
     registry.register(tools)
 }
 
+/// Starts the families' background work (firing schedules, expiring items) until `shutdown`.
+/// Needs a Tokio runtime; call it once per process.
+pub fn start_background(services: &Services, shutdown: CancellationToken) {
+    schedule::start(services, shutdown.clone());
+    workflow::start(services, shutdown);
+}
+
 /// Storage problems reach the model as a tool failure it can retry; details go to the log.
 impl From<StoreError> for ToolFailure {
     fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "store operation failed");
-        ToolFailure::new(format!("agentos could not access its store ({error}); retry shortly"))
+        match error {
+            StoreError::Refused(message) => ToolFailure::new(message),
+            error => {
+                tracing::error!(%error, "store operation failed");
+                ToolFailure::new(format!("agentos could not access its store ({error}); retry shortly"))
+            }
+        }
     }
 }

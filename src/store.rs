@@ -1,11 +1,37 @@
 //! Persistence behind a small trait. SQLite (WAL, group commit) is the embedded default; a
 //! database server can stand behind the same trait when several replicas share state.
 
+mod events;
+mod files;
+mod knowledge;
+mod memory;
+mod queue;
+mod schedule;
+mod secrets;
 mod sqlite;
+mod workflow;
 
-use futures::future::BoxFuture;
+pub use events::*;
+pub use files::*;
+pub use knowledge::*;
+pub use memory::*;
+pub use queue::*;
+pub use schedule::*;
+pub use secrets::*;
+pub use sqlite::{Migration, SqliteStore, Synchronous};
+pub use workflow::*;
 
-pub use sqlite::{SqliteStore, Synchronous};
+/// Everything the primitives persist, one trait per family. Every method takes the owning
+/// agent's id: no call can reach another agent's items.
+pub trait Store:
+    MemoryStore + FileStore + EventStore + QueueStore + ScheduleStore + WorkflowStore + SecretStore + KnowledgeStore
+{
+}
+
+impl<T> Store for T where
+    T: MemoryStore + FileStore + EventStore + QueueStore + ScheduleStore + WorkflowStore + SecretStore + KnowledgeStore
+{
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -21,47 +47,9 @@ pub enum StoreError {
     Closed,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-}
-
-/// One memory entry as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MemoryEntry {
-    pub key: String,
-    /// The value as JSON text, exactly as it was written.
-    pub value: String,
-    pub updated_at_ms: i64,
-    pub expires_at_ms: Option<i64>,
-}
-
-/// A page of memory keys.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MemoryPage {
-    pub entries: Vec<MemoryEntry>,
-    /// Present when more entries follow; pass it back as `after` to continue.
-    pub next_after: Option<String>,
-}
-
-/// Per-agent key-value memory. Every method is scoped to `owner`: no call can reach another
-/// owner's entries.
-pub trait MemoryStore: Send + Sync {
-    /// Inserts or replaces; returns whether the key was new (or had expired). Resolves only once
-    /// the write is durable.
-    fn mem_set<'a>(
-        &'a self,
-        owner: &'a str,
-        key: &'a str,
-        value: String,
-        expires_at_ms: Option<i64>,
-    ) -> BoxFuture<'a, Result<bool, StoreError>>;
-    fn mem_get<'a>(&'a self, owner: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<MemoryEntry>, StoreError>>;
-    fn mem_delete<'a>(&'a self, owner: &'a str, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
-    fn mem_list<'a>(
-        &'a self,
-        owner: &'a str,
-        prefix: &'a str,
-        after: Option<&'a str>,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<MemoryPage, StoreError>>;
+    /// A request the store refuses as such (a quota, a limit); the message says what to change.
+    #[error("{0}")]
+    Refused(String),
 }
 
 pub fn now_ms() -> i64 {

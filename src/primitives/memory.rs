@@ -139,11 +139,11 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                 async move {
                     check_key(&args.key)?;
                     let text = args.value.to_string();
-                    if text.len() > services.limits.max_value_bytes {
+                    if text.len() > services.config.limits.max_value_bytes {
                         return Err(ToolFailure::new(format!(
                             "`value` is {} bytes of JSON; the limit is {} bytes. Store less, or split it over several keys",
                             text.len(),
-                            services.limits.max_value_bytes
+                            services.config.limits.max_value_bytes
                         )));
                     }
                     let expires_at_ms = match args.ttl_seconds {
@@ -155,7 +155,7 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                     };
                     let bytes = text.len();
                     let created = services
-                        .memory
+                        .store
                         .mem_set(&ctx.caller.agent_id, &args.key, text, expires_at_ms)
                         .await?;
                     Ok(SetResult {
@@ -177,7 +177,7 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                 let services = get.clone();
                 async move {
                     check_key(&args.key)?;
-                    let entry = services.memory.mem_get(&ctx.caller.agent_id, &args.key).await?;
+                    let entry = services.store.mem_get(&ctx.caller.agent_id, &args.key).await?;
                     Ok(match entry {
                         Some(entry) => GetResult {
                             key: args.key,
@@ -207,7 +207,7 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                 let services = delete.clone();
                 async move {
                     check_key(&args.key)?;
-                    let deleted = services.memory.mem_delete(&ctx.caller.agent_id, &args.key).await?;
+                    let deleted = services.store.mem_delete(&ctx.caller.agent_id, &args.key).await?;
                     Ok(DeleteResult { key: args.key, deleted })
                 }
             }),
@@ -222,13 +222,13 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
             .handler(move |args: ListArgs, ctx| {
                 let services = list.clone();
                 async move {
-                    let max = services.limits.max_page_size;
+                    let max = services.config.limits.max_page_size;
                     let limit = args.limit.unwrap_or(DEFAULT_PAGE.min(max));
                     if limit == 0 || limit > max {
                         return Err(ToolFailure::new(format!("`limit` must be between 1 and {max}")));
                     }
                     let page = services
-                        .memory
+                        .store
                         .mem_list(&ctx.caller.agent_id, &args.prefix, args.cursor.as_deref(), limit)
                         .await?;
                     let entries = page

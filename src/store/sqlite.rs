@@ -6,12 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{MemoryEntry, MemoryPage, MemoryStore, StoreError, now_ms};
+use super::StoreError;
 
 /// How many writes one transaction may carry; bounds the latency a batch adds.
 const MAX_BATCH: usize = 512;
@@ -40,16 +38,23 @@ pub struct SqliteStore {
     readers: Arc<[Mutex<Connection>]>,
 }
 
-const MIGRATIONS: &[&str] = &[
-    // 1: per-agent key-value memory.
-    "CREATE TABLE memory (
-        owner TEXT NOT NULL,
-        key TEXT NOT NULL,
-        value TEXT NOT NULL,
-        updated_at INTEGER NOT NULL,
-        expires_at INTEGER,
-        PRIMARY KEY (owner, key)
-    ) WITHOUT ROWID;",
+/// One named schema change. Applied once, in list order, recorded in `schema_migrations`; a
+/// shipped migration is never edited, only followed by a new one.
+pub struct Migration {
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every family's migrations. Names are unique across families.
+const MIGRATIONS: &[&[Migration]] = &[
+    super::memory::MIGRATIONS,
+    super::files::MIGRATIONS,
+    super::events::MIGRATIONS,
+    super::queue::MIGRATIONS,
+    super::schedule::MIGRATIONS,
+    super::workflow::MIGRATIONS,
+    super::secrets::MIGRATIONS,
+    super::knowledge::MIGRATIONS,
 ];
 
 impl SqliteStore {
@@ -85,7 +90,7 @@ impl SqliteStore {
     }
 
     /// Runs `job` inside the writer's next transaction; resolves after that transaction commits.
-    async fn write<T: Send + 'static>(
+    pub(crate) async fn write<T: Send + 'static>(
         &self,
         job: impl FnOnce(&Transaction<'_>) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -113,7 +118,7 @@ impl SqliteStore {
     }
 
     /// Runs `job` on a reader connection off the async threads.
-    async fn read<T: Send + 'static>(
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
         job: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -145,17 +150,20 @@ fn open_connection(path: &Path, synchronous: Synchronous) -> Result<Connection, 
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    let version = usize::try_from(version).unwrap_or(usize::MAX);
-    if version > MIGRATIONS.len() {
-        return Err(StoreError::Corrupt(format!(
-            "the database has schema version {version}, newer than this agentos understands ({}); upgrade agentos",
-            MIGRATIONS.len()
-        )));
-    }
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
-        tx.execute_batch(migration)?;
-        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )?;
+    for migration in MIGRATIONS.iter().flat_map(|family| family.iter()) {
+        let applied = tx
+            .prepare_cached("SELECT 1 FROM schema_migrations WHERE name = ?1")?
+            .exists(params![migration.name])?;
+        if !applied {
+            tx.execute_batch(migration.sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES (?1, ?2)",
+                params![migration.name, super::now_ms()],
+            )?;
+        }
     }
     tx.commit()?;
     Ok(())
@@ -210,111 +218,10 @@ fn clone_error(error: &rusqlite::Error) -> rusqlite::Error {
     }
 }
 
-fn row_to_entry(row: &rusqlite::Row<'_>) -> Result<MemoryEntry, rusqlite::Error> {
-    Ok(MemoryEntry {
-        key: row.get(0)?,
-        value: row.get(1)?,
-        updated_at_ms: row.get(2)?,
-        expires_at_ms: row.get(3)?,
-    })
-}
-
-impl MemoryStore for SqliteStore {
-    fn mem_set<'a>(
-        &'a self,
-        owner: &'a str,
-        key: &'a str,
-        value: String,
-        expires_at_ms: Option<i64>,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let (owner, key) = (owner.to_owned(), key.to_owned());
-        self.write(move |tx| {
-            let now = now_ms();
-            let existed: bool = tx
-                .prepare_cached(
-                    "SELECT 1 FROM memory WHERE owner = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
-                )?
-                .exists(params![owner, key, now])?;
-            tx.prepare_cached(
-                "INSERT INTO memory (owner, key, value, updated_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (owner, key) DO UPDATE SET value = excluded.value,
-                    updated_at = excluded.updated_at, expires_at = excluded.expires_at",
-            )?
-            .execute(params![owner, key, value, now, expires_at_ms])?;
-            Ok(!existed)
-        })
-        .boxed()
-    }
-
-    fn mem_get<'a>(&'a self, owner: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<MemoryEntry>, StoreError>> {
-        let (owner, key) = (owner.to_owned(), key.to_owned());
-        self.read(move |conn| {
-            conn.prepare_cached(
-                "SELECT key, value, updated_at, expires_at FROM memory
-                 WHERE owner = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
-            )?
-            .query_row(params![owner, key, now_ms()], row_to_entry)
-            .optional()
-        })
-        .boxed()
-    }
-
-    fn mem_delete<'a>(&'a self, owner: &'a str, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let (owner, key) = (owner.to_owned(), key.to_owned());
-        self.write(move |tx| {
-            let live = tx
-                .prepare_cached(
-                    "SELECT 1 FROM memory WHERE owner = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
-                )?
-                .exists(params![owner, key, now_ms()])?;
-            tx.prepare_cached("DELETE FROM memory WHERE owner = ?1 AND key = ?2")?
-                .execute(params![owner, key])?;
-            Ok(live)
-        })
-        .boxed()
-    }
-
-    fn mem_list<'a>(
-        &'a self,
-        owner: &'a str,
-        prefix: &'a str,
-        after: Option<&'a str>,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<MemoryPage, StoreError>> {
-        let (owner, prefix, after) = (owner.to_owned(), prefix.to_owned(), after.map(str::to_owned));
-        self.read(move |conn| {
-            // Keys are compared bytewise (BINARY collation), so `prefix <= key < prefix + U+10FFFF`
-            // selects exactly the keys starting with `prefix` and uses the primary key index.
-            let upper = format!("{prefix}\u{10FFFF}");
-            let start = match &after {
-                Some(after) if after.as_str() >= prefix.as_str() => after.clone(),
-                _ => String::new(),
-            };
-            let mut statement = conn.prepare_cached(
-                "SELECT key, value, updated_at, expires_at FROM memory
-                 WHERE owner = ?1 AND key >= ?2 AND key < ?3 AND key > ?4
-                   AND (expires_at IS NULL OR expires_at > ?5)
-                 ORDER BY key LIMIT ?6",
-            )?;
-            let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-            let mut entries = statement
-                .query_map(params![owner, prefix, upper, start, now_ms(), fetch], row_to_entry)?
-                .collect::<Result<Vec<_>, _>>()?;
-            let next_after = if entries.len() > limit {
-                entries.truncate(limit);
-                entries.last().map(|e| e.key.clone())
-            } else {
-                None
-            };
-            Ok(MemoryPage { entries, next_after })
-        })
-        .boxed()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::MemoryStore;
 
     #[tokio::test]
     async fn writes_are_scoped_to_their_owner_and_survive_reopening() {
