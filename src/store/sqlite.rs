@@ -221,7 +221,7 @@ fn clone_error(error: &rusqlite::Error) -> rusqlite::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
+    use crate::store::{MemoryStore, now_ms};
 
     #[tokio::test]
     async fn writes_are_scoped_to_their_owner_and_survive_reopening() {
