@@ -246,3 +246,29 @@ pub fn get_json_blocking(addr: &str, path: &str) -> Value {
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
     serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON from GET {path}: {e}: {response}"))
 }
+
+/// An agentos instance inside the test process, for checks that need two different agents
+/// (identity and tokens arrive later; the registry pipeline is the same one every adapter uses).
+pub fn in_process_app(data_dir: &Path) -> agentos::app::App {
+    let config = agentos::config::Config {
+        data_dir: data_dir.to_owned(),
+        ..agentos::config::Config::default()
+    };
+    agentos::app::App::build(config).expect("build agentos in process")
+}
+
+/// Calls a tool through the registry pipeline as the agent `agent_id` (allowed every tool).
+pub async fn call_as(
+    app: &agentos::app::App,
+    agent_id: &str,
+    tool: &str,
+    input: Value,
+) -> Result<CallToolResult, agentos::registry::CallError> {
+    let caller = agentos::registry::Caller {
+        agent_id: Arc::from(agent_id),
+        tools: agentos::registry::ToolPolicy::allow_all(),
+        allowed_domains: Arc::from(Vec::<String>::new()),
+    };
+    let ctx = agentos::registry::CallContext::new(Arc::new(caller), "test", Duration::from_secs(30));
+    app.registry.call(&ctx, tool, input).await
+}
