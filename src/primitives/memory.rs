@@ -109,6 +109,44 @@ struct ListResult {
     next_cursor: Option<String>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SearchArgs {
+    /// Words to look for in keys and values, e.g. `deadline alpha`. Any word may match; words
+    /// also match as prefixes (`dead` finds `deadline`).
+    #[schemars(length(min = 1, max = 500))]
+    query: String,
+    /// Most results to return (default 10, at most 100).
+    #[schemars(range(min = 1, max = 100))]
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct SearchHit {
+    key: String,
+    value: Value,
+    /// Relevance (BM25); higher is better.
+    score: f64,
+    updated_at_ms: i64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct SearchResult {
+    /// Best matches first.
+    results: Vec<SearchHit>,
+}
+
+/// The words of a search query: letters and digits, lowercased, at most 32.
+pub(super) fn query_words(query: &str) -> Vec<String> {
+    query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(32)
+        .map(str::to_lowercase)
+        .collect()
+}
+
 fn check_key(key: &str) -> Result<(), ToolFailure> {
     if key.is_empty() || key.chars().count() > MAX_KEY_CHARS {
         return Err(ToolFailure::new("`key` must be 1-512 characters"));
@@ -124,7 +162,8 @@ fn parse_stored(text: &str) -> Result<Value, ToolFailure> {
 }
 
 pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
-    let (set, get, delete, list) = (services.clone(), services.clone(), services.clone(), services.clone());
+    let (set, get, delete, list, search) =
+        (services.clone(), services.clone(), services.clone(), services.clone(), services.clone());
     vec![
         ToolBuilder::new("agentos.mem_set")
             .title("Remember a value")
@@ -252,6 +291,40 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                         entries,
                         next_cursor: page.next_after,
                     })
+                }
+            }),
+        ToolBuilder::new("agentos.mem_search")
+            .title("Search memory")
+            .description(
+                "Full-text search over the keys and values in your persistent memory, best \
+                 matches first (BM25). Use it when you do not know the exact key, e.g. \
+                 `alpha deadline`. Returns each match's key, value and score.",
+            )
+            .hints(Hints::READ_ONLY)
+            .handler(move |args: SearchArgs, ctx| {
+                let services = search.clone();
+                async move {
+                    let words = query_words(&args.query);
+                    if words.is_empty() {
+                        return Err(ToolFailure::new("`query` has no words to search for: use letters or digits"));
+                    }
+                    let limit = args.limit.unwrap_or(10);
+                    if !(1..=100).contains(&limit) {
+                        return Err(ToolFailure::new("`limit` must be between 1 and 100"));
+                    }
+                    let hits = services.store.mem_search(&ctx.caller.agent_id, &words, limit).await?;
+                    let results = hits
+                        .into_iter()
+                        .map(|hit| {
+                            Ok(SearchHit {
+                                value: parse_stored(&hit.entry.value)?,
+                                key: hit.entry.key,
+                                score: hit.score,
+                                updated_at_ms: hit.entry.updated_at_ms,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, ToolFailure>>()?;
+                    Ok(SearchResult { results })
                 }
             }),
     ]

@@ -8,14 +8,30 @@ use super::{Migration, SqliteStore, StoreError, now_ms};
 
 pub(super) const MIGRATIONS: &[Migration] = &[Migration {
     name: "memory_1",
+    // The FTS5 index mirrors keys and values through triggers, so it can never drift from the
+    // table, whichever statement writes it.
     sql: "CREATE TABLE memory (
+        id INTEGER PRIMARY KEY,
         owner TEXT NOT NULL,
         key TEXT NOT NULL,
         value TEXT NOT NULL,
         updated_at INTEGER NOT NULL,
         expires_at INTEGER,
-        PRIMARY KEY (owner, key)
-    ) WITHOUT ROWID;",
+        UNIQUE (owner, key)
+    );
+    CREATE VIRTUAL TABLE memory_fts USING fts5(
+        key, value, content = 'memory', content_rowid = 'id', tokenize = 'unicode61'
+    );
+    CREATE TRIGGER memory_fts_insert AFTER INSERT ON memory BEGIN
+        INSERT INTO memory_fts (rowid, key, value) VALUES (new.id, new.key, new.value);
+    END;
+    CREATE TRIGGER memory_fts_delete AFTER DELETE ON memory BEGIN
+        INSERT INTO memory_fts (memory_fts, rowid, key, value) VALUES ('delete', old.id, old.key, old.value);
+    END;
+    CREATE TRIGGER memory_fts_update AFTER UPDATE ON memory BEGIN
+        INSERT INTO memory_fts (memory_fts, rowid, key, value) VALUES ('delete', old.id, old.key, old.value);
+        INSERT INTO memory_fts (rowid, key, value) VALUES (new.id, new.key, new.value);
+    END;",
 }];
 
 /// One memory entry as stored.
@@ -34,6 +50,14 @@ pub struct MemoryPage {
     pub entries: Vec<MemoryEntry>,
     /// Present when more entries follow; pass it back as `after` to continue.
     pub next_after: Option<String>,
+}
+
+/// One full-text match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryHit {
+    pub entry: MemoryEntry,
+    /// BM25 relevance; higher is better.
+    pub score: f64,
 }
 
 /// Per-agent key-value memory. Every method is scoped to `owner`: no call can reach another
@@ -57,6 +81,22 @@ pub trait MemoryStore: Send + Sync {
         after: Option<&'a str>,
         limit: usize,
     ) -> BoxFuture<'a, Result<MemoryPage, StoreError>>;
+    /// Full-text search over keys and values; `words` are matched as prefixes, any of them.
+    fn mem_search<'a>(
+        &'a self,
+        owner: &'a str,
+        words: &'a [String],
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<MemoryHit>, StoreError>>;
+}
+
+/// An FTS5 query matching any of `words` as a prefix, each quoted so no word is read as syntax.
+pub(super) fn fts_any_prefix(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|word| format!("\"{}\"*", word.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" OR ")
 }
 
 fn row_to_entry(row: &rusqlite::Row<'_>) -> Result<MemoryEntry, rusqlite::Error> {
@@ -159,5 +199,33 @@ impl MemoryStore for SqliteStore {
         })
         .boxed()
     }
-}
 
+    fn mem_search<'a>(
+        &'a self,
+        owner: &'a str,
+        words: &'a [String],
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<MemoryHit>, StoreError>> {
+        let (owner, query) = (owner.to_owned(), fts_any_prefix(words));
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT m.key, m.value, m.updated_at, m.expires_at, bm25(memory_fts) AS rank
+                 FROM memory_fts JOIN memory m ON m.id = memory_fts.rowid
+                 WHERE memory_fts MATCH ?1 AND m.owner = ?2 AND (m.expires_at IS NULL OR m.expires_at > ?3)
+                 ORDER BY rank LIMIT ?4",
+            )?;
+            let fetch = i64::try_from(limit).unwrap_or(i64::MAX);
+            statement
+                .query_map(params![query, owner, now_ms(), fetch], |row| {
+                    let rank: f64 = row.get(4)?;
+                    Ok(MemoryHit {
+                        entry: row_to_entry(row)?,
+                        // bm25() is lower-is-better and negative; flip it for callers.
+                        score: -rank,
+                    })
+                })?
+                .collect()
+        })
+        .boxed()
+    }
+}
