@@ -5,24 +5,16 @@
 //! `cargo bench --bench http` (or `scripts/bench`). `BENCH_SECS` sets each load phase's length
 //! (default 5), `BENCH_CONNECTIONS` the concurrency (default 32).
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod support;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response};
-use tokio::net::{TcpListener, TcpStream};
+use std::time::Duration;
 
-const FIXED_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}"#;
+use support::{Figures, Target, load, row, rss_kib, start_agentos, start_baseline};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--baseline-server") {
-        return baseline_server();
+        return support::baseline_server();
     }
     if args.iter().any(|a| a == "--list") {
         return;
@@ -51,269 +43,6 @@ fn main() {
     ));
 }
 
-/// A minimal hyper server: the floor any HTTP service on this machine can reach.
-fn baseline_server() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        println!("{}", listener.local_addr().unwrap());
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_req: Request<Incoming>| async {
-                    Ok::<_, Infallible>(
-                        Response::builder()
-                            .header("content-type", "application/json")
-                            .body(Full::new(Bytes::from_static(FIXED_BODY.as_bytes())))
-                            .unwrap(),
-                    )
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-}
-
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_baseline() -> Proc {
-    use std::io::BufRead;
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .arg("--baseline-server")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    Proc {
-        child,
-        addr: line.trim().parse().unwrap(),
-        _dir: None,
-    }
-}
-
-/// Starts agentos on a fixed free port and returns it with the time from spawn to its first
-/// successful tool call.
-fn start_agentos() -> (Proc, Duration) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_agentos"))
-        .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
-        .arg(dir.path())
-        .env("AGENTOS_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let body = br#"{"tool":"agentos.time_now"}"#;
-    loop {
-        if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
-            use std::io::{Read, Write};
-            let request = format!(
-                "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            if stream
-                .write_all(request.as_bytes())
-                .and_then(|_| stream.write_all(body))
-                .is_ok()
-            {
-                let mut response = String::new();
-                if stream.read_to_string(&mut response).is_ok() && response.contains("\"success\":true") {
-                    break;
-                }
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "agentos did not answer within 10 s"
-        );
-        std::thread::sleep(Duration::from_micros(500));
-    }
-    let first_call = started.elapsed();
-    (
-        Proc {
-            child,
-            addr,
-            _dir: Some(dir),
-        },
-        first_call,
-    )
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-#[derive(Clone)]
-struct Target {
-    addr: SocketAddr,
-    method: hyper::Method,
-    path: &'static str,
-    headers: Vec<(String, String)>,
-    /// Sent as is, except that `"id":0` becomes a request id unique within the run (MCP sessions
-    /// refuse a second request whose id is still in flight).
-    body: &'static str,
-    /// Open an MCP session per connection first and send its id with every request.
-    per_connection_session: bool,
-    /// A response body must contain this, or the run fails: we measure working calls only.
-    expect: &'static str,
-}
-
-struct Figures {
-    calls_per_sec: f64,
-    p50_us: f64,
-    p99_us: f64,
-}
-
-async fn worker(target: Arc<Target>, index: usize, until: Instant, warm_until: Instant) -> Vec<u32> {
-    let stream = TcpStream::connect(target.addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let session = if target.per_connection_session {
-        Some(open_session(target.addr).await)
-    } else {
-        None
-    };
-    let mut latencies = Vec::with_capacity(100_000);
-    let (before_id, after_id) = target.body.split_once("\"id\":0").unwrap_or((target.body, ""));
-    let numbered = !after_id.is_empty() || target.body.contains("\"id\":0");
-    let mut sequence = 0u64;
-    loop {
-        let now = Instant::now();
-        if now >= until {
-            break;
-        }
-        let mut request = Request::builder()
-            .method(target.method.clone())
-            .uri(target.path)
-            .header("host", "127.0.0.1");
-        for (name, value) in &target.headers {
-            request = request.header(name, value);
-        }
-        if let Some(session) = &session {
-            request = request.header("mcp-session-id", session);
-        }
-        sequence += 1;
-        let body = if numbered {
-            Bytes::from(format!(
-                "{before_id}\"id\":{}{after_id}",
-                (index as u64) << 40 | sequence
-            ))
-        } else {
-            Bytes::from_static(target.body.as_bytes())
-        };
-        let request = request.body(Full::new(body)).unwrap();
-        let response = sender.send_request(request).await.unwrap();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let elapsed = now.elapsed();
-        if !body.windows(target.expect.len()).any(|w| w == target.expect.as_bytes()) {
-            panic!("unexpected response: {}", String::from_utf8_lossy(&body));
-        }
-        if now >= warm_until {
-            latencies.push(u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX));
-        }
-    }
-    latencies
-}
-
-async fn load(target: Target, duration: Duration, connections: usize) -> Figures {
-    let target = Arc::new(target);
-    let warmup = Duration::from_millis(500);
-    let start = Instant::now();
-    let warm_until = start + warmup;
-    let until = warm_until + duration;
-    let workers: Vec<_> = (0..connections)
-        .enumerate()
-        .map(|(index, _)| tokio::spawn(worker(target.clone(), index, until, warm_until)))
-        .collect();
-    let mut all = Vec::new();
-    for worker in workers {
-        all.extend(worker.await.unwrap());
-    }
-    all.sort_unstable();
-    let percentile = |p: f64| all.get(((all.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0) as f64;
-    Figures {
-        calls_per_sec: all.len() as f64 / duration.as_secs_f64(),
-        p50_us: percentile(0.50),
-        p99_us: percentile(0.99),
-    }
-}
-
-/// Opens an MCP session (initialize + initialized) and returns its id.
-async fn open_session(addr: SocketAddr) -> String {
-    let client = reqwest::Client::new();
-    let url = format!("http://{addr}/mcp");
-    let response = client
-        .post(&url)
-        .header("accept", "application/json, text/event-stream")
-        .json(
-            &serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}),
-        )
-        .send()
-        .await
-        .unwrap();
-    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-    let _ = response.bytes().await;
-    client
-        .post(&url)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .json(&serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-        .send()
-        .await
-        .unwrap();
-    session
-}
-
-fn row(name: &str, f: &Figures, baseline: &Figures) {
-    println!(
-        "{name:<44} {:>10.0} {:>9.0} {:>9.0} {:>9.2}x",
-        f.calls_per_sec,
-        f.p50_us,
-        f.p99_us,
-        f.calls_per_sec / baseline.calls_per_sec
-    );
-}
-
 async fn run(duration: Duration, connections: usize, starts: usize) {
     println!(
         "agentos HTTP benchmark: {connections} connections, {:.1}s per phase\n",
@@ -322,12 +51,12 @@ async fn run(duration: Duration, connections: usize, starts: usize) {
 
     let mut first_calls: Vec<Duration> = Vec::new();
     for _ in 0..starts {
-        let (proc, first) = start_agentos();
+        let (proc, first) = start_agentos(&[]);
         first_calls.push(first);
         drop(proc);
     }
     first_calls.sort();
-    let (agentos, _) = start_agentos();
+    let (agentos, _) = start_agentos(&[]);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_start = rss_kib(agentos.child.id());
 
@@ -374,7 +103,7 @@ async fn run(duration: Duration, connections: usize, starts: usize) {
                 ("accept".into(), "application/json, text/event-stream".into()),
                 ("mcp-protocol-version".into(), "2025-11-25".into()),
             ],
-            body: r#"{"jsonrpc":"2.0","id":0,"method":"tools/call","params":{"name":"agentos.time_now","arguments":{}}}"#,
+            body: r#"{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{"name":"agentos.time_now","arguments":{}}}"#,
             per_connection_session: true,
             expect: "\"structuredContent\"",
         },
@@ -395,7 +124,7 @@ async fn run(duration: Duration, connections: usize, starts: usize) {
                 ("mcp-method".into(), "tools/call".into()),
                 ("mcp-name".into(), "agentos.time_now".into()),
             ],
-            body: r#"{"jsonrpc":"2.0","id":0,"method":"tools/call","params":{"name":"agentos.time_now","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#,
+            body: r#"{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{"name":"agentos.time_now","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#,
             per_connection_session: false,
             expect: "\"structuredContent\"",
         },

@@ -27,6 +27,7 @@ pub struct App {
 
 impl App {
     pub fn build(config: Config) -> Result<Self, AppError> {
+        crate::tls::install_crypto_provider();
         let store = Arc::new(SqliteStore::open(&config.data_dir, config.store.synchronous)?);
         let registry = Arc::new(Registry::new(config.call_timeout()));
         let upstreams = Arc::new(Upstreams::new(registry.clone()));
@@ -36,10 +37,7 @@ impl App {
             registry: Arc::downgrade(&registry),
             upstreams: Arc::downgrade(&upstreams),
         };
-        primitives::register_all(
-            &registry,
-            services.clone(),
-        )?;
+        primitives::register_all(&registry, services.clone())?;
         Ok(Self {
             config,
             registry,

@@ -17,4 +17,5 @@ pub mod primitives;
 pub mod registry;
 pub mod schemas;
 pub mod store;
+pub mod tls;
 pub mod upstream;

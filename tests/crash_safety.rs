@@ -14,7 +14,11 @@ async fn acknowledged_writes_survive_a_kill_during_a_burst() {
     let mut server = common::Server::start(dir.path(), &[]);
     let url = server.mcp_url();
     let acknowledged: Arc<Mutex<HashMap<String, Value>>> = Arc::default();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    agentos::tls::install_crypto_provider();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
     let writers: Vec<_> = (0..32)
         .map(|writer| {
             let (http, url, acknowledged) = (http.clone(), url.clone(), acknowledged.clone());
@@ -23,8 +27,12 @@ async fn acknowledged_writes_survive_a_kill_during_a_burst() {
                     let key = format!("w{writer}/k{n}");
                     let value = json!({"writer": writer, "n": n, "pad": "x".repeat(64)});
                     let body = json!({"tool": "agentos.mem_set", "input": {"key": key, "value": value}});
-                    let Ok(response) = http.post(&url).json(&body).send().await else { break };
-                    let Ok(answer) = response.json::<Value>().await else { break };
+                    let Ok(response) = http.post(&url).json(&body).send().await else {
+                        break;
+                    };
+                    let Ok(answer) = response.json::<Value>().await else {
+                        break;
+                    };
                     if answer["success"] == true {
                         acknowledged.lock().unwrap().insert(key, value);
                     }
@@ -47,12 +55,20 @@ async fn acknowledged_writes_survive_a_kill_during_a_burst() {
     let app = common::in_process_app(dir.path());
     let mut missing = Vec::new();
     for (key, value) in &acknowledged {
-        let got = common::call_as(&app, "owner", "agentos.mem_get", json!({"key": key})).await.unwrap();
+        let got = common::call_as(&app, "owner", "agentos.mem_get", json!({"key": key}))
+            .await
+            .unwrap();
         let got = common::structured(&got);
         if got["found"] != true || got["value"] != *value {
             missing.push(key.clone());
         }
     }
-    assert!(missing.is_empty(), "{} of {} acknowledged writes lost: {:?}", missing.len(), acknowledged.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged writes lost: {:?}",
+        missing.len(),
+        acknowledged.len(),
+        &missing[..missing.len().min(5)]
+    );
     eprintln!("{} acknowledged writes all present after SIGKILL", acknowledged.len());
 }

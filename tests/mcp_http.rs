@@ -12,18 +12,13 @@ use rmcp::{ClientLifecycleMode, ClientServiceExt};
 use serde_json::{Value, json};
 
 async fn plain(server: &Server, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(server.mcp_url())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = common::http().post(server.mcp_url()).json(&body).send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
 
 async fn get_json(url: &str) -> (u16, Value) {
-    let response = reqwest::get(url).await.unwrap();
+    let response = common::http().get(url).send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
@@ -257,7 +252,7 @@ async fn health_and_tool_catalog() {
 async fn dns_rebinding_is_refused_and_hosts_are_configurable() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let http = reqwest::Client::new();
+    let http = common::http();
     for path in ["/mcp", "/health", "/tools"] {
         let response = http
             .get(server.url(path))
@@ -300,12 +295,7 @@ async fn oversized_bodies_get_413_and_the_server_stays_up() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let huge = json!({"tool": "agentos.mem_set", "input": {"key": "k", "value": "x".repeat(2 * 1024 * 1024)}});
-    let response = reqwest::Client::new()
-        .post(server.mcp_url())
-        .json(&huge)
-        .send()
-        .await
-        .unwrap();
+    let response = common::http().post(server.mcp_url()).json(&huge).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 413);
     let (status, _) = get_json(&server.url("/health")).await;
     assert_eq!(status, 200);
@@ -370,7 +360,7 @@ fn non_loopback_addresses_are_refused() {
 async fn ending_a_session_answers_204() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let http = reqwest::Client::new();
+    let http = common::http();
     let response = http
         .post(server.mcp_url())
         .header("accept", "application/json, text/event-stream")

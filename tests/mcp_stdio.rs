@@ -120,7 +120,7 @@ async fn stdio_and_http_share_a_data_directory() {
     let dir = tempfile::tempdir().unwrap();
     let server = common::Server::start(dir.path(), &[]);
     let (client, _, _) = common::stdio_client(dir.path(), &[]).await;
-    let http = reqwest::Client::new();
+    let http = common::http();
     let answer: serde_json::Value = http
         .post(server.mcp_url())
         .json(&serde_json::json!({"tool": "agentos.mem_set", "input": {"key": "shared", "value": "from http"}}))

@@ -173,8 +173,15 @@ pub async fn stdio_client(data_dir: &Path, extra: &[&str]) -> (Client, Arc<Obser
     (client, observed, log)
 }
 
+/// A plain HTTP client for tests (reqwest is built with rustls, which needs its provider).
+pub fn http() -> reqwest::Client {
+    agentos::tls::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 /// rmcp's streamable HTTP client connected to `url`.
 pub async fn http_client(url: &str) -> (Client, Arc<Observed>) {
+    agentos::tls::install_crypto_provider();
     let transport =
         StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
     let handler = RecordingClient::default();
