@@ -6,7 +6,7 @@ pub mod events;
 pub mod files;
 pub mod knowledge;
 mod mcp_servers;
-mod memory;
+pub mod memory;
 pub mod network;
 pub mod queue;
 pub mod schedule;
@@ -69,6 +69,7 @@ pub fn register_all(registry: &Arc<Registry>, services: Services) -> Result<(), 
 /// Starts the families' background work (firing schedules, expiring items) until `shutdown`.
 /// Needs a Tokio runtime; call it once per process.
 pub fn start_background(services: &Services, shutdown: CancellationToken) {
+    memory::start(services, shutdown.clone());
     schedule::start(services, shutdown.clone());
     workflow::start(services, shutdown);
 }

@@ -147,6 +147,27 @@ pub(super) fn query_words(query: &str) -> Vec<String> {
         .collect()
 }
 
+/// How often expired values are deleted for good (they are invisible from the moment they expire).
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Deletes expired values in the background, so memory with TTLs does not grow without bound.
+pub fn start(services: &Services, shutdown: tokio_util::sync::CancellationToken) {
+    let store = services.store.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PURGE_EVERY);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = every.tick() => match store.mem_purge_expired().await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::debug!(purged, "expired memory values deleted"),
+                    Err(error) => tracing::warn!(%error, "could not delete expired memory values"),
+                },
+            }
+        }
+    });
+}
+
 fn check_key(key: &str) -> Result<(), ToolFailure> {
     if key.is_empty() || key.chars().count() > MAX_KEY_CHARS {
         return Err(ToolFailure::new("`key` must be 1-512 characters"));
@@ -162,8 +183,13 @@ fn parse_stored(text: &str) -> Result<Value, ToolFailure> {
 }
 
 pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
-    let (set, get, delete, list, search) =
-        (services.clone(), services.clone(), services.clone(), services.clone(), services.clone());
+    let (set, get, delete, list, search) = (
+        services.clone(),
+        services.clone(),
+        services.clone(),
+        services.clone(),
+        services.clone(),
+    );
     vec![
         ToolBuilder::new("agentos.mem_set")
             .title("Remember a value")

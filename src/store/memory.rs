@@ -81,6 +81,8 @@ pub trait MemoryStore: Send + Sync {
         after: Option<&'a str>,
         limit: usize,
     ) -> BoxFuture<'a, Result<MemoryPage, StoreError>>;
+    /// Deletes every owner's expired entries; returns how many.
+    fn mem_purge_expired(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
     /// Full-text search over keys and values; `words` are matched as prefixes, any of them.
     fn mem_search<'a>(
         &'a self,
@@ -225,6 +227,14 @@ impl MemoryStore for SqliteStore {
                     })
                 })?
                 .collect()
+        })
+        .boxed()
+    }
+
+    fn mem_purge_expired(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.write(|tx| {
+            tx.prepare_cached("DELETE FROM memory WHERE expires_at IS NOT NULL AND expires_at <= ?1")?
+                .execute(params![now_ms()])
         })
         .boxed()
     }

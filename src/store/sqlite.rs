@@ -256,6 +256,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn expired_entries_are_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), Synchronous::Normal).unwrap();
+        store.mem_set("a", "old", "1".into(), Some(now_ms() - 1)).await.unwrap();
+        store.mem_set("a", "new", "1".into(), None).await.unwrap();
+        assert_eq!(store.mem_purge_expired().await.unwrap(), 1);
+        assert!(store.mem_get("a", "new").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
     async fn expired_entries_are_invisible() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path(), Synchronous::Normal).unwrap();
