@@ -1,19 +1,276 @@
 //! Database: a per-agent SQLite scratch database for the agent's own tables.
+//!
+//! Each agent has its own file, `<data_dir>/scratch/<sha256 of the agent id>.db`, apart from
+//! agentos's own database. Every call opens it afresh, runs one statement off the async threads
+//! and closes it; a statement that outlives `database.timeout_ms`, the call's deadline or the
+//! client's patience is interrupted.
+
+mod guard;
+mod scratch;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use rusqlite::ErrorCode;
+use rusqlite::InterruptHandle;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use self::scratch::{Failure, Limits, Mode, Outcome};
 use super::Services;
-use crate::registry::Tool;
+use crate::registry::{CallContext, Hints, Tool, ToolBuilder, ToolFailure};
 
 /// `[database]` in the config file.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
-pub struct DatabaseConfig {}
+pub struct DatabaseConfig {
+    /// Most rows one call returns; the rest are left out and `truncated` is set (default 1000).
+    pub max_rows: usize,
+    /// Most bytes of JSON one call returns; rows past it are left out like rows past `max_rows`
+    /// (default 10 MiB).
+    pub max_result_bytes: usize,
+    /// Largest size of one agent's database file, in bytes (default 100 MiB).
+    pub max_db_bytes: u64,
+    /// How long one statement may run, in milliseconds, before it is stopped (default 5000).
+    pub timeout_ms: u64,
+    /// Longest SQL text accepted, in characters (default 100000).
+    pub max_sql_chars: usize,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            max_rows: 1000,
+            max_result_bytes: 10 * 1024 * 1024,
+            max_db_bytes: 100 * 1024 * 1024,
+            timeout_ms: 5000,
+            max_sql_chars: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SqlArgs {
+    /// One SQLite statement. Use `?` (or `?1`, `:name`) placeholders for values instead of
+    /// writing them into the text.
+    #[schemars(length(min = 1))]
+    sql: String,
+    /// Values for the placeholders, in order: numbers, strings, booleans (stored as 1/0), null,
+    /// or `{"$base64": "..."}` for a blob.
+    #[serde(default)]
+    params: Vec<Value>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct QueryResult {
+    /// The result's column names, in order.
+    columns: Vec<String>,
+    /// The rows, each an array of values in column order: numbers, strings, null, or
+    /// `{"$base64": "..."}` for a blob.
+    rows: Vec<Vec<Value>>,
+    /// How many rows are in `rows`.
+    row_count: usize,
+    /// True if more rows matched than one call returns; narrow the query or page with
+    /// LIMIT/OFFSET.
+    truncated: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct ExecResult {
+    /// Rows inserted, updated or deleted by the statement (0 for CREATE, DROP, ...).
+    rows_affected: u64,
+    /// The rowid of the last row inserted by this statement; 0 if it inserted none.
+    last_insert_rowid: i64,
+    /// Column names of a RETURNING clause; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    columns: Option<Vec<String>>,
+    /// Rows of a RETURNING clause; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rows: Option<Vec<Vec<Value>>>,
+    /// True if a RETURNING clause produced more rows than one call returns (all were applied).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
+}
+
+/// Interrupts the running statement when dropped: on timeout, and when the call is abandoned
+/// (the client cancelled or the deadline passed), so no statement runs on unobserved.
+struct InterruptOnDrop(InterruptHandle);
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        // A no-op once the connection is closed.
+        self.0.interrupt();
+    }
+}
+
+/// Why a statement was stopped, for the message.
+enum Stopped {
+    Timeout(Duration),
+    Cancelled,
+}
+
+/// Checks and runs one statement on the caller's scratch database.
+async fn run_statement(
+    services: &Services,
+    ctx: &CallContext,
+    args: SqlArgs,
+    mode: Mode,
+) -> Result<Outcome, ToolFailure> {
+    let config = &services.config.database;
+    let chars = args.sql.chars().count();
+    if chars > config.max_sql_chars {
+        return Err(ToolFailure::new(format!(
+            "`sql` is {chars} characters; database.max_sql_chars allows {}. Send shorter statements, with \
+             values as `params`",
+            config.max_sql_chars
+        )));
+    }
+    guard::check(&args.sql).map_err(ToolFailure::new)?;
+    let params = args
+        .params
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| scratch::to_sql(index, value))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ToolFailure::new)?;
+    let configured = Duration::from_millis(config.timeout_ms);
+    let limits = Limits {
+        max_rows: config.max_rows,
+        max_result_bytes: config.max_result_bytes,
+        max_db_bytes: config.max_db_bytes,
+        busy_timeout: configured,
+    };
+    let path = scratch::path_for(&services.config.data_dir, &ctx.caller.agent_id);
+    let conn = tokio::task::spawn_blocking(move || scratch::open(&path, mode, &limits))
+        .await
+        .map_err(|_| ToolFailure::new("internal error: the database task failed; retry"))?
+        .map_err(|failure| explain(failure, mode, config))?;
+    let interrupt = InterruptOnDrop(conn.get_interrupt_handle());
+    let sql = args.sql;
+    let mut task = tokio::task::spawn_blocking(move || scratch::run(&conn, &sql, params, mode, &limits));
+    let timeout = configured.min(ctx.remaining());
+    let stopped = tokio::select! {
+        joined = &mut task => {
+            let outcome = joined.map_err(|_| ToolFailure::new("internal error: the database task failed; retry"))?;
+            return outcome.map_err(|failure| explain(failure, mode, config));
+        }
+        () = tokio::time::sleep(timeout) => Stopped::Timeout(timeout),
+        () = ctx.cancel.cancelled() => Stopped::Cancelled,
+    };
+    drop(interrupt);
+    // The statement may have finished just before the interrupt; then its result stands.
+    match task.await {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(Failure::Sqlite(error))) if scratch::has_code(&error, ErrorCode::OperationInterrupted) => {
+            Err(ToolFailure::new(match stopped {
+                Stopped::Timeout(after) if after < configured => format!(
+                    "the statement was stopped after {} ms when the call's deadline came; nothing was changed",
+                    after.as_millis()
+                ),
+                Stopped::Timeout(after) => format!(
+                    "the statement ran longer than database.timeout_ms ({} ms) and was stopped; nothing was \
+                     changed. Add a WHERE or LIMIT, create an index, or split the work",
+                    after.as_millis()
+                ),
+                Stopped::Cancelled => "the call was cancelled and the statement stopped; nothing was changed".into(),
+            }))
+        }
+        Ok(Err(failure)) => Err(explain(failure, mode, config)),
+        Err(_) => Err(ToolFailure::new("internal error: the database task failed; retry")),
+    }
+}
+
+/// A failure as a message a model can act on, without agentos internals such as file paths.
+fn explain(failure: Failure, mode: Mode, config: &DatabaseConfig) -> ToolFailure {
+    let error = match failure {
+        Failure::Refused(message) => return ToolFailure::new(message),
+        Failure::Io(error) => {
+            tracing::error!(%error, "cannot create the scratch database directory");
+            return ToolFailure::new("agentos could not open your database; retry shortly");
+        }
+        Failure::Sqlite(error) => error,
+    };
+    let code = error.sqlite_error_code();
+    ToolFailure::new(match (&error, code) {
+        (_, Some(ErrorCode::DiskFull)) => format!(
+            "your database reached database.max_db_bytes ({} bytes); nothing was changed. Delete rows or drop \
+             tables you no longer need (then VACUUM), or store less",
+            config.max_db_bytes
+        ),
+        (_, Some(ErrorCode::ReadOnly)) if mode == Mode::Query => {
+            "agentos.db_query only reads; use agentos.db_exec to change the database".into()
+        }
+        (_, Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)) => {
+            "your database is busy with another of your calls; retry shortly".into()
+        }
+        (rusqlite::Error::SqlInputError { msg, offset, .. }, _) => {
+            format!("SQL error: {msg} (at character {offset} of `sql`)")
+        }
+        (rusqlite::Error::SqliteFailure(_, Some(msg)), _) => format!("SQL error: {msg}"),
+        (rusqlite::Error::SqliteFailure(code, None), _) => format!("SQL error: {code}"),
+        (error, _) => {
+            tracing::warn!(%error, "scratch database call failed");
+            format!("SQL error: {error}")
+        }
+    })
+}
 
 pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
-    let _ = services;
-    Vec::new()
+    let (query, exec) = (services.clone(), services.clone());
+    vec![
+        ToolBuilder::new("agentos.db_query")
+            .title("Query your database")
+            .description(
+                "Runs one read-only SQL statement (SELECT, WITH ... SELECT, EXPLAIN, or a read-only \
+                 PRAGMA such as table_info) on your private SQLite database and returns its columns and \
+                 rows. Create and fill tables with agentos.db_exec first. Values: numbers, strings, null, \
+                 and {\"$base64\": \"...\"} for blobs. At most database.max_rows rows come back; \
+                 truncated=true means there were more (use LIMIT/OFFSET).",
+            )
+            .hints(Hints::READ_ONLY)
+            .handler(move |args: SqlArgs, ctx| {
+                let services = query.clone();
+                async move {
+                    let outcome = run_statement(&services, &ctx, args, Mode::Query).await?;
+                    Ok(QueryResult {
+                        row_count: outcome.rows.len(),
+                        columns: outcome.columns,
+                        rows: outcome.rows,
+                        truncated: outcome.truncated,
+                    })
+                }
+            }),
+        ToolBuilder::new("agentos.db_exec")
+            .title("Change your database")
+            .description(
+                "Runs one SQL statement that changes your private SQLite database (CREATE TABLE, INSERT, \
+                 UPDATE, DELETE, ALTER, DROP, CREATE INDEX, ...), which persists across conversations and \
+                 belongs to you alone. Pass values as `params` for `?` placeholders. Each call is its own \
+                 transaction. Returns rowsAffected and lastInsertRowid, and the rows of a RETURNING clause.",
+            )
+            .hints(Hints {
+                read_only: false,
+                destructive: true,
+                idempotent: false,
+                open_world: false,
+            })
+            .handler(move |args: SqlArgs, ctx| {
+                let services = exec.clone();
+                async move {
+                    let outcome = run_statement(&services, &ctx, args, Mode::Exec).await?;
+                    let returning = !outcome.columns.is_empty();
+                    Ok(ExecResult {
+                        rows_affected: outcome.rows_affected,
+                        last_insert_rowid: outcome.last_insert_rowid,
+                        columns: returning.then_some(outcome.columns),
+                        rows: returning.then_some(outcome.rows),
+                        truncated: outcome.truncated,
+                    })
+                }
+            }),
+    ]
 }
