@@ -1,0 +1,217 @@
+//! The one HTTP client the network tools share: rustls with the ring provider and the system's
+//! trusted roots, no proxy, no automatic redirects, and a DNS resolver that hands the connector
+//! only addresses the operator's policy allows.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use super::guard::{AddressPolicy, Refusal};
+
+/// Certificate bundles of the common Unix systems, as `openssl-probe` and
+/// `rustls-native-certs` look for them.
+const CERT_FILES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",                // Debian, Ubuntu, Arch, Gentoo
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // Fedora, RHEL
+    "/etc/pki/tls/certs/ca-bundle.crt",                  // older Fedora, RHEL
+    "/etc/ssl/ca-bundle.pem",                            // openSUSE
+    "/etc/ssl/cert.pem",                                 // Alpine, macOS, OpenBSD
+    "/usr/local/etc/ssl/cert.pem",                       // FreeBSD
+    "/usr/local/share/certs/ca-root-nss.crt",            // FreeBSD
+];
+const CERT_DIRS: &[&str] = &["/etc/ssl/certs", "/etc/pki/tls/certs"];
+
+pub fn build(policy: Arc<AddressPolicy>) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config())
+        .dns_resolver(GuardedResolver { policy })
+        .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve and connect on our behalf, past the address policy.
+        .no_proxy()
+        .referer(false)
+        .user_agent(concat!("agentos/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| chain(&e))
+}
+
+fn tls_config() -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = system_roots();
+    if roots.is_empty() {
+        tracing::warn!(
+            "no trusted root certificates found (set SSL_CERT_FILE to a PEM bundle); https requests will fail"
+        );
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // reqwest is built without HTTP/2.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config
+}
+
+/// The system's trusted roots: `SSL_CERT_FILE`, else the first known bundle that has any, else
+/// the certificates in `SSL_CERT_DIR` or a known certificate directory.
+fn system_roots() -> RootCertStore {
+    let mut store = RootCertStore::empty();
+    let env_file = std::env::var_os("SSL_CERT_FILE");
+    let files = env_file.iter().map(Path::new).chain(CERT_FILES.iter().map(Path::new));
+    for file in files {
+        if let Ok(certs) = CertificateDer::pem_file_iter(file) {
+            store.add_parsable_certificates(certs.filter_map(Result::ok));
+            if !store.is_empty() {
+                return store;
+            }
+        }
+    }
+    let env_dir = std::env::var_os("SSL_CERT_DIR");
+    let dirs = env_dir.iter().map(Path::new).chain(CERT_DIRS.iter().map(Path::new));
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        for entry in entries.flatten() {
+            if let Ok(certs) = CertificateDer::pem_file_iter(entry.path()) {
+                store.add_parsable_certificates(certs.filter_map(Result::ok));
+            }
+        }
+        if !store.is_empty() {
+            break;
+        }
+    }
+    store
+}
+
+/// Resolves host names, then drops every address the policy refuses, so the connector can only
+/// connect to checked addresses: a name that resolves to a public address when the URL is
+/// checked and to 127.0.0.1 when connecting (DNS rebinding) gets nowhere.
+struct GuardedResolver {
+    policy: Arc<AddressPolicy>,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|e| ResolveFailed::new(&host, e.to_string()))?
+                .collect();
+            let mut refusal = None;
+            let allowed: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|addr| match policy.check_address(&host, addr.ip()) {
+                    Ok(()) => true,
+                    Err(refused) => {
+                        tracing::debug!(host, ip = %addr.ip(), "refused a resolved address");
+                        refusal.get_or_insert(refused);
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                return Err(match refusal {
+                    Some(refusal) => Box::new(refusal) as Box<dyn StdError + Send + Sync>,
+                    None => Box::new(ResolveFailed::new(&host, "no addresses found".into())),
+                });
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+#[derive(Debug)]
+struct ResolveFailed {
+    host: String,
+    reason: String,
+}
+
+impl ResolveFailed {
+    fn new(host: &str, reason: String) -> Self {
+        Self {
+            host: host.to_owned(),
+            reason,
+        }
+    }
+}
+
+impl fmt::Display for ResolveFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "could not resolve `{}` ({}); check the host name",
+            self.host, self.reason
+        )
+    }
+}
+
+impl StdError for ResolveFailed {}
+
+/// A message for the model about a failed request to `host`.
+pub fn describe(error: &reqwest::Error, host: &str) -> String {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(current) = source {
+        if let Some(refusal) = current.downcast_ref::<Refusal>() {
+            return format!("refused: {refusal}");
+        }
+        if let Some(failed) = current.downcast_ref::<ResolveFailed>() {
+            return failed.to_string();
+        }
+        source = current.source();
+    }
+    let detail = chain(error);
+    if error.is_connect() {
+        format!("could not connect to `{host}`: {detail}")
+    } else if error.is_body() || error.is_decode() {
+        format!("the response from `{host}` broke off: {detail}")
+    } else {
+        format!("the request to `{host}` failed: {detail}")
+    }
+}
+
+/// An error and its causes, without repeating a cause a message already includes.
+fn chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_builds_without_a_runtime_or_a_process_wide_crypto_provider() {
+        assert!(build(Arc::new(AddressPolicy::default())).is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_names_that_resolve_to_loopback() {
+        let resolver = GuardedResolver {
+            policy: Arc::new(AddressPolicy::default()),
+        };
+        let error = resolver.resolve("localhost".parse().unwrap()).await.err().unwrap();
+        let refusal = error.downcast_ref::<Refusal>().expect("a refusal");
+        assert_eq!(refusal.host, "localhost");
+        assert!(refusal.ip.unwrap().is_loopback());
+    }
+}

@@ -1,0 +1,684 @@
+//! Egress policy: which URLs, hosts and addresses the network tools may reach.
+//!
+//! Two independent checks. The caller's `allowedDomains` limit which host names an agent may
+//! name in a URL. The operator's address policy limits which IP addresses any request may
+//! connect to: only public ones, unless `[network]` allows more. The address check runs on the
+//! addresses a host name resolves to (see `client::GuardedResolver`) and on IP literals in URLs.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use reqwest::Url;
+
+use super::NetworkConfig;
+
+/// Cloud instance-metadata services: the classic target of server-side request forgery. They
+/// stay refused even with `allow_private_addresses`, unless listed in `allowed_private_hosts`.
+const METADATA_V4: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(169, 254, 169, 254), // AWS, GCP, Azure, Oracle, DigitalOcean, ...
+    Ipv4Addr::new(169, 254, 170, 2),   // AWS ECS task metadata
+    Ipv4Addr::new(100, 100, 100, 200), // Alibaba Cloud
+];
+const METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254); // AWS IMDS
+const METADATA_HOSTS: [&str; 2] = ["metadata.google.internal", "metadata.goog"];
+
+/// What kind of address an IP is, as far as reaching it from agentos goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressKind {
+    Public,
+    Loopback,
+    /// RFC 1918, IPv6 unique-local (fc00::/7) and the deprecated site-local fec0::/10.
+    Private,
+    /// 100.64.0.0/10, carrier-grade NAT.
+    Shared,
+    LinkLocal,
+    Unspecified,
+    Multicast,
+    Broadcast,
+    Documentation,
+    Metadata,
+    /// Everything else that is not publicly routable: 0/8, 240/4, benchmarking, IETF protocol
+    /// assignments, IPv6 outside 2000::/3, Teredo, ...
+    Reserved,
+}
+
+impl AddressKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            AddressKind::Public => "public",
+            AddressKind::Loopback => "loopback",
+            AddressKind::Private => "private-network",
+            AddressKind::Shared => "carrier-grade-NAT (shared)",
+            AddressKind::LinkLocal => "link-local",
+            AddressKind::Unspecified => "unspecified",
+            AddressKind::Multicast => "multicast",
+            AddressKind::Broadcast => "broadcast",
+            AddressKind::Documentation => "documentation-only",
+            AddressKind::Metadata => "cloud-metadata",
+            AddressKind::Reserved => "reserved",
+        }
+    }
+}
+
+/// Classifies an address. IPv4-mapped IPv6 (`::ffff:a.b.c.d`), NAT64 (`64:ff9b::/96`) and 6to4
+/// (`2002::/16`) addresses are judged by the IPv4 address they carry.
+pub fn classify(ip: IpAddr) -> AddressKind {
+    match ip {
+        IpAddr::V4(ip) => classify_v4(ip),
+        IpAddr::V6(ip) => classify_v6(ip),
+    }
+}
+
+fn classify_v4(ip: Ipv4Addr) -> AddressKind {
+    if METADATA_V4.contains(&ip) {
+        return AddressKind::Metadata;
+    }
+    let [a, b, c, _] = ip.octets();
+    match (a, b, c) {
+        _ if ip.is_unspecified() => AddressKind::Unspecified,
+        (0, _, _) => AddressKind::Reserved, // "this network": Linux connects 0.x to itself
+        (127, _, _) => AddressKind::Loopback,
+        (10, _, _) | (192, 168, _) => AddressKind::Private,
+        (172, 16..=31, _) => AddressKind::Private,
+        (100, 64..=127, _) => AddressKind::Shared,
+        (169, 254, _) => AddressKind::LinkLocal,
+        (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => AddressKind::Documentation,
+        (192, 0, 0) | (192, 88, 99) | (198, 18..=19, _) => AddressKind::Reserved,
+        _ if ip.is_broadcast() => AddressKind::Broadcast,
+        (224..=239, _, _) => AddressKind::Multicast,
+        (240..=255, _, _) => AddressKind::Reserved,
+        _ => AddressKind::Public,
+    }
+}
+
+fn classify_v6(ip: Ipv6Addr) -> AddressKind {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return classify_v4(v4);
+    }
+    if ip == METADATA_V6 {
+        return AddressKind::Metadata;
+    }
+    if ip.is_unspecified() {
+        return AddressKind::Unspecified;
+    }
+    if ip.is_loopback() {
+        return AddressKind::Loopback;
+    }
+    let s = ip.segments();
+    let low_v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return classify_v4(low_v4(s[6], s[7]));
+    }
+    if s[0] == 0x2002 {
+        return classify_v4(low_v4(s[1], s[2]));
+    }
+    match s[0] {
+        x if x & 0xff00 == 0xff00 => AddressKind::Multicast,
+        x if x & 0xffc0 == 0xfe80 => AddressKind::LinkLocal,
+        x if x & 0xffc0 == 0xfec0 => AddressKind::Private,
+        x if x & 0xfe00 == 0xfc00 => AddressKind::Private,
+        0x2001 if s[1] == 0x0db8 => AddressKind::Documentation,
+        0x3fff if s[1] & 0xf000 == 0 => AddressKind::Documentation,
+        // 2001::/23: IETF protocol assignments, Teredo (which hides an IPv4 address), ORCHID.
+        0x2001 if s[1] < 0x0200 => AddressKind::Reserved,
+        // Only 2000::/3 is global unicast; the rest (IPv4-compatible, discard-only,
+        // local-use NAT64, unassigned) is nothing agentos should connect to.
+        x if x & 0xe000 != 0x2000 => AddressKind::Reserved,
+        _ => AddressKind::Public,
+    }
+}
+
+/// Why a host or address may not be reached. Carried through the HTTP client's error chain from
+/// the resolver, so the tool can report exactly this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub host: String,
+    pub ip: Option<IpAddr>,
+    pub kind: AddressKind,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = self.kind.describe();
+        match self.ip {
+            Some(_) if self.host.parse::<IpAddr>().is_ok() => write!(f, "`{}` is a {kind} address", self.host)?,
+            Some(ip) => write!(f, "`{}` resolves to {ip}, a {kind} address", self.host)?,
+            None => write!(f, "`{}` is a {kind} host", self.host)?,
+        }
+        if self.kind == AddressKind::Metadata {
+            write!(
+                f,
+                "; agentos never reaches cloud-metadata services unless the operator lists them in \
+                 `[network] allowed_private_hosts`"
+            )
+        } else {
+            write!(
+                f,
+                "; agentos reaches only public addresses unless the operator sets `[network] \
+                 allow_private_addresses = true` or lists the host in `allowed_private_hosts`. \
+                 Use a public URL instead"
+            )
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// The operator's address policy, from `[network]`.
+#[derive(Debug, Clone, Default)]
+pub struct AddressPolicy {
+    allow_private: bool,
+    /// Lower-case host names from `allowed_private_hosts`.
+    names: Vec<String>,
+    /// Addresses and ranges from `allowed_private_hosts`, as (network, prefix length).
+    ranges: Vec<(IpAddr, u8)>,
+}
+
+impl AddressPolicy {
+    pub fn from_config(config: &NetworkConfig) -> Self {
+        let mut policy = AddressPolicy {
+            allow_private: config.allow_private_addresses,
+            ..Default::default()
+        };
+        for entry in &config.allowed_private_hosts {
+            let entry = normalize_host(entry);
+            if entry.is_empty() {
+                continue;
+            }
+            match parse_range(&entry) {
+                Some(range) => policy.ranges.push(range),
+                None if entry.contains('/') => {
+                    tracing::warn!(
+                        entry,
+                        "ignoring an invalid CIDR range in [network] allowed_private_hosts"
+                    );
+                }
+                None => policy.names.push(entry),
+            }
+        }
+        policy
+    }
+
+    /// May a connection to `ip`, reached through the host name `host`, be made?
+    pub fn check_address(&self, host: &str, ip: IpAddr) -> Result<(), Refusal> {
+        let ip = ip.to_canonical();
+        let kind = classify(ip);
+        if kind == AddressKind::Public || self.is_listed(host, ip) {
+            return Ok(());
+        }
+        if self.allow_private && kind != AddressKind::Metadata {
+            return Ok(());
+        }
+        Err(Refusal {
+            host: host.to_owned(),
+            ip: Some(ip),
+            kind,
+        })
+    }
+
+    /// Refuses metadata host names before any lookup (their addresses are refused as well).
+    pub fn check_name(&self, host: &str) -> Result<(), Refusal> {
+        let host = normalize_host(host);
+        if METADATA_HOSTS.contains(&host.as_str()) && !self.names.contains(&host) {
+            return Err(Refusal {
+                host,
+                ip: None,
+                kind: AddressKind::Metadata,
+            });
+        }
+        Ok(())
+    }
+
+    fn is_listed(&self, host: &str, ip: IpAddr) -> bool {
+        let host = normalize_host(host);
+        self.names.contains(&host) || self.ranges.iter().any(|&(net, bits)| in_range(ip, net, bits))
+    }
+}
+
+/// `10.0.0.5`, `fd00::1`, `192.168.1.0/24` or `fd00::/8`, as (address, prefix length).
+fn parse_range(entry: &str) -> Option<(IpAddr, u8)> {
+    let (addr, bits) = match entry.split_once('/') {
+        Some((addr, bits)) => (addr, Some(bits.parse::<u8>().ok()?)),
+        None => (entry, None),
+    };
+    let ip = addr.parse::<IpAddr>().ok()?.to_canonical();
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let bits = bits.unwrap_or(max);
+    (bits <= max).then_some((ip, bits))
+}
+
+fn in_range(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Lower case, without a trailing dot or IPv6 brackets.
+fn normalize_host(host: &str) -> String {
+    let host = host.trim().trim_end_matches('.');
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    host.to_ascii_lowercase()
+}
+
+/// The host of a URL as agentos compares it: a lower-case domain, or an IP address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Domain(String),
+    Ip(IpAddr),
+}
+
+impl Target {
+    pub fn of(url: &Url) -> Option<Self> {
+        // The URL parser has already turned every IPv4 spelling (`0x7f.1`, `2130706433`) into
+        // dotted form, and IPv6 hosts carry brackets, so parsing tells the two kinds apart.
+        let host = normalize_host(url.host_str()?);
+        if host.is_empty() {
+            return None;
+        }
+        Some(match host.parse::<IpAddr>() {
+            Ok(ip) => Target::Ip(ip),
+            Err(_) => Target::Domain(host),
+        })
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Domain(domain) => f.write_str(domain),
+            Target::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+/// Whether the caller's `allowedDomains` let it reach `target`. Empty allows every host; `*`
+/// allows every host; `example.com` allows it and its subdomains; `*.example.com` allows only
+/// subdomains; an IP address allows exactly that address.
+pub fn domain_allowed(target: &Target, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    allowed.iter().any(|entry| {
+        let entry = normalize_entry(entry);
+        match target {
+            _ if entry == "*" => true,
+            Target::Ip(ip) => entry
+                .parse::<IpAddr>()
+                .is_ok_and(|e| e.to_canonical() == ip.to_canonical()),
+            Target::Domain(host) => match entry.strip_prefix("*.") {
+                Some(parent) => is_subdomain(host, parent),
+                None => *host == entry || is_subdomain(host, &entry),
+            },
+        }
+    })
+}
+
+fn is_subdomain(host: &str, parent: &str) -> bool {
+    !parent.is_empty()
+        && host.len() > parent.len()
+        && host.ends_with(parent)
+        && host.as_bytes()[host.len() - parent.len() - 1] == b'.'
+}
+
+/// An allowlist entry in the form hosts take in URLs: lower case, punycode for
+/// international names.
+fn normalize_entry(entry: &str) -> String {
+    let entry = normalize_host(entry);
+    if entry.is_ascii() {
+        return entry;
+    }
+    let (wildcard, name) = match entry.strip_prefix("*.") {
+        Some(name) => ("*.", name),
+        None => ("", entry.as_str()),
+    };
+    match Url::parse(&format!("http://{name}/"))
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+    {
+        Some(ascii) => format!("{wildcard}{ascii}"),
+        None => entry,
+    }
+}
+
+/// Checks one hop's URL before anything is sent: scheme, the caller's allowed domains, and the
+/// address policy for IP literals and metadata names. Returns a message for the model.
+pub fn check_url(url: &Url, allowed_domains: &[String], policy: &AddressPolicy) -> Result<Target, String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "only http and https URLs can be fetched; `{}` has the scheme `{}`",
+            url,
+            url.scheme()
+        ));
+    }
+    let Some(target) = Target::of(url) else {
+        return Err(format!(
+            "`{url}` has no host; give a full URL such as https://example.com/path"
+        ));
+    };
+    if !domain_allowed(&target, allowed_domains) {
+        return Err(format!(
+            "`{target}` is not in this agent's allowedDomains ({}); use a URL on one of those hosts, \
+             or ask the operator to add `{target}` to the agent's allowedDomains",
+            allowed_domains.join(", ")
+        ));
+    }
+    let host = target.to_string();
+    match &target {
+        Target::Ip(ip) => policy.check_address(&host, *ip),
+        Target::Domain(domain) => policy.check_name(domain),
+    }
+    .map_err(|refusal| format!("refused: {refusal}"))?;
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(text: &str) -> AddressKind {
+        classify(text.parse().unwrap())
+    }
+
+    #[test]
+    fn ipv4_addresses_are_classified() {
+        let cases = [
+            ("8.8.8.8", AddressKind::Public),
+            ("1.1.1.1", AddressKind::Public),
+            ("93.184.216.34", AddressKind::Public),
+            ("172.15.255.255", AddressKind::Public),
+            ("172.32.0.1", AddressKind::Public),
+            ("100.63.255.255", AddressKind::Public),
+            ("100.128.0.0", AddressKind::Public),
+            ("169.253.255.255", AddressKind::Public),
+            ("223.255.255.255", AddressKind::Public),
+            ("0.0.0.0", AddressKind::Unspecified),
+            ("0.1.2.3", AddressKind::Reserved),
+            ("127.0.0.1", AddressKind::Loopback),
+            ("127.255.255.254", AddressKind::Loopback),
+            ("10.0.0.1", AddressKind::Private),
+            ("10.255.255.255", AddressKind::Private),
+            ("172.16.0.1", AddressKind::Private),
+            ("172.31.255.255", AddressKind::Private),
+            ("192.168.1.1", AddressKind::Private),
+            ("100.64.0.1", AddressKind::Shared),
+            ("100.127.255.255", AddressKind::Shared),
+            ("169.254.0.1", AddressKind::LinkLocal),
+            ("169.254.169.254", AddressKind::Metadata),
+            ("169.254.170.2", AddressKind::Metadata),
+            ("100.100.100.200", AddressKind::Metadata),
+            ("192.0.2.10", AddressKind::Documentation),
+            ("198.51.100.7", AddressKind::Documentation),
+            ("203.0.113.255", AddressKind::Documentation),
+            ("192.0.0.8", AddressKind::Reserved),
+            ("192.88.99.1", AddressKind::Reserved),
+            ("198.18.0.1", AddressKind::Reserved),
+            ("198.19.255.255", AddressKind::Reserved),
+            ("224.0.0.1", AddressKind::Multicast),
+            ("239.255.255.250", AddressKind::Multicast),
+            ("240.0.0.1", AddressKind::Reserved),
+            ("255.255.255.254", AddressKind::Reserved),
+            ("255.255.255.255", AddressKind::Broadcast),
+        ];
+        for (ip, expected) in cases {
+            assert_eq!(kind(ip), expected, "{ip}");
+        }
+    }
+
+    #[test]
+    fn ipv6_addresses_are_classified() {
+        let cases = [
+            ("2606:4700:4700::1111", AddressKind::Public),
+            ("2001:4860:4860::8888", AddressKind::Public),
+            ("2a00:1450:4001::200e", AddressKind::Public),
+            ("::", AddressKind::Unspecified),
+            ("::1", AddressKind::Loopback),
+            ("fc00::1", AddressKind::Private),
+            ("fd12:3456:789a::1", AddressKind::Private),
+            ("fec0::1", AddressKind::Private),
+            ("fe80::1", AddressKind::LinkLocal),
+            ("febf::1", AddressKind::LinkLocal),
+            ("ff02::1", AddressKind::Multicast),
+            ("ff0e::1", AddressKind::Multicast),
+            ("2001:db8::1", AddressKind::Documentation),
+            ("3fff::1", AddressKind::Documentation),
+            ("fd00:ec2::254", AddressKind::Metadata),
+            ("fd00:ec2::253", AddressKind::Private),
+            ("2001::1", AddressKind::Reserved),      // Teredo
+            ("2001:10::1", AddressKind::Reserved),   // ORCHID
+            ("100::1", AddressKind::Reserved),       // discard-only
+            ("::7f00:1", AddressKind::Reserved),     // IPv4-compatible 127.0.0.1
+            ("64:ff9b:1::1", AddressKind::Reserved), // local-use NAT64
+            ("4000::1", AddressKind::Reserved),      // outside 2000::/3
+        ];
+        for (ip, expected) in cases {
+            assert_eq!(kind(ip), expected, "{ip}");
+        }
+    }
+
+    #[test]
+    fn embedded_ipv4_addresses_are_unwrapped() {
+        let cases = [
+            ("::ffff:127.0.0.1", AddressKind::Loopback),
+            ("::ffff:7f00:1", AddressKind::Loopback),
+            ("::ffff:10.1.2.3", AddressKind::Private),
+            ("::ffff:169.254.169.254", AddressKind::Metadata),
+            ("::ffff:0.0.0.0", AddressKind::Unspecified),
+            ("::ffff:8.8.8.8", AddressKind::Public),
+            ("64:ff9b::127.0.0.1", AddressKind::Loopback),
+            ("64:ff9b::a9fe:a9fe", AddressKind::Metadata),
+            ("64:ff9b::8.8.8.8", AddressKind::Public),
+            ("2002:7f00:1::", AddressKind::Loopback),
+            ("2002:c0a8:101::1", AddressKind::Private),
+            ("2002:808:808::1", AddressKind::Public),
+        ];
+        for (ip, expected) in cases {
+            assert_eq!(kind(ip), expected, "{ip}");
+        }
+    }
+
+    fn policy(allow_private: bool, hosts: &[&str]) -> AddressPolicy {
+        AddressPolicy::from_config(&NetworkConfig {
+            allow_private_addresses: allow_private,
+            allowed_private_hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            ..NetworkConfig::default()
+        })
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn by_default_only_public_addresses_pass() {
+        let policy = policy(false, &[]);
+        assert!(policy.check_address("example.com", ip("93.184.216.34")).is_ok());
+        assert!(policy.check_address("example.com", ip("2606:4700::1")).is_ok());
+        for private in [
+            "127.0.0.1",
+            "::1",
+            "10.0.0.1",
+            "::ffff:192.168.0.1",
+            "169.254.169.254",
+            "fe80::1",
+            "0.0.0.0",
+        ] {
+            let refusal = policy.check_address("evil.example", ip(private)).unwrap_err();
+            assert_eq!(refusal.host, "evil.example");
+            let message = refusal.to_string();
+            assert!(
+                message.contains("evil.example") && message.contains("[network]"),
+                "{message}"
+            );
+        }
+        let message = policy
+            .check_address("127.0.0.1", ip("127.0.0.1"))
+            .unwrap_err()
+            .to_string();
+        assert!(message.starts_with("`127.0.0.1` is a loopback address"), "{message}");
+        let message = policy
+            .check_address("localhost", ip("::ffff:127.0.0.1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("`localhost` resolves to 127.0.0.1, a loopback"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn allow_private_opens_everything_but_metadata() {
+        let policy = policy(true, &[]);
+        for private in ["127.0.0.1", "::1", "10.0.0.1", "fd12::1", "fe80::1", "100.64.0.1"] {
+            assert!(policy.check_address("h", ip(private)).is_ok(), "{private}");
+        }
+        for metadata in [
+            "169.254.169.254",
+            "::ffff:169.254.169.254",
+            "fd00:ec2::254",
+            "100.100.100.200",
+        ] {
+            let refusal = policy.check_address("h", ip(metadata)).unwrap_err();
+            assert_eq!(refusal.kind, AddressKind::Metadata, "{metadata}");
+            assert!(refusal.to_string().contains("cloud-metadata"));
+        }
+        assert!(policy.check_name("metadata.google.internal").is_err());
+        assert!(policy.check_name("Metadata.Google.Internal.").is_err());
+        assert!(policy.check_name("example.com").is_ok());
+    }
+
+    #[test]
+    fn listed_private_hosts_pass_by_name_address_or_range() {
+        let policy = policy(
+            false,
+            &[
+                "NAS.lan.",
+                "10.0.0.5",
+                "192.168.1.0/24",
+                "fd00::/8",
+                "169.254.169.254",
+                "bad/99",
+                "metadata.google.internal",
+            ],
+        );
+        assert!(policy.check_address("nas.lan", ip("10.9.9.9")).is_ok());
+        assert!(policy.check_address("other.lan", ip("10.9.9.9")).is_err());
+        assert!(policy.check_address("x", ip("10.0.0.5")).is_ok());
+        assert!(policy.check_address("x", ip("::ffff:10.0.0.5")).is_ok());
+        assert!(policy.check_address("x", ip("10.0.0.6")).is_err());
+        assert!(policy.check_address("x", ip("192.168.1.200")).is_ok());
+        assert!(policy.check_address("x", ip("192.168.2.1")).is_err());
+        assert!(policy.check_address("x", ip("fd12::1")).is_ok());
+        assert!(policy.check_address("x", ip("fe80::1")).is_err());
+        assert!(policy.check_address("x", ip("169.254.169.254")).is_ok());
+        assert!(policy.check_name("metadata.google.internal").is_ok());
+        assert!(policy.check_address("x", ip("127.0.0.1")).is_err());
+    }
+
+    #[test]
+    fn ranges_parse_and_match() {
+        assert_eq!(parse_range("10.0.0.0/8"), Some((ip("10.0.0.0"), 8)));
+        assert_eq!(parse_range("::ffff:10.0.0.1"), Some((ip("10.0.0.1"), 32)));
+        assert_eq!(parse_range("10.0.0.0/33"), None);
+        assert_eq!(parse_range("fd00::/129"), None);
+        assert_eq!(parse_range("example.com"), None);
+        assert!(in_range(ip("1.2.3.4"), ip("0.0.0.0"), 0));
+        assert!(in_range(ip("10.255.0.1"), ip("10.0.0.0"), 8));
+        assert!(!in_range(ip("11.0.0.1"), ip("10.0.0.0"), 8));
+        assert!(in_range(ip("fd00::1"), ip("fd00::"), 16));
+        assert!(!in_range(ip("fd01::1"), ip("fd00::"), 16));
+        assert!(!in_range(ip("10.0.0.1"), ip("fd00::"), 0));
+    }
+
+    fn allowed(url: &str, domains: &[&str]) -> bool {
+        let domains: Vec<String> = domains.iter().map(|d| d.to_string()).collect();
+        domain_allowed(&Target::of(&Url::parse(url).unwrap()).unwrap(), &domains)
+    }
+
+    #[test]
+    fn allowed_domains_match_exactly_or_as_parent() {
+        assert!(allowed("https://anything.example/", &[]));
+        assert!(allowed("https://anything.example/", &["*"]));
+        assert!(allowed("https://example.com/", &["example.com"]));
+        assert!(allowed("https://API.Example.COM./x", &["example.com"]));
+        assert!(allowed("https://a.b.example.com/", &["Example.com."]));
+        assert!(!allowed("https://badexample.com/", &["example.com"]));
+        assert!(!allowed("https://example.com.evil.net/", &["example.com"]));
+        assert!(!allowed("https://com/", &["example.com"]));
+        assert!(allowed("https://api.example.com/", &["*.example.com"]));
+        assert!(!allowed("https://example.com/", &["*.example.com"]));
+        assert!(!allowed("https://other.org/", &["example.com", "*.example.net"]));
+        assert!(allowed("https://other.org/", &["example.com", "other.org"]));
+        assert!(allowed("https://xn--bcher-kva.example/", &["bücher.example"]));
+        assert!(allowed("https://shop.xn--bcher-kva.example/", &["*.Bücher.example"]));
+    }
+
+    #[test]
+    fn ip_hosts_match_only_exact_entries() {
+        assert!(allowed("http://127.0.0.1:8080/", &["127.0.0.1"]));
+        assert!(!allowed("http://127.0.0.1/", &["localhost"]));
+        assert!(!allowed("http://10.0.0.1/", &["0.0.1"]));
+        assert!(!allowed("http://10.0.0.1/", &["*.0.0.1"]));
+        assert!(allowed("http://[::1]/", &["[::1]"]));
+        assert!(allowed("http://[::1]/", &["::1"]));
+        assert!(allowed("http://[::ffff:7f00:1]/", &["127.0.0.1"]));
+        assert!(allowed("http://localhost/", &["localhost"]));
+    }
+
+    #[test]
+    fn urls_are_checked_before_sending() {
+        let strict = policy(false, &[]);
+        let check = |url: &str, domains: &[&str], policy: &AddressPolicy| {
+            let domains: Vec<String> = domains.iter().map(|d| d.to_string()).collect();
+            check_url(&Url::parse(url).unwrap(), &domains, policy)
+        };
+        assert_eq!(
+            check("https://example.com/a", &[], &strict),
+            Ok(Target::Domain("example.com".into()))
+        );
+        let error = check("ftp://example.com/file", &[], &strict).unwrap_err();
+        assert!(
+            error.contains("only http and https") && error.contains("`ftp`"),
+            "{error}"
+        );
+        assert!(
+            check("file:///etc/passwd", &[], &strict)
+                .unwrap_err()
+                .contains("only http and https")
+        );
+        let error = check("https://other.org/", &["example.com"], &strict).unwrap_err();
+        assert!(
+            error.contains("`other.org` is not in this agent's allowedDomains (example.com)"),
+            "{error}"
+        );
+        // Every spelling of loopback that the URL parser normalizes is caught.
+        for url in [
+            "http://127.0.0.1/",
+            "http://127.1/",
+            "http://0x7f.0.0.1/",
+            "http://2130706433/",
+            "http://017700000001/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://0.0.0.0/",
+        ] {
+            let error = check(url, &[], &strict).unwrap_err();
+            assert!(
+                error.starts_with("refused: ") && error.contains("allow_private_addresses"),
+                "{url}: {error}"
+            );
+        }
+        let error = check("http://169.254.169.254/latest/meta-data/", &[], &policy(true, &[])).unwrap_err();
+        assert!(error.contains("cloud-metadata"), "{error}");
+        let error = check("http://metadata.google.internal/", &[], &policy(true, &[])).unwrap_err();
+        assert!(error.contains("cloud-metadata"), "{error}");
+        assert!(check("http://127.0.0.1:9/", &[], &policy(true, &[])).is_ok());
+    }
+}
