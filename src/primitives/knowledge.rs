@@ -161,7 +161,9 @@ fn check_metadata(metadata: &Map<String, Value>, field: &str) -> Result<Vec<(Str
         .iter()
         .map(|(key, value)| {
             let key_ok = (1..=64).contains(&key.len())
-                && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
             if !key_ok {
                 return Err(ToolFailure::new(format!(
                     "`{field}` key `{key}`: keys are 1-64 of A-Z, a-z, 0-9, `_`, `-`, `.`"

@@ -67,7 +67,13 @@ impl Sealer {
         let aad = associated_data(owner, name);
         let ciphertext = self
             .cipher()?
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| ToolFailure::new("could not encrypt the secret"))?;
         Ok((nonce.to_vec(), ciphertext))
     }
@@ -78,7 +84,13 @@ impl Sealer {
         }
         let aad = associated_data(owner, name);
         self.cipher()?
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| {
                 ToolFailure::new("the secret cannot be decrypted: it was sealed with another key or is damaged")
             })
@@ -168,7 +180,9 @@ fn create_key_file(path: &Path) -> Result<[u8; 32], String> {
 
 fn check_name(name: &str) -> Result<(), ToolFailure> {
     let ok = (1..=128).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     if ok {
         Ok(())
     } else {
@@ -279,7 +293,10 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                     }
                     let (nonce, ciphertext) = sealer.seal(owner, &args.name, args.value.as_bytes())?;
                     let created = services.store.secret_put(owner, &args.name, nonce, ciphertext).await?;
-                    Ok(SetResult { name: args.name, created })
+                    Ok(SetResult {
+                        name: args.name,
+                        created,
+                    })
                 }
             }),
         ToolBuilder::new("agentos.secret_get")
@@ -338,7 +355,10 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                 async move {
                     check_name(&args.name)?;
                     let deleted = services.store.secret_remove(&ctx.caller.agent_id, &args.name).await?;
-                    Ok(DeleteResult { name: args.name, deleted })
+                    Ok(DeleteResult {
+                        name: args.name,
+                        deleted,
+                    })
                 }
             }),
     ]
@@ -360,7 +380,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sealer = sealer(dir.path());
         let (nonce, ciphertext) = sealer.seal("a", "TOKEN", b"hunter2").unwrap();
-        assert!(!ciphertext.windows(7).any(|w| w == b"hunter2"), "no plaintext in the ciphertext");
+        assert!(
+            !ciphertext.windows(7).any(|w| w == b"hunter2"),
+            "no plaintext in the ciphertext"
+        );
         assert_eq!(sealer.open("a", "TOKEN", &nonce, &ciphertext).unwrap(), b"hunter2");
         assert!(sealer.open("b", "TOKEN", &nonce, &ciphertext).is_err(), "another owner");
         assert!(sealer.open("a", "OTHER", &nonce, &ciphertext).is_err(), "another name");
@@ -374,9 +397,16 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let (nonce, ciphertext) = sealer(dir.path()).seal("a", "n", b"v").unwrap();
-        let mode = std::fs::metadata(dir.path().join("secrets.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("secrets.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(sealer(dir.path()).open("a", "n", &nonce, &ciphertext).unwrap(), b"v", "same key next start");
+        assert_eq!(
+            sealer(dir.path()).open("a", "n", &nonce, &ciphertext).unwrap(),
+            b"v",
+            "same key next start"
+        );
         std::fs::set_permissions(dir.path().join("secrets.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
         let error = sealer(dir.path()).open("a", "n", &nonce, &ciphertext).unwrap_err();
         assert!(error.message.contains("chmod 600"), "{}", error.message);

@@ -99,8 +99,10 @@ fn remove_document(tx: &rusqlite::Transaction<'_>, owner: &str, id: &str) -> Res
         .query_row(params![owner, id], |row| row.get(0))
         .ok();
     let Some(row) = row else { return Ok(false) };
-    tx.prepare_cached("DELETE FROM knowledge_chunks WHERE doc = ?1")?.execute(params![row])?;
-    tx.prepare_cached("DELETE FROM knowledge_docs WHERE id = ?1")?.execute(params![row])?;
+    tx.prepare_cached("DELETE FROM knowledge_chunks WHERE doc = ?1")?
+        .execute(params![row])?;
+    tx.prepare_cached("DELETE FROM knowledge_docs WHERE id = ?1")?
+        .execute(params![row])?;
     Ok(true)
 }
 

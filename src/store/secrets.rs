@@ -36,8 +36,11 @@ pub trait SecretStore: Send + Sync {
         nonce: Vec<u8>,
         ciphertext: Vec<u8>,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
-    fn secret_fetch<'a>(&'a self, owner: &'a str, name: &'a str)
-    -> BoxFuture<'a, Result<Option<SealedSecret>, StoreError>>;
+    fn secret_fetch<'a>(
+        &'a self,
+        owner: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SealedSecret>, StoreError>>;
     /// Names and last-update times, in name order.
     fn secret_names<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<Vec<(String, i64)>, StoreError>>;
     fn secret_remove<'a>(&'a self, owner: &'a str, name: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
