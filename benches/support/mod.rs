@@ -199,10 +199,7 @@ async fn worker(target: Arc<Target>, index: usize, until: Instant, warm_until: I
         }
         sequence += 1;
         let body = if numbered {
-            Bytes::from(format!(
-                "{before_id}\"id\":{}{after_id}",
-                (index as u64) << 40 | sequence
-            ))
+            Bytes::from(target.body.replace("{n}", &((index as u64) << 32 | sequence).to_string()))
         } else {
             Bytes::from_static(target.body.as_bytes())
         };

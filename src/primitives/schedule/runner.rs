@@ -1,0 +1,232 @@
+//! The scheduler loop: wake at the next due time (at least every second, and at once when a
+//! schedule is created), claim what is due, fire each claimed schedule as its creator, record
+//! the run.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::model::CallToolResult;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::{WAKE, timing};
+use crate::primitives::Services;
+use crate::registry::{CallContext, CallError, Caller, ToolPolicy};
+use crate::store::{AdvanceFn, DueSchedule, ScheduleRun, now_ms};
+
+/// The longest the loop sleeps without looking at the store.
+const TICK_MS: i64 = 1000;
+/// Most schedules claimed in one transaction; more are claimed right after.
+const CLAIM_BATCH: usize = 64;
+/// A stored result larger than this keeps only its beginning.
+const MAX_RESULT_BYTES: usize = 16 * 1024;
+const MAX_ERROR_CHARS: usize = 2000;
+
+/// Ids of schedules this process is firing right now; they are not claimed again until done.
+type Running = Arc<Mutex<HashSet<String>>>;
+
+pub(super) async fn run(services: Services, shutdown: CancellationToken) {
+    let running: Running = Arc::default();
+    let advance: AdvanceFn = Arc::new(timing::advance_stored);
+    tracing::debug!("scheduler started");
+    loop {
+        // Registered before looking at the store, so a creation in between still wakes us.
+        let notified = WAKE.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let skip: Vec<String> = lock(&running).iter().cloned().collect();
+        let now = now_ms();
+        let wait_ms = match services.store.schedule_next_due(skip.clone()).await {
+            Ok(Some(due)) if due <= now => {
+                match services
+                    .store
+                    .schedule_claim_due(now, skip, CLAIM_BATCH, advance.clone())
+                    .await
+                {
+                    Ok(claimed) if claimed.is_empty() => 50,
+                    Ok(claimed) => {
+                        for due in claimed {
+                            lock(&running).insert(due.id.clone());
+                            let (services, running, shutdown) = (services.clone(), running.clone(), shutdown.clone());
+                            tokio::spawn(async move {
+                                let id = due.id.clone();
+                                fire(&services, due, &shutdown).await;
+                                lock(&running).remove(&id);
+                                WAKE.notify_waiters();
+                            });
+                        }
+                        0
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "cannot claim due schedules");
+                        TICK_MS
+                    }
+                }
+            }
+            Ok(Some(due)) => (due - now).min(TICK_MS),
+            Ok(None) => TICK_MS,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the schedules");
+                TICK_MS
+            }
+        };
+        if shutdown.is_cancelled() {
+            break;
+        }
+        if wait_ms > 0 {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = notified => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
+            }
+        }
+    }
+    tracing::debug!("scheduler stopped");
+}
+
+fn lock(running: &Running) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    running.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Fires one claimed schedule as its creator and records the run.
+async fn fire(services: &Services, due: DueSchedule, shutdown: &CancellationToken) {
+    let started = now_ms();
+    let outcome = call(services, &due, started, shutdown).await;
+    let (result, result_truncated) = match outcome.result {
+        Some(value) => {
+            let (text, truncated) = bounded_json(&value, MAX_RESULT_BYTES);
+            (Some(text), truncated)
+        }
+        None => (None, false),
+    };
+    let run = ScheduleRun {
+        scheduled_at_ms: due.scheduled_at_ms,
+        started_at_ms: started,
+        finished_at_ms: now_ms(),
+        outcome: outcome.outcome.to_owned(),
+        missed: due.due.saturating_sub(1),
+        error: outcome.error.map(|e| cut_chars(&e, MAX_ERROR_CHARS)),
+        result,
+        result_truncated,
+    };
+    tracing::info!(schedule = %due.id, tool = %due.tool, agent = %due.owner, outcome = run.outcome, missed = run.missed, "schedule fired");
+    let keep = services.config.schedule.max_runs_kept.max(1);
+    if let Err(error) = services.store.schedule_record_run(&due.owner, &due.id, run, keep).await {
+        tracing::error!(schedule = %due.id, %error, "cannot record a schedule run");
+    }
+}
+
+struct Outcome {
+    outcome: &'static str,
+    error: Option<String>,
+    result: Option<Value>,
+}
+
+impl Outcome {
+    fn error(outcome: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            outcome,
+            error: Some(message.into()),
+            result: None,
+        }
+    }
+}
+
+async fn call(services: &Services, due: &DueSchedule, started: i64, shutdown: &CancellationToken) -> Outcome {
+    let registry = match services.registry() {
+        Ok(registry) => registry,
+        Err(failure) => return Outcome::error("cancelled", failure.message),
+    };
+    let tools = match ToolPolicy::parse(&due.allowed_tools) {
+        Ok(tools) => tools,
+        Err(error) => {
+            return Outcome::error(
+                "error",
+                format!("the schedule's stored permissions are unreadable: {error}"),
+            );
+        }
+    };
+    let input: Value = match serde_json::from_str(&due.input) {
+        Ok(input) => input,
+        Err(error) => return Outcome::error("error", format!("the schedule's stored input is unreadable: {error}")),
+    };
+    let caller = Arc::new(Caller {
+        agent_id: Arc::from(due.owner.as_str()),
+        tools,
+        allowed_domains: Arc::from(due.allowed_domains.clone()),
+    });
+    let timeout = Duration::from_secs(services.config.schedule.run_timeout_secs.max(1));
+    let ctx =
+        CallContext::new(caller, format!("schedule:{}:{started}", due.id), timeout).with_cancel(shutdown.child_token());
+    match registry.call(&ctx, &due.tool, input).await {
+        Ok(result) if result.is_error == Some(true) => Outcome::error("error", text_of(&result)),
+        Ok(result) => Outcome {
+            outcome: "ok",
+            error: None,
+            result: Some(output_of(&result)),
+        },
+        Err(error @ CallError::DeadlineExceeded { .. }) => Outcome::error("timeout", error.to_string()),
+        Err(error @ CallError::Cancelled(_)) => {
+            Outcome::error("cancelled", format!("{error}: agentos shut down during the run"))
+        }
+        Err(error) => Outcome::error("error", error.to_string()),
+    }
+}
+
+/// What a call produced: its structured content, else its text.
+pub(crate) fn output_of(result: &CallToolResult) -> Value {
+    match &result.structured_content {
+        Some(value) => value.clone(),
+        None => Value::String(text_of(result)),
+    }
+}
+
+/// The text blocks of a result, joined.
+pub(crate) fn text_of(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|block| block.as_text().map(|t| t.text.as_str()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `value` as JSON text if it fits in `max` bytes; otherwise a JSON string holding the
+/// beginning of that text, and `true`.
+pub(crate) fn bounded_json(value: &Value, max: usize) -> (String, bool) {
+    let text = value.to_string();
+    if text.len() <= max {
+        return (text, false);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (Value::String(text[..end].to_owned()).to_string(), true)
+}
+
+fn cut_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_results_keep_their_beginning() {
+        let small = serde_json::json!({"a": 1});
+        assert_eq!(bounded_json(&small, 100), ("{\"a\":1}".to_owned(), false));
+        let large = serde_json::json!({"text": "é".repeat(100)});
+        let (text, truncated) = bounded_json(&large, 21);
+        assert!(truncated);
+        let preview: String = serde_json::from_str(&text).unwrap();
+        assert!(preview.starts_with("{\"text\":\"é") && preview.len() <= 21, "{preview}");
+        assert_eq!(cut_chars("abcdef", 3), "abc…");
+        assert_eq!(cut_chars("abc", 3), "abc");
+    }
+}

@@ -1,0 +1,241 @@
+//! Executing a planned workflow: one registry call per step, in order, recording each step as
+//! it starts and ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::refs::{self, StepNames};
+use super::{OnError, StepInfo, WorkflowResult};
+use crate::primitives::Services;
+use crate::primitives::schedule::{bounded_json, output_of, text_of};
+use crate::registry::{CallContext, Caller, Registry};
+use crate::store::{StepOutcome, Store, WORKFLOW_RUNNING, now_ms};
+
+/// A workflow whose steps were checked and stored.
+pub(super) struct Plan {
+    pub id: String,
+    pub owner: String,
+    pub names: StepNames,
+    pub steps: Vec<PlannedStep>,
+    pub background: bool,
+    pub created_at_ms: i64,
+}
+
+pub(super) struct PlannedStep {
+    pub id: String,
+    /// The native name.
+    pub tool: String,
+    pub input: Value,
+    pub on_error: OnError,
+}
+
+/// How steps get their call context.
+pub(super) enum Mode {
+    /// Steps share the workflow call's deadline and cancellation, so cancelling the call stops
+    /// the workflow (the running step with it).
+    Foreground(CallContext),
+    /// Each step gets its own deadline; the run outlives the call that started it.
+    Background { caller: Arc<Caller>, timeout: Duration },
+}
+
+impl Plan {
+    /// The run as it is before any step ran.
+    pub fn initial_result(&self) -> WorkflowResult {
+        WorkflowResult {
+            id: self.id.clone(),
+            status: WORKFLOW_RUNNING.to_owned(),
+            background: self.background,
+            error: None,
+            created_at_ms: self.created_at_ms,
+            finished_at_ms: None,
+            steps: self
+                .steps
+                .iter()
+                .map(|step| StepInfo {
+                    id: step.id.clone(),
+                    tool: step.tool.clone(),
+                    status: "pending".to_owned(),
+                    result: None,
+                    result_truncated: false,
+                    error: None,
+                    started_at_ms: None,
+                    finished_at_ms: None,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn step_context(mode: &Mode, run_id: &str, index: usize) -> CallContext {
+    match mode {
+        Mode::Foreground(parent) => CallContext {
+            caller: parent.caller.clone(),
+            request_id: Arc::from(format!("{}/workflow:{run_id}:{index}", parent.request_id)),
+            deadline: parent.deadline,
+            cancel: parent.cancel.clone(),
+            progress: None,
+        },
+        Mode::Background { caller, timeout } => {
+            CallContext::new(caller.clone(), format!("workflow:{run_id}:{index}"), *timeout)
+        }
+    }
+}
+
+/// Marks the run failed if its future is dropped before it finished (the call was cancelled
+/// or ran past its deadline, and the registry dropped it).
+struct Unfinished {
+    store: Arc<dyn Store>,
+    owner: String,
+    run_id: String,
+    armed: bool,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (store, owner, run_id) = (self.store.clone(), self.owner.clone(), self.run_id.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let message = "stopped: the workflow_run call was cancelled or ran past its deadline \
+                               (use background: true for long workflows)";
+                if let Err(error) = store
+                    .workflow_finish(&owner, &run_id, "failed", Some(message.to_owned()), now_ms())
+                    .await
+                {
+                    tracing::error!(workflow = %run_id, %error, "cannot record a stopped workflow");
+                }
+            });
+        }
+    }
+}
+
+fn log_store_error(run_id: &str, result: Result<(), crate::store::StoreError>) {
+    if let Err(error) = result {
+        tracing::error!(workflow = %run_id, %error, "cannot record workflow progress");
+    }
+}
+
+/// Runs every step and records the outcome; returns the finished run.
+pub(super) async fn execute(services: Services, registry: Arc<Registry>, plan: Plan, mode: Mode) -> WorkflowResult {
+    let store = services.store.clone();
+    let max_bytes = services.config.workflow.max_result_bytes;
+    let mut guard = Unfinished {
+        store: store.clone(),
+        owner: plan.owner.clone(),
+        run_id: plan.id.clone(),
+        armed: true,
+    };
+    let mut result = plan.initial_result();
+    let total = plan.steps.len();
+    let mut outputs: Vec<Option<Value>> = vec![None; total];
+    let mut stopped: Option<String> = None;
+    for (index, step) in plan.steps.iter().enumerate() {
+        if let Mode::Foreground(ctx) = &mode {
+            if ctx.cancel.is_cancelled() {
+                stopped = Some("stopped: the workflow_run call was cancelled".to_owned());
+                break;
+            }
+            ctx.report_progress(
+                index as f64,
+                Some(total as f64),
+                Some(format!("step `{}`: {}", step.id, step.tool)),
+            )
+            .await;
+        }
+        let started = now_ms();
+        log_store_error(
+            &plan.id,
+            store.workflow_step_started(&plan.owner, &plan.id, index, started).await,
+        );
+        let outcome = match refs::resolve(&step.input, &plan.names, index, &outputs) {
+            Err(message) => Err(format!("step `{}`: {message}", step.id)),
+            Ok(input) => match registry
+                .call(&step_context(&mode, &plan.id, index), &step.tool, input)
+                .await
+            {
+                Ok(call) if call.is_error == Some(true) => Err(text_of(&call)),
+                Ok(call) => Ok(output_of(&call)),
+                Err(error) => Err(error.to_string()),
+            },
+        };
+        let info = &mut result.steps[index];
+        info.started_at_ms = Some(started);
+        info.finished_at_ms = Some(now_ms());
+        let record = match outcome {
+            Ok(output) => {
+                let (text, truncated) = bounded_json(&output, max_bytes);
+                info.status = "succeeded".to_owned();
+                info.result = Some(if truncated {
+                    serde_json::from_str(&text).unwrap_or(Value::Null)
+                } else {
+                    output.clone()
+                });
+                info.result_truncated = truncated;
+                outputs[index] = Some(output);
+                (Some(text), truncated)
+            }
+            Err(error) => {
+                info.status = "failed".to_owned();
+                info.error = Some(error);
+                (None, false)
+            }
+        };
+        log_store_error(
+            &plan.id,
+            store
+                .workflow_step_finished(
+                    &plan.owner,
+                    &plan.id,
+                    index,
+                    StepOutcome {
+                        status: info.status.clone(),
+                        result: record.0,
+                        result_truncated: record.1,
+                        error: info.error.clone(),
+                        started_at_ms: started,
+                        finished_at_ms: info.finished_at_ms.unwrap_or(started),
+                    },
+                )
+                .await,
+        );
+        if info.status == "failed" && step.on_error == OnError::Stop {
+            stopped = Some(format!(
+                "step `{}` failed and its onError is `stop`; the steps after it were skipped",
+                step.id
+            ));
+            break;
+        }
+    }
+    for info in result.steps.iter_mut().filter(|s| s.status == "pending") {
+        info.status = "skipped".to_owned();
+    }
+    let failures = result.steps.iter().filter(|s| s.status == "failed").count();
+    let (status, error) = match stopped {
+        Some(reason) => ("failed", Some(reason)),
+        None if failures == 0 => ("succeeded", None),
+        None if failures == total => ("failed", Some("every step failed".to_owned())),
+        None => ("partial", Some(format!("{failures} of {total} steps failed"))),
+    };
+    result.status = status.to_owned();
+    result.error = error.clone();
+    result.finished_at_ms = Some(now_ms());
+    log_store_error(
+        &plan.id,
+        store
+            .workflow_finish(
+                &plan.owner,
+                &plan.id,
+                status,
+                error,
+                result.finished_at_ms.unwrap_or_default(),
+            )
+            .await,
+    );
+    guard.armed = false;
+    tracing::info!(workflow = %plan.id, status, "workflow finished");
+    result
+}
