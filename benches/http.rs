@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Figures, Target, load, row, rss_kib, start_agentos, start_baseline};
+use support::{Target, load, row, rss_kib, start_agentos, start_baseline};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
