@@ -190,6 +190,35 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
+        let must_be_positive: [(&'static str, u64); 21] = [
+            ("files.quota_bytes", self.files.quota_bytes),
+            ("files.max_file_bytes", self.files.max_file_bytes),
+            ("network.max_response_bytes", self.network.max_response_bytes as u64),
+            ("network.timeout_ms", self.network.timeout_ms),
+            ("database.max_rows", self.database.max_rows as u64),
+            ("database.max_result_bytes", self.database.max_result_bytes as u64),
+            ("database.max_db_bytes", self.database.max_db_bytes),
+            ("database.timeout_ms", self.database.timeout_ms),
+            ("database.max_sql_chars", self.database.max_sql_chars as u64),
+            ("events.max_events_per_topic", self.events.max_events_per_topic as u64),
+            ("events.max_payload_bytes", self.events.max_payload_bytes as u64),
+            ("events.max_page", self.events.max_page as u64),
+            ("queue.max_item_bytes", self.queue.max_item_bytes as u64),
+            ("queue.max_visibility_seconds", self.queue.max_visibility_seconds),
+            ("queue.max_pop", self.queue.max_pop as u64),
+            ("queue.max_items_per_queue", self.queue.max_items_per_queue as u64),
+            ("schedule.min_interval_seconds", self.schedule.min_interval_seconds),
+            ("schedule.run_timeout_secs", self.schedule.run_timeout_secs),
+            ("workflow.max_steps", self.workflow.max_steps as u64),
+            ("secrets.max_value_bytes", self.secrets.max_value_bytes as u64),
+            ("knowledge.chunk_chars", self.knowledge.chunk_chars as u64),
+        ];
+        if let Some((setting, _)) = must_be_positive.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::Invalid {
+                setting,
+                message: "must be at least 1".into(),
+            });
+        }
         if self.http.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid {
                 setting: "http.max_body_bytes",
@@ -256,6 +285,15 @@ mod tests {
             expand_env("${AGENTOS_TEST_UNSET_VAR}").unwrap_err(),
             "AGENTOS_TEST_UNSET_VAR"
         );
+    }
+
+    #[test]
+    fn zero_limits_are_refused_by_name() {
+        let mut config = Config::default();
+        config.validate().unwrap();
+        config.database.timeout_ms = 0;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("database.timeout_ms"), "{error}");
     }
 
     #[test]

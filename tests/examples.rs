@@ -13,8 +13,13 @@ fn every_example_loads() {
         match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => {
                 let config = Config::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                let defaults = Config::default();
-                assert_eq!(config.listen, defaults.listen, "{} states the defaults", path.display());
+                // The sample states every setting with its default, so it documents them all.
+                let stated = serde_json::to_value(&config).unwrap();
+                let defaults = serde_json::to_value(Config::default()).unwrap();
+                assert_eq!(stated, defaults, "{} states every default exactly", path.display());
+                let written: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                let expected = toml::Value::try_from(Config::default()).unwrap();
+                assert_eq!(written, expected, "{} lists every setting", path.display());
             }
             Some("json") => {
                 let text = std::fs::read_to_string(&path).unwrap();
