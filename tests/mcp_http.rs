@@ -238,6 +238,7 @@ async fn health_and_tool_catalog() {
     assert_eq!(status, 200);
     let tools = tools["tools"].as_array().unwrap();
     assert_eq!(health["tools"].as_u64().unwrap() as usize, tools.len());
+    assert!(tools.len() >= 32, "at least 32 built-in tools, found {}", tools.len());
     for tool in tools {
         assert!(
             tool["name"].is_string() && tool["description"].is_string() && tool["inputSchema"].is_object(),
