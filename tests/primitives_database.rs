@@ -407,3 +407,56 @@ async fn agents_have_separate_databases() {
     );
     assert!(attach.contains("ATTACH is not available"), "{attach}");
 }
+
+#[tokio::test]
+async fn sqlite_enforced_limits_leave_ordinary_maintenance_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _, _) = common::stdio_client(dir.path(), &[]).await;
+    structured(&call(&client, "agentos.db_exec", json!({"sql": "CREATE TABLE t (v)"})).await);
+    structured(
+        &call(
+            &client,
+            "agentos.db_exec",
+            exec("INSERT INTO t VALUES (?), (?)", json!(["a", {"$base64": "AAE="}])),
+        )
+        .await,
+    );
+    // Plain VACUUM copies the database through a temporary one that SQLite attaches itself;
+    // the authorizer lets exactly that through.
+    let vacuum = structured(&call(&client, "agentos.db_exec", json!({"sql": "VACUUM"})).await);
+    assert_eq!(vacuum["rowsAffected"], 0);
+    // A pragma_* function runs its PRAGMA inside SQLite, where the allow-list applies too.
+    let columns = structured(
+        &call(
+            &client,
+            "agentos.db_query",
+            json!({"sql": "SELECT name FROM pragma_table_info('t')"}),
+        )
+        .await,
+    );
+    assert_eq!(columns["rows"], json!([["v"]]));
+    let version = structured(&call(&client, "agentos.db_query", json!({"sql": "PRAGMA user_version"})).await);
+    assert_eq!(version["rows"], json!([[0]]));
+    // Values are bounded by database.max_result_bytes (10 MiB by default).
+    let big = failure(
+        &call(
+            &client,
+            "agentos.db_query",
+            json!({"sql": "SELECT length(zeroblob(20000000))"}),
+        )
+        .await,
+    );
+    assert!(big.contains("at most 10485760 bytes"), "{big}");
+    let deep = failure(
+        &call(
+            &client,
+            "agentos.db_query",
+            json!({"sql": format!("SELECT {}", vec!["1"; 600].join(" + "))}),
+        )
+        .await,
+    );
+    assert!(deep.contains("Expression tree is too large"), "{deep}");
+    let rows = structured(&call(&client, "agentos.db_query", json!({"sql": "SELECT count(*) FROM t"})).await);
+    assert_eq!(rows["rows"], json!([[2]]), "VACUUM kept the rows");
+    client.cancel().await.unwrap();
+}

@@ -199,7 +199,11 @@ async fn worker(target: Arc<Target>, index: usize, until: Instant, warm_until: I
         }
         sequence += 1;
         let body = if numbered {
-            Bytes::from(target.body.replace("{n}", &((index as u64) << 32 | sequence).to_string()))
+            Bytes::from(
+                target
+                    .body
+                    .replace("{n}", &((index as u64) << 32 | sequence).to_string()),
+            )
         } else {
             Bytes::from_static(target.body.as_bytes())
         };

@@ -3,21 +3,25 @@
 //! Each agent has its own file, `<data_dir>/scratch/<sha256 of the agent id>.db`, apart from
 //! agentos's own database. Every call opens it afresh, runs one statement off the async threads
 //! and closes it; a statement that outlives `database.timeout_ms`, the call's deadline or the
-//! client's patience is interrupted.
+//! client's patience is stopped by SQLite's progress handler.
+//!
+//! What an agent may run is checked twice: by the textual guard (`guard`), whose messages say
+//! what to do instead, and authoritatively inside SQLite by an authorizer, limits and
+//! connection settings (`authorizer`, `scratch`).
 
+mod authorizer;
 mod guard;
 mod scratch;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::ErrorCode;
-use rusqlite::InterruptHandle;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use self::scratch::{Failure, Limits, Mode, Outcome};
+use self::scratch::{Failure, Limits, Mode, Outcome, Stop};
 use super::Services;
 use crate::registry::{CallContext, Hints, Tool, ToolBuilder, ToolFailure};
 
@@ -96,21 +100,14 @@ struct ExecResult {
     truncated: bool,
 }
 
-/// Interrupts the running statement when dropped: on timeout, and when the call is abandoned
-/// (the client cancelled or the deadline passed), so no statement runs on unobserved.
-struct InterruptOnDrop(InterruptHandle);
+/// Stops the running statement when dropped, also when the call is abandoned (its future
+/// dropped), so no statement runs on unobserved. A no-op once the statement has ended.
+struct StopOnDrop(Stop);
 
-impl Drop for InterruptOnDrop {
+impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        // A no-op once the connection is closed.
-        self.0.interrupt();
+        self.0.raise();
     }
-}
-
-/// Why a statement was stopped, for the message.
-enum Stopped {
-    Timeout(Duration),
-    Cancelled,
 }
 
 /// Checks and runs one statement on the caller's scratch database.
@@ -138,45 +135,55 @@ async fn run_statement(
         .collect::<Result<Vec<_>, _>>()
         .map_err(ToolFailure::new)?;
     let configured = Duration::from_millis(config.timeout_ms);
+    let timeout = configured.min(ctx.remaining());
     let limits = Limits {
         max_rows: config.max_rows,
         max_result_bytes: config.max_result_bytes,
         max_db_bytes: config.max_db_bytes,
-        busy_timeout: configured,
+        busy_timeout: timeout,
+        max_sql_chars: config.max_sql_chars,
     };
     let path = scratch::path_for(&services.config.data_dir, &ctx.caller.agent_id);
-    let conn = tokio::task::spawn_blocking(move || scratch::open(&path, mode, &limits))
-        .await
-        .map_err(|_| ToolFailure::new("internal error: the database task failed; retry"))?
-        .map_err(|failure| explain(failure, mode, config))?;
-    let interrupt = InterruptOnDrop(conn.get_interrupt_handle());
+    let stop = Stop::default();
+    let _stop_on_drop = StopOnDrop(stop.clone());
+    let deadline = Instant::now() + timeout;
     let sql = args.sql;
-    let mut task = tokio::task::spawn_blocking(move || scratch::run(&conn, &sql, params, mode, &limits));
-    let timeout = configured.min(ctx.remaining());
-    let stopped = tokio::select! {
-        joined = &mut task => {
-            let outcome = joined.map_err(|_| ToolFailure::new("internal error: the database task failed; retry"))?;
-            return outcome.map_err(|failure| explain(failure, mode, config));
-        }
-        () = tokio::time::sleep(timeout) => Stopped::Timeout(timeout),
-        () = ctx.cancel.cancelled() => Stopped::Cancelled,
+    let stops_it = stop.clone();
+    let mut task = tokio::task::spawn_blocking(move || {
+        let mut db = scratch::open(&path, mode, &limits)?;
+        // SQLite's progress handler interrupts the statement at the deadline or once stopped.
+        db.stop_at(deadline, stops_it)?;
+        scratch::run(&db, &sql, params, &limits)
+    });
+    let finished = tokio::select! {
+        joined = &mut task => Some(joined),
+        () = ctx.cancel.cancelled() => None,
     };
-    drop(interrupt);
-    // The statement may have finished just before the interrupt; then its result stands.
-    match task.await {
+    let cancelled = finished.is_none();
+    let joined = match finished {
+        Some(joined) => joined,
+        None => {
+            stop.raise();
+            task.await
+        }
+    };
+    // A statement that ended before it was stopped keeps its result.
+    match joined {
         Ok(Ok(outcome)) => Ok(outcome),
         Ok(Err(Failure::Sqlite(error))) if scratch::has_code(&error, ErrorCode::OperationInterrupted) => {
-            Err(ToolFailure::new(match stopped {
-                Stopped::Timeout(after) if after < configured => format!(
+            Err(ToolFailure::new(if cancelled {
+                "the call was cancelled and the statement stopped; nothing was changed".into()
+            } else if timeout < configured {
+                format!(
                     "the statement was stopped after {} ms when the call's deadline came; nothing was changed",
-                    after.as_millis()
-                ),
-                Stopped::Timeout(after) => format!(
+                    timeout.as_millis()
+                )
+            } else {
+                format!(
                     "the statement ran longer than database.timeout_ms ({} ms) and was stopped; nothing was \
                      changed. Add a WHERE or LIMIT, create an index, or split the work",
-                    after.as_millis()
-                ),
-                Stopped::Cancelled => "the call was cancelled and the statement stopped; nothing was changed".into(),
+                    timeout.as_millis()
+                )
             }))
         }
         Ok(Err(failure)) => Err(explain(failure, mode, config)),
@@ -206,6 +213,17 @@ fn explain(failure: Failure, mode: Mode, config: &DatabaseConfig) -> ToolFailure
         }
         (_, Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)) => {
             "your database is busy with another of your calls; retry shortly".into()
+        }
+        (_, Some(ErrorCode::TooBig)) => format!(
+            "SQL error: string or blob too big: one value may hold at most {} bytes here \
+             (database.max_result_bytes); store large data in smaller pieces",
+            scratch::value_limit(config.max_result_bytes)
+        ),
+        // Refusals normally arrive with the authorizer's reason, as `Failure::Refused`.
+        (_, Some(ErrorCode::AuthorizationForStatementDenied)) => {
+            "`sql` uses something agentos does not allow on your database (ATTACH, DETACH, a PRAGMA that \
+             is not read-only, load_extension, or a write through agentos.db_query)"
+                .into()
         }
         (rusqlite::Error::SqlInputError { msg, offset, .. }, _) => {
             format!("SQL error: {msg} (at character {offset} of `sql`)")

@@ -1,5 +1,7 @@
 //! What SQL an agent may run on its scratch database, decided from the statement's tokens
-//! before SQLite sees it. The connection's own settings (see `scratch`) are the second line.
+//! before SQLite sees it, with messages that say what to do instead. The second, authoritative
+//! line is inside SQLite: the authorizer (see `authorizer`), limits and connection settings
+//! (see `scratch`).
 //!
 //! Refused: ATTACH/DETACH and `VACUUM INTO` (they reach other files of the host), transaction
 //! control (each call is its own transaction), `load_extension`, and every PRAGMA except a few
@@ -194,19 +196,33 @@ fn check_pragma(rest: &[Token]) -> Result<(), String> {
     let Some(name) = rest.first().and_then(Token::name) else {
         return Err("`sql`: PRAGMA needs a name".into());
     };
-    if !is_read_pragma(&name) {
-        return Err(format!(
+    let has_value = rest[1..].iter().any(|token| *token != Token::Semicolon);
+    pragma_refusal(&name, has_value).map_or(Ok(()), Err)
+}
+
+/// Why `PRAGMA name` (lower case), with a value or argument or without, is refused; `None` if
+/// it is on the read-only allow-list. The SQLite authorizer (see `authorizer`) applies it too.
+pub(super) fn pragma_refusal(name: &str, has_value: bool) -> Option<String> {
+    if !is_read_pragma(name) {
+        return Some(format!(
             "`sql`: PRAGMA {name} is not available; only these read-only PRAGMAs are: {}",
             allowed_pragmas()
         ));
     }
-    let has_value = rest[1..].iter().any(|token| *token != Token::Semicolon);
-    if has_value && READ_PRAGMAS_BARE.contains(&name.as_str()) {
-        return Err(format!(
+    if has_value && READ_PRAGMAS_BARE.contains(&name) {
+        return Some(format!(
             "`sql`: PRAGMA {name} can only be read here; write `PRAGMA {name}` without a value"
         ));
     }
-    Ok(())
+    None
+}
+
+/// Whether the statement is a VACUUM, which needs to attach a temporary database while it runs.
+pub(super) fn is_vacuum(sql: &str) -> bool {
+    tokenize(sql)
+        .iter()
+        .find(|token| **token != Token::Semicolon)
+        .is_some_and(|token| token.is_keyword("VACUUM"))
 }
 
 /// Refuses what an agent may not run, with the reason and what to do instead.
@@ -318,6 +334,22 @@ mod tests {
             assert!(error.contains(says), "{sql}: {error}");
             assert!(error.starts_with("`sql`"), "names the field: {error}");
         }
+    }
+
+    #[test]
+    fn vacuum_is_recognised_and_pragmas_share_one_allow_list() {
+        assert!(is_vacuum("VACUUM"));
+        assert!(is_vacuum(" ;-- x\n vacuum main"));
+        assert!(!is_vacuum("EXPLAIN VACUUM"));
+        assert!(!is_vacuum("SELECT 'VACUUM'"));
+        assert_eq!(pragma_refusal("table_info", true), None);
+        assert_eq!(pragma_refusal("user_version", false), None);
+        assert!(
+            pragma_refusal("user_version", true)
+                .unwrap()
+                .contains("can only be read")
+        );
+        assert!(pragma_refusal("journal_mode", false).unwrap().contains("not available"));
     }
 
     #[test]
