@@ -54,3 +54,47 @@ fn committed_schemas_are_current() {
         "stale schemas: {stale:?}; run `AGENTOS_UPDATE_SCHEMAS=1 cargo test --test schemas` and commit the result"
     );
 }
+
+/// Some MCP clients (the official conformance suite among them) reject boolean subschemas in
+/// tool listings; every schema agentos publishes uses object subschemas only.
+#[test]
+fn published_schemas_have_no_boolean_subschemas() {
+    fn walk(value: &serde_json::Value, path: &str, found: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, child) in map {
+                    let in_schema_map = matches!(key.as_str(), "properties" | "$defs" | "patternProperties");
+                    if in_schema_map && let serde_json::Value::Object(children) = child {
+                        for (name, sub) in children {
+                            if sub.is_boolean() {
+                                found.push(format!("{path}/{key}/{name}"));
+                            }
+                        }
+                    }
+                    if matches!(key.as_str(), "items" | "not") && child.is_boolean() {
+                        found.push(format!("{path}/{key}"));
+                    }
+                    walk(child, &format!("{path}/{key}"), found);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    walk(item, &format!("{path}/{index}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let data = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: data.path().to_owned(),
+        ..Config::default()
+    };
+    let app = App::build(config).unwrap();
+    let mut found = Vec::new();
+    for (file, schema) in agentos::schemas::tool_schemas(&app.registry) {
+        walk(&schema["inputSchema"], &format!("{file}:inputSchema"), &mut found);
+        walk(&schema["outputSchema"], &format!("{file}:outputSchema"), &mut found);
+    }
+    assert!(found.is_empty(), "boolean subschemas: {found:?}");
+}

@@ -66,8 +66,8 @@ impl ToolBuilder {
             name: Arc::from(self.name),
             title: self.title.map(str::to_owned),
             description: self.description.to_owned(),
-            input_schema: without_title(schema_for_type::<I>()),
-            output_schema: Some(schema_for_output::<O>()),
+            input_schema: normalized(without_title(schema_for_type::<I>())),
+            output_schema: Some(normalized(schema_for_output::<O>())),
             annotations: Some(self.hints),
             origin: Origin::Primitive,
         };
@@ -129,4 +129,69 @@ fn without_title(schema: Arc<rmcp::model::JsonObject>) -> Arc<rmcp::model::JsonO
     let mut schema = (*schema).clone();
     schema.remove("title");
     Arc::new(schema)
+}
+
+/// Replaces boolean `true` subschemas (what schemars writes for an undescribed `serde_json::Value`)
+/// with the equivalent `{}`: some MCP clients validate tool listings with schema libraries that
+/// accept only object subschemas. Keyword values such as `uniqueItems: true` are left alone.
+fn normalized(schema: Arc<rmcp::model::JsonObject>) -> Arc<rmcp::model::JsonObject> {
+    let mut value = Value::Object((*schema).clone());
+    normalize_subschemas(&mut value);
+    match value {
+        Value::Object(map) => Arc::new(map),
+        _ => schema,
+    }
+}
+
+fn normalize_subschemas(schema: &mut Value) {
+    let Value::Object(map) = schema else { return };
+    for (keyword, child) in map.iter_mut() {
+        match keyword.as_str() {
+            "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" => {
+                if let Value::Object(children) = child {
+                    children.values_mut().for_each(normalize_schema_position);
+                }
+            }
+            "items" | "contains" | "not" | "if" | "then" | "else" | "propertyNames" | "additionalItems" => {
+                normalize_schema_position(child)
+            }
+            "prefixItems" | "anyOf" | "oneOf" | "allOf" => {
+                if let Value::Array(children) = child {
+                    children.iter_mut().for_each(normalize_schema_position);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn normalize_schema_position(schema: &mut Value) {
+    if *schema == Value::Bool(true) {
+        *schema = Value::Object(Default::default());
+    } else {
+        normalize_subschemas(schema);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boolean_subschemas_become_objects_but_keywords_stay() {
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": {"any": true, "list": {"type": "array", "items": true, "uniqueItems": true}},
+            "additionalProperties": false,
+            "anyOf": [true, {"required": ["any"]}]
+        });
+        let Value::Object(map) = schema else { unreachable!() };
+        let normalized = normalized(Arc::new(map));
+        let value = Value::Object((*normalized).clone());
+        assert_eq!(value["properties"]["any"], serde_json::json!({}));
+        assert_eq!(value["properties"]["list"]["items"], serde_json::json!({}));
+        assert_eq!(value["properties"]["list"]["uniqueItems"], true);
+        assert_eq!(value["additionalProperties"], false);
+        assert_eq!(value["anyOf"][0], serde_json::json!({}));
+    }
 }
