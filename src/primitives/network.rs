@@ -188,9 +188,10 @@ struct Outgoing {
     follow_redirects: bool,
 }
 
-/// The shared client and policy, built once when the tools are registered.
+/// The shared client and policy. The client (and the system's root certificates it loads) is
+/// built on the first request, so agentos starts fast and small when no agent uses the network.
 struct Network {
-    client: Result<reqwest::Client, String>,
+    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
     policy: Arc<AddressPolicy>,
     config: NetworkConfig,
 }
@@ -198,11 +199,11 @@ struct Network {
 pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
     let config = services.config.network.clone();
     let policy = Arc::new(AddressPolicy::from_config(&config));
-    let client = client::build(policy.clone());
-    if let Err(error) = &client {
-        tracing::error!(%error, "cannot build the HTTP client; the network tools will fail");
-    }
-    let network = Arc::new(Network { client, policy, config });
+    let network = Arc::new(Network {
+        client: std::sync::OnceLock::new(),
+        policy,
+        config,
+    });
     let (get, request) = (network.clone(), network);
     vec![
         ToolBuilder::new("agentos.net_http_get")
@@ -283,6 +284,13 @@ impl Network {
     async fn fetch(&self, outgoing: Outgoing, ctx: &CallContext) -> Result<HttpResult, ToolFailure> {
         let client = self
             .client
+            .get_or_init(|| {
+                let client = client::build(self.policy.clone());
+                if let Err(error) = &client {
+                    tracing::error!(%error, "cannot build the HTTP client; the network tools will fail");
+                }
+                client
+            })
             .as_ref()
             .map_err(|e| ToolFailure::new(format!("agentos cannot make HTTP requests: {e}")))?;
         let url = parse_url(&outgoing.url)?;
