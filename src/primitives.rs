@@ -74,6 +74,23 @@ pub fn start_background(services: &Services, shutdown: CancellationToken) {
     workflow::start(services, shutdown);
 }
 
+/// Checks a slash-separated name an agent chooses for its own things (an event topic, a queue):
+/// 1-200 characters of letters, digits and `.` `_` `/` `-`. The error names the field and shows
+/// an example.
+pub(crate) fn check_channel_name(field: &str, name: &str, example: &str) -> Result<(), ToolFailure> {
+    let valid = (1..=200).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ToolFailure::new(format!(
+            "`{field}` must be 1-200 characters of letters, digits and `.` `_` `/` `-` (e.g. `{example}`)"
+        )))
+    }
+}
+
 /// Storage problems reach the model as a tool failure it can retry; details go to the log.
 impl From<StoreError> for ToolFailure {
     fn from(error: StoreError) -> Self {

@@ -20,7 +20,6 @@ use super::Services;
 use crate::registry::{Hints, Tool, ToolBuilder, ToolFailure};
 use crate::store::{EventPage, EventStore};
 
-const MAX_TOPIC_CHARS: usize = 200;
 const DEFAULT_PAGE: usize = 100;
 /// How often a waiting poll re-reads the store, for publishes from other processes.
 const RECHECK: Duration = Duration::from_millis(250);
@@ -215,18 +214,7 @@ async fn wait_for_events<S: EventStore + ?Sized>(
 }
 
 fn check_topic(topic: &str) -> Result<(), ToolFailure> {
-    let valid = !topic.is_empty()
-        && topic.len() <= MAX_TOPIC_CHARS
-        && topic
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'));
-    if valid {
-        Ok(())
-    } else {
-        Err(ToolFailure::new(
-            "`topic` must be 1-200 characters of letters, digits and `.` `_` `/` `-` (e.g. `builds/web`)",
-        ))
-    }
+    super::check_channel_name("topic", topic, "builds/web")
 }
 
 fn parse_cursor(cursor: &str) -> Result<i64, ToolFailure> {

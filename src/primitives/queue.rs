@@ -14,7 +14,6 @@ use super::Services;
 use crate::registry::{Hints, Tool, ToolBuilder, ToolFailure};
 use crate::store::{now_ms, receipt_item_id};
 
-const MAX_QUEUE_CHARS: usize = 200;
 const DEFAULT_VISIBILITY_SECONDS: u64 = 30;
 
 /// `[queue]` in the config file.
@@ -134,18 +133,7 @@ struct AckResult {
 }
 
 fn check_queue(queue: &str) -> Result<(), ToolFailure> {
-    let valid = !queue.is_empty()
-        && queue.len() <= MAX_QUEUE_CHARS
-        && queue
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'));
-    if valid {
-        Ok(())
-    } else {
-        Err(ToolFailure::new(
-            "`queue` must be 1-200 characters of letters, digits and `.` `_` `/` `-` (e.g. `emails/outgoing`)",
-        ))
-    }
+    super::check_channel_name("queue", queue, "emails/outgoing")
 }
 
 fn millis(seconds: u64) -> i64 {
