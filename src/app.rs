@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::primitives::{self, Services};
 use crate::registry::{Caller, RegisterError, Registry};
 use crate::store::{SqliteStore, StoreError};
-use crate::upstream::Upstreams;
+use crate::upstream::{ServerSpec, UpstreamError, Upstreams, spec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -50,6 +50,22 @@ impl App {
     /// Starts background work (schedules, workflows) until `shutdown`; needs a Tokio runtime.
     pub fn start_background(&self, shutdown: tokio_util::sync::CancellationToken) {
         primitives::start_background(&self.services, shutdown);
+    }
+
+    /// Connects, in the background, the servers of `[[mcp_servers]]` and of the
+    /// `tools/servers/*.toml` files (beside `config_file`, else in the current directory).
+    /// Fails only on an invalid spec or a duplicate name; needs a Tokio runtime.
+    pub fn start_upstreams(&self, config_file: Option<&std::path::Path>) -> Result<(), UpstreamError> {
+        let mut specs: Vec<ServerSpec> = self.config.mcp_servers.clone();
+        if let Some(dir) = spec::servers_dir(config_file) {
+            specs.extend(spec::load_dir(&dir)?);
+        }
+        self.upstreams.start_all(specs)
+    }
+
+    /// Stops every upstream server and reaps its processes.
+    pub async fn shutdown(&self) {
+        self.upstreams.shutdown().await;
     }
 
     /// The identity of local callers: the owner, limited by `access.allowed_tools`.

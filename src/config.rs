@@ -50,6 +50,9 @@ pub struct Config {
     pub workflow: crate::primitives::workflow::WorkflowConfig,
     pub secrets: crate::primitives::secrets::SecretsConfig,
     pub knowledge: crate::primitives::knowledge::KnowledgeConfig,
+    /// Upstream MCP servers whose tools are offered as `mcp.<name>.<tool>` (more can be added as
+    /// one file each in `tools/servers/*.toml`, next to this file or in the current directory).
+    pub mcp_servers: Vec<crate::upstream::ServerSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
@@ -112,6 +115,7 @@ impl Default for Config {
             workflow: Default::default(),
             secrets: Default::default(),
             knowledge: Default::default(),
+            mcp_servers: Vec::new(),
         }
     }
 }
@@ -219,6 +223,10 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
+        crate::upstream::spec::validate_all(&self.mcp_servers).map_err(|e| ConfigError::Invalid {
+            setting: "mcp_servers",
+            message: e.to_string(),
+        })?;
         if self.http.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid {
                 setting: "http.max_body_bytes",

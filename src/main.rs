@@ -123,6 +123,8 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = App::build(config).context("starting agentos")?;
     let shutdown = CancellationToken::new();
     app.start_background(shutdown.clone());
+    app.start_upstreams(args.common.config.as_deref())
+        .context("starting MCP servers")?;
     let router = http::router(app.registry.clone(), identity(&app), &app.config.http, shutdown.clone());
     let signal = shutdown.clone();
     tokio::spawn(async move {
@@ -130,9 +132,9 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         signal.cancel();
     });
-    http::serve(app.config.listen, router, shutdown)
-        .await
-        .with_context(|| format!("serving on {}", app.config.listen))?;
+    let served = http::serve(app.config.listen, router, shutdown).await;
+    app.shutdown().await;
+    served.with_context(|| format!("serving on {}", app.config.listen))?;
     Ok(())
 }
 
@@ -142,8 +144,12 @@ async fn run_mcp(args: McpArgs) -> anyhow::Result<()> {
     let app = App::build(config).context("starting agentos")?;
     let shutdown = CancellationToken::new();
     app.start_background(shutdown.clone());
-    stdio::serve(app.registry.clone(), identity(&app)).await?;
+    app.start_upstreams(args.common.config.as_deref())
+        .context("starting MCP servers")?;
+    let served = stdio::serve(app.registry.clone(), identity(&app)).await;
     shutdown.cancel();
+    app.shutdown().await;
+    served?;
     Ok(())
 }
 

@@ -1,49 +1,32 @@
 //! Clients to external MCP servers. Each connected server's tools join the registry as
 //! `mcp.<server>.<tool>` with their schemas unchanged; calls go through the registry pipeline
-//! and are forwarded over one shared connection per server.
+//! and are forwarded over one shared connection per server, which a supervisor restarts when
+//! it dies.
 
 mod proxy;
+pub mod spec;
+mod supervisor;
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rmcp::service::RunningService;
-use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use tokio::task::JoinHandle;
 
-use crate::registry::{RegisterError, Registry, Tool};
-use proxy::{ProxyTool, UpstreamClient};
+use crate::registry::{RegisterError, Registry};
+pub use spec::{ServerSpec, SpecError};
+use supervisor::Link;
+pub use supervisor::Status;
 
 /// How long connecting and listing an upstream's tools may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// An MCP server started as a child process and spoken to over its stdin/stdout.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StdioServerSpec {
-    /// Name used in tool names (`mcp.<name>.<tool>`): 1-64 of `a-z`, `0-9`, `_`, `-`, starting with a letter or digit.
-    #[schemars(length(min = 1, max = 64))]
-    pub name: String,
-    /// The program to run, e.g. `npx` or `/usr/local/bin/my-server`.
-    pub command: String,
-    /// Its arguments.
-    #[serde(default)]
-    pub args: Vec<String>,
-    /// Extra environment variables for it.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// Working directory; defaults to agentos's own.
-    pub cwd: Option<PathBuf>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("server name `{0}` is invalid: use 1-64 of a-z, 0-9, `_` and `-`, starting with a letter or digit")]
-    InvalidName(String),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
     #[error("a server named `{0}` is already connected; remove it first")]
     Exists(String),
     #[error("could not start `{command}`: {source}")]
@@ -71,27 +54,39 @@ pub fn valid_server_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
 }
 
-struct Connected {
-    spec: StdioServerSpec,
-    tool_names: Vec<String>,
-    /// Owns the session; dropping it closes the connection and kills the child.
-    _service: RunningService<RoleClient, UpstreamClient>,
+struct Managed {
+    link: Arc<Link>,
+    task: Option<JoinHandle<()>>,
 }
 
 /// What `agentos.mcp_servers_list` reports about one server.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ServerSummary {
     pub name: String,
-    pub command: String,
+    /// stdio servers: the program and its arguments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
+    /// HTTP servers: the endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub status: Status,
+    /// Process id of the running stdio server (also its process group).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// How many times the connection was lost and restarted.
+    pub restarts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
     /// Registry names of its tools.
     pub tools: Vec<String>,
 }
 
-/// The connected upstream servers.
+/// The upstream servers, connected or being restarted.
 pub struct Upstreams {
     registry: Arc<Registry>,
-    servers: Mutex<HashMap<String, Connected>>,
+    servers: Mutex<HashMap<String, Managed>>,
 }
 
 impl Upstreams {
@@ -102,84 +97,111 @@ impl Upstreams {
         }
     }
 
-    fn servers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Connected>> {
+    fn servers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Managed>> {
         self.servers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts the server, lists all its tools and registers them; returns their registry names.
-    pub async fn add_stdio(&self, spec: StdioServerSpec) -> Result<Vec<String>, UpstreamError> {
-        if !valid_server_name(&spec.name) {
-            return Err(UpstreamError::InvalidName(spec.name));
+    /// Reserves the name, or says it is taken.
+    fn reserve(&self, link: &Arc<Link>) -> Result<(), UpstreamError> {
+        let mut servers = self.servers();
+        if servers.contains_key(link.name()) {
+            return Err(UpstreamError::Exists(link.name().to_owned()));
         }
-        if self.servers().contains_key(&spec.name) {
-            return Err(UpstreamError::Exists(spec.name));
-        }
-        let mut command = tokio::process::Command::new(&spec.command);
-        command.args(&spec.args).envs(&spec.env).kill_on_drop(true);
-        if let Some(cwd) = &spec.cwd {
-            command.current_dir(cwd);
-        }
-        let transport = TokioChildProcess::builder(command)
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .map_err(|source| UpstreamError::Spawn {
-                command: spec.command.clone(),
-                source,
-            })?
-            .0;
-        let name = spec.name.clone();
-        let connect = async {
-            let service = UpstreamClient
-                .serve(transport)
-                .await
-                .map_err(|e| UpstreamError::Handshake {
-                    name: name.clone(),
-                    message: e.to_string(),
-                })?;
-            let tools = service.peer().list_all_tools().await.map_err(|e| UpstreamError::List {
-                name: name.clone(),
-                message: e.to_string(),
-            })?;
-            Ok::<_, UpstreamError>((service, tools))
-        };
-        let (service, tools) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-            .await
-            .map_err(|_| UpstreamError::Timeout { name: name.clone() })??;
-        let prefix = format!("mcp.{name}.");
-        let proxies: Vec<Arc<dyn Tool>> = tools
-            .into_iter()
-            .map(|tool| Arc::new(ProxyTool::new(&prefix, tool, service.peer().clone())) as Arc<dyn Tool>)
-            .collect();
-        let tool_names: Vec<String> = proxies.iter().map(|t| t.spec().name.to_string()).collect();
-        {
-            // Re-check under the lock: another add of the same name may have finished meanwhile.
-            let mut servers = self.servers();
-            if servers.contains_key(&name) {
-                return Err(UpstreamError::Exists(name));
-            }
-            self.registry.replace_prefix(&prefix, proxies)?;
-            servers.insert(
-                name,
-                Connected {
-                    spec,
-                    tool_names: tool_names.clone(),
-                    _service: service,
-                },
-            );
-        }
-        Ok(tool_names)
+        servers.insert(
+            link.name().to_owned(),
+            Managed {
+                link: link.clone(),
+                task: None,
+            },
+        );
+        Ok(())
     }
 
-    /// Disconnects the server and removes its tools; false if no such server.
-    pub fn remove(&self, name: &str) -> bool {
-        let removed = self.servers().remove(name);
-        match removed {
-            Some(connected) => {
-                let names: Vec<&str> = connected.tool_names.iter().map(String::as_str).collect();
-                self.registry.unregister(&names);
-                true
+    /// Connects every enabled server in the background (a slow or broken one delays nothing and
+    /// stops no other; failures are logged and retried). Needs a Tokio runtime.
+    pub fn start_all(&self, specs: Vec<ServerSpec>) -> Result<(), UpstreamError> {
+        spec::validate_all(&specs)?;
+        for spec in specs {
+            let link = Link::new(spec);
+            self.reserve(&link)?;
+            if link.spec.enabled {
+                let task = tokio::spawn(supervisor::supervise(self.registry.clone(), link.clone(), None));
+                if let Some(managed) = self.servers().get_mut(link.name()) {
+                    managed.task = Some(task);
+                }
             }
-            None => false,
+        }
+        Ok(())
+    }
+
+    /// Connects the server now, lists all its tools and registers them; returns their registry
+    /// names. It is then supervised like a configured one.
+    pub async fn add(&self, mut spec: ServerSpec) -> Result<Vec<String>, UpstreamError> {
+        spec.enabled = true;
+        spec.validate()?;
+        let link = Link::new(spec);
+        self.reserve(&link)?;
+        let first = async {
+            let connection = supervisor::connect(&link).await?;
+            // Inspect the peer before handing the connection to its supervisor.
+            let names = match supervisor::register_tools(&self.registry, &link, connection.peer()).await {
+                Ok(names) => names,
+                Err(error) => {
+                    link.kill_children();
+                    return Err(error);
+                }
+            };
+            Ok((connection, names))
+        };
+        let (connection, names) = match first.await {
+            Ok(done) => done,
+            Err(error) => {
+                let mut servers = self.servers();
+                if servers.get(link.name()).is_some_and(|m| Arc::ptr_eq(&m.link, &link)) {
+                    servers.remove(link.name());
+                }
+                return Err(error);
+            }
+        };
+        let task = tokio::spawn(supervisor::supervise(
+            self.registry.clone(),
+            link.clone(),
+            Some(connection),
+        ));
+        let mut servers = self.servers();
+        match servers.get_mut(link.name()) {
+            Some(managed) if Arc::ptr_eq(&managed.link, &link) => managed.task = Some(task),
+            // Removed while connecting.
+            _ => {
+                link.retire(&self.registry);
+                link.kill_children();
+            }
+        }
+        Ok(names)
+    }
+
+    /// Disconnects the server (killing its process group) and removes its tools; false if no
+    /// such server.
+    pub fn remove(&self, name: &str) -> bool {
+        let Some(managed) = self.servers().remove(name) else {
+            return false;
+        };
+        managed.link.retire(&self.registry);
+        managed.link.kill_children();
+        true
+    }
+
+    /// Stops every server and waits (briefly) until their processes are reaped.
+    pub async fn shutdown(&self) {
+        let all: Vec<Managed> = self.servers().drain().map(|(_, m)| m).collect();
+        for managed in &all {
+            managed.link.stop.cancel();
+            managed.link.kill_children();
+        }
+        for managed in all {
+            if let Some(task) = managed.task {
+                let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+            }
         }
     }
 
@@ -187,11 +209,20 @@ impl Upstreams {
         let mut list: Vec<ServerSummary> = self
             .servers()
             .values()
-            .map(|c| ServerSummary {
-                name: c.spec.name.clone(),
-                command: c.spec.command.clone(),
-                args: c.spec.args.clone(),
-                tools: c.tool_names.clone(),
+            .map(|managed| {
+                let spec = &managed.link.spec;
+                let state = managed.link.state();
+                ServerSummary {
+                    name: spec.name.clone(),
+                    command: spec.command.clone(),
+                    args: spec.args.clone(),
+                    url: spec.url.clone(),
+                    status: state.status,
+                    pid: state.pgid,
+                    restarts: state.restarts,
+                    last_error: state.last_error.clone(),
+                    tools: state.tool_names.clone(),
+                }
             })
             .collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));

@@ -1,7 +1,5 @@
 //! Runtime management of proxied MCP servers, as tools, so MCP clients can do it too.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use schemars::JsonSchema;
@@ -9,26 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Services;
 use crate::registry::{CallContext, Empty, Hints, Tool, ToolBuilder, ToolFailure};
-use crate::upstream::{ServerSummary, StdioServerSpec, Upstreams};
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct AddArgs {
-    /// Name used in its tool names (`mcp.<name>.<tool>`): 1-64 of a-z, 0-9, `_`, `-`.
-    #[schemars(length(min = 1, max = 64))]
-    name: String,
-    /// The program that runs the server over stdio, e.g. `npx`.
-    #[schemars(length(min = 1))]
-    command: String,
-    /// Its arguments, e.g. `["-y", "@modelcontextprotocol/server-memory"]`.
-    #[serde(default)]
-    args: Vec<String>,
-    /// Extra environment variables for it.
-    #[serde(default)]
-    env: BTreeMap<String, String>,
-    /// Working directory for it.
-    cwd: Option<PathBuf>,
-}
+use crate::upstream::{ServerSpec, ServerSummary, Upstreams};
 
 #[derive(Debug, Serialize, JsonSchema)]
 struct Added {
@@ -76,9 +55,10 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
         ToolBuilder::new("agentos.mcp_server_add")
             .title("Connect an MCP server")
             .description(
-                "Starts an MCP server over stdio and adds its tools as mcp.<name>.<tool>, \
-                 immediately usable by every client (clients are notified that the tool list \
-                 changed). Returns the new tool names. Owner only.",
+                "Connects an MCP server, started over stdio (`command`) or reached over streamable \
+                 HTTP (`url`), and adds its tools as mcp.<name>.<tool>, immediately usable by every \
+                 client (clients are notified that the tool list changed). It is restarted if it \
+                 dies. Returns the new tool names. Owner only.",
             )
             .hints(Hints {
                 read_only: false,
@@ -86,27 +66,21 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                 idempotent: false,
                 open_world: true,
             })
-            .handler(move |args: AddArgs, ctx| {
+            .handler(move |spec: ServerSpec, ctx| {
                 let services = add.clone();
                 async move {
                     let upstreams = owner_upstreams(&services, &ctx)?;
-                    let spec = StdioServerSpec {
-                        name: args.name.clone(),
-                        command: args.command,
-                        args: args.args,
-                        env: args.env,
-                        cwd: args.cwd,
-                    };
+                    let name = spec.name.clone();
                     let tools = upstreams
-                        .add_stdio(spec)
+                        .add(spec)
                         .await
                         .map_err(|e| ToolFailure::new(e.to_string()))?;
-                    Ok(Added { name: args.name, tools })
+                    Ok(Added { name, tools })
                 }
             }),
         ToolBuilder::new("agentos.mcp_servers_list")
             .title("List connected MCP servers")
-            .description("Lists the MCP servers agentos proxies, with the command that runs each and its tool names.")
+            .description("Lists the MCP servers agentos proxies: how each is reached, its status (up, restarting, ...), restarts, last error and tool names.")
             .hints(Hints::READ_ONLY)
             .handler(move |_: Empty, ctx| {
                 let services = list.clone();

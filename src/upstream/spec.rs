@@ -1,0 +1,338 @@
+//! How an upstream MCP server is described: in `[[mcp_servers]]` of the config file, in one
+//! file per server under `tools/servers/*.toml`, or as the input of `agentos.mcp_server_add`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::registry::ToolPattern;
+
+/// One upstream MCP server: a program spoken to over stdio (`command`) or a streamable HTTP
+/// endpoint (`url`), exactly one of the two.
+#[derive(Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    /// Name used in tool names (`mcp.<name>.<tool>`): 1-64 of `a-z`, `0-9`, `_`, `-`, starting with a letter or digit.
+    #[schemars(length(min = 1, max = 64))]
+    pub name: String,
+    /// stdio: the program to run, e.g. `npx` or `/usr/local/bin/my-server`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// stdio: its arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// stdio: extra environment variables for it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// stdio: working directory; defaults to agentos's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// Streamable HTTP: the endpoint, e.g. `https://example.com/mcp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Streamable HTTP: extra request headers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Streamable HTTP: name of an environment variable holding a bearer token to send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_env: Option<String>,
+    /// Connect it at start-up (config and tools/servers files only).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How long one call to one of its tools may take, in seconds.
+    #[serde(default = "default_timeout_secs")]
+    #[schemars(range(min = 1))]
+    pub timeout_secs: u64,
+    /// How long it may stay down (restarting) before its tools leave the list, in seconds.
+    #[serde(default = "default_grace_secs")]
+    pub unavailable_grace_secs: u64,
+    /// Upstream tool names to offer: exact names, `prefix*` or `*`. Empty means all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Upstream tool names to hide, same patterns; applied after `include`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_timeout_secs() -> u64 {
+    60
+}
+
+fn default_grace_secs() -> u64 {
+    10
+}
+
+impl std::fmt::Debug for ServerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Environment and header values often carry secrets: show only their names.
+        let redacted = |map: &BTreeMap<String, String>| map.keys().map(|k| format!("{k}=***")).collect::<Vec<_>>();
+        f.debug_struct("ServerSpec")
+            .field("name", &self.name)
+            .field("command", &self.command)
+            .field("args", &self.args)
+            .field("env", &redacted(&self.env))
+            .field("cwd", &self.cwd)
+            .field("url", &self.url)
+            .field("headers", &redacted(&self.headers))
+            .field("bearer_token_env", &self.bearer_token_env)
+            .field("enabled", &self.enabled)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("unavailable_grace_secs", &self.unavailable_grace_secs)
+            .field("include", &self.include)
+            .field("exclude", &self.exclude)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("MCP server `{name}`: {message}")]
+pub struct SpecError {
+    pub name: String,
+    pub message: String,
+}
+
+/// Which tools of a server are offered.
+#[derive(Debug, Clone)]
+pub struct ToolFilter {
+    include: Vec<ToolPattern>,
+    exclude: Vec<ToolPattern>,
+}
+
+impl ToolFilter {
+    pub fn allows(&self, upstream_tool: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|p| p.matches(upstream_tool)))
+            && !self.exclude.iter().any(|p| p.matches(upstream_tool))
+    }
+}
+
+impl ServerSpec {
+    /// A stdio server with defaults for everything else.
+    pub fn stdio(name: impl Into<String>, command: impl Into<String>, args: Vec<String>) -> Self {
+        Self {
+            name: name.into(),
+            command: Some(command.into()),
+            args,
+            env: BTreeMap::new(),
+            cwd: None,
+            url: None,
+            headers: BTreeMap::new(),
+            bearer_token_env: None,
+            enabled: true,
+            timeout_secs: default_timeout_secs(),
+            unavailable_grace_secs: default_grace_secs(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+        }
+    }
+
+    fn error(&self, message: impl Into<String>) -> SpecError {
+        SpecError {
+            name: self.name.clone(),
+            message: message.into(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if !super::valid_server_name(&self.name) {
+            return Err(
+                self.error("the name is invalid: use 1-64 of a-z, 0-9, `_` and `-`, starting with a letter or digit")
+            );
+        }
+        match (&self.command, &self.url) {
+            (Some(_), Some(_)) => return Err(self.error("give either `command` (stdio) or `url` (HTTP), not both")),
+            (None, None) => return Err(self.error("give `command` (stdio) or `url` (streamable HTTP)")),
+            (Some(command), None) => {
+                if command.trim().is_empty() {
+                    return Err(self.error("`command` is empty"));
+                }
+                if !self.headers.is_empty() || self.bearer_token_env.is_some() {
+                    return Err(self.error("`headers` and `bearer_token_env` apply only to `url` servers"));
+                }
+            }
+            (None, Some(url)) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(self.error(format!("`url` must start with http:// or https://, got `{url}`")));
+                }
+                if !self.args.is_empty() || !self.env.is_empty() || self.cwd.is_some() {
+                    return Err(self.error("`args`, `env` and `cwd` apply only to `command` servers"));
+                }
+                self.http_headers()?;
+            }
+        }
+        if self.timeout_secs == 0 || self.timeout_secs > 86_400 {
+            return Err(self.error("`timeout_secs` must be between 1 and 86400"));
+        }
+        self.filter()?;
+        Ok(())
+    }
+
+    pub fn filter(&self) -> Result<ToolFilter, SpecError> {
+        let parse = |patterns: &[String], field: &str| {
+            patterns
+                .iter()
+                .map(|p| ToolPattern::parse(p).map_err(|e| self.error(format!("`{field}`: {e}"))))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(ToolFilter {
+            include: parse(&self.include, "include")?,
+            exclude: parse(&self.exclude, "exclude")?,
+        })
+    }
+
+    pub fn http_headers(&self) -> Result<HashMap<http::HeaderName, http::HeaderValue>, SpecError> {
+        self.headers
+            .iter()
+            .map(|(name, value)| {
+                let header = http::HeaderName::try_from(name.as_str())
+                    .map_err(|_| self.error(format!("`{name}` is not a valid header name")))?;
+                let value = http::HeaderValue::try_from(value.as_str())
+                    .map_err(|_| self.error(format!("the value of header `{name}` is not valid")))?;
+                Ok((header, value))
+            })
+            .collect()
+    }
+
+    /// The bearer token, read from the named environment variable.
+    pub fn bearer_token(&self) -> Result<Option<String>, SpecError> {
+        match &self.bearer_token_env {
+            None => Ok(None),
+            Some(var) => std::env::var(var)
+                .map(Some)
+                .map_err(|_| self.error(format!("environment variable `{var}` (bearer_token_env) is not set"))),
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(self.unavailable_grace_secs)
+    }
+}
+
+/// Validates each spec and checks that names are unique.
+pub fn validate_all(specs: &[ServerSpec]) -> Result<(), SpecError> {
+    let mut seen = HashSet::new();
+    for spec in specs {
+        spec.validate()?;
+        if !seen.insert(spec.name.as_str()) {
+            return Err(spec.error("another server has the same name"));
+        }
+    }
+    Ok(())
+}
+
+/// `tools/servers` next to the config file, else in the current directory, if it exists.
+pub fn servers_dir(config_file: Option<&Path>) -> Option<PathBuf> {
+    let beside_config = config_file
+        .and_then(Path::parent)
+        .map(|dir| dir.join("tools").join("servers"));
+    beside_config
+        .into_iter()
+        .chain(std::iter::once(PathBuf::from("tools").join("servers")))
+        .find(|dir| dir.is_dir())
+}
+
+/// Reads every `*.toml` in `dir`, each one server, in file-name order.
+pub fn load_dir(dir: &Path) -> Result<Vec<ServerSpec>, SpecError> {
+    let unreadable = |message: String| SpecError {
+        name: dir.display().to_string(),
+        message,
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| unreadable(format!("cannot read the directory: {e}")))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).map_err(|e| unreadable(format!("{}: {e}", path.display())))?;
+            let spec: ServerSpec = toml::from_str(&text).map_err(|e| unreadable(format!("{}: {e}", path.display())))?;
+            spec.validate()?;
+            Ok(spec)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ServerSpec, String> {
+        let spec: ServerSpec = toml::from_str(text).map_err(|e| e.to_string())?;
+        spec.validate().map_err(|e| e.to_string())?;
+        Ok(spec)
+    }
+
+    #[test]
+    fn stdio_and_http_specs_parse_with_defaults() {
+        let stdio = parse("name = \"fs\"\ncommand = \"npx\"\nargs = [\"-y\", \"x\"]").unwrap();
+        assert!(stdio.enabled);
+        assert_eq!(stdio.timeout_secs, 60);
+        assert_eq!(stdio.unavailable_grace_secs, 10);
+        let http = parse("name = \"web\"\nurl = \"http://127.0.0.1:1/mcp\"\nbearer_token_env = \"T\"").unwrap();
+        assert_eq!(http.url.as_deref(), Some("http://127.0.0.1:1/mcp"));
+    }
+
+    #[test]
+    fn exactly_one_transport_and_no_unknown_keys() {
+        assert!(parse("name = \"a\"").unwrap_err().contains("`command`"));
+        assert!(
+            parse("name = \"a\"\ncommand = \"x\"\nurl = \"http://h\"")
+                .unwrap_err()
+                .contains("not both")
+        );
+        assert!(
+            parse("name = \"a\"\ncommand = \"x\"\ncomand = \"y\"")
+                .unwrap_err()
+                .contains("comand")
+        );
+        assert!(parse("name = \"A b\"\ncommand = \"x\"").unwrap_err().contains("name"));
+        assert!(
+            parse("name = \"a\"\nurl = \"ftp://h\"")
+                .unwrap_err()
+                .contains("http://")
+        );
+    }
+
+    #[test]
+    fn names_must_be_unique() {
+        let a = ServerSpec::stdio("a", "x", vec![]);
+        let error = validate_all(&[a.clone(), a]).unwrap_err();
+        assert!(error.to_string().contains("same name"), "{error}");
+    }
+
+    #[test]
+    fn include_and_exclude_filter_tool_names() {
+        let mut spec = ServerSpec::stdio("a", "x", vec![]);
+        spec.include = vec!["get_*".into(), "echo".into()];
+        spec.exclude = vec!["get_secret".into()];
+        let filter = spec.filter().unwrap();
+        assert!(filter.allows("echo"));
+        assert!(filter.allows("get_time"));
+        assert!(!filter.allows("get_secret"));
+        assert!(!filter.allows("put"));
+        spec.include.clear();
+        assert!(spec.filter().unwrap().allows("put"));
+    }
+
+    #[test]
+    fn debug_hides_secret_values() {
+        let mut spec = ServerSpec::stdio("a", "x", vec![]);
+        spec.env.insert("TOKEN".into(), "s3cret".into());
+        spec.headers.insert("X-Key".into(), "hunter2".into());
+        let shown = format!("{spec:?}");
+        assert!(!shown.contains("s3cret") && !shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("TOKEN"));
+    }
+}

@@ -1,0 +1,450 @@
+//! Keeps one upstream connected: connect, list and register its tools, watch the connection,
+//! and when it dies mark it down, restart it with exponential backoff, and take its tools out
+//! of the list if it stays down past its grace period.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::model::{ClientRequest, ProgressToken};
+use rmcp::service::{RunningService, ServiceError};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{Peer, RoleClient, ServiceExt};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::proxy::{ProxyTool, UpstreamClient};
+use super::spec::ServerSpec;
+use super::{CONNECT_TIMEOUT, UpstreamError};
+use crate::registry::{ProgressSink, Registry, Tool};
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often an HTTP upstream is pinged: its death closes no pipe, so it must be noticed.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a server stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Connecting,
+    Up,
+    /// The connection died; it is being restarted.
+    Restarting,
+    Disabled,
+    Stopped,
+}
+
+#[derive(Debug)]
+pub(crate) struct LinkState {
+    pub status: Status,
+    pub peer: Option<Peer<RoleClient>>,
+    /// Process group of the stdio child, if one runs.
+    pub pgid: Option<u32>,
+    pub last_error: Option<String>,
+    pub tool_names: Vec<String>,
+    pub restarts: u64,
+    /// Bumped on every loss of connection, so a stale grace timer does nothing.
+    pub generation: u64,
+}
+
+type ProgressRoutes = HashMap<ProgressToken, Option<Arc<dyn ProgressSink>>>;
+
+/// Everything about one server shared by its supervisor, its proxied tools and its client handler.
+pub(crate) struct Link {
+    pub spec: ServerSpec,
+    pub prefix: String,
+    pub state: Mutex<LinkState>,
+    /// Upstream progress token → the sink of the call it belongs to (None: caller wants none).
+    pub progress: Mutex<ProgressRoutes>,
+    /// Set when the upstream says its tool list changed.
+    pub relist: Notify,
+    /// Set when a call saw a transport error: check the connection now.
+    pub check: Notify,
+    /// Held while this server's tools are put into or taken out of the registry, so a stop, a
+    /// grace timer and a (re)registration never interleave.
+    pub registration: Mutex<()>,
+    pub stop: CancellationToken,
+}
+
+impl Link {
+    pub fn new(spec: ServerSpec) -> Arc<Self> {
+        let status = if spec.enabled {
+            Status::Connecting
+        } else {
+            Status::Disabled
+        };
+        Arc::new(Self {
+            prefix: format!("mcp.{}.", spec.name),
+            spec,
+            state: Mutex::new(LinkState {
+                status,
+                peer: None,
+                pgid: None,
+                last_error: None,
+                tool_names: Vec::new(),
+                restarts: 0,
+                generation: 0,
+            }),
+            progress: Mutex::new(HashMap::new()),
+            relist: Notify::new(),
+            check: Notify::new(),
+            registration: Mutex::new(()),
+            stop: CancellationToken::new(),
+        })
+    }
+
+    pub fn state(&self) -> std::sync::MutexGuard<'_, LinkState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn routes(&self) -> std::sync::MutexGuard<'_, ProgressRoutes> {
+        self.progress.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn registration(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.registration.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops the supervisor and takes the tools out of the registry, for good.
+    pub fn retire(&self, registry: &Registry) {
+        let _registration = self.registration();
+        self.stop.cancel();
+        let _ = registry.replace_prefix(&self.prefix, Vec::new());
+        let mut state = self.state();
+        state.status = Status::Stopped;
+        state.tool_names.clear();
+    }
+
+    /// Kills the stdio child's whole process group (the server and anything it started).
+    pub fn kill_children(&self) {
+        if let Some(pgid) = self.state().pgid.take() {
+            kill_group(pgid);
+        }
+    }
+}
+
+#[cfg(unix)]
+pub(crate) fn kill_group(pgid: u32) {
+    unsafe extern "C" {
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    const SIGKILL: i32 = 9;
+    let Ok(pgid) = i32::try_from(pgid) else { return };
+    if pgid > 1 {
+        // SAFETY: kill(2) with a negative pid signals that process group; it touches no memory.
+        unsafe {
+            kill(-pgid, SIGKILL);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+pub(crate) fn kill_group(_pgid: u32) {}
+
+/// A live session with an upstream.
+pub(crate) struct Connection {
+    service: RunningService<RoleClient, UpstreamClient>,
+    pgid: Option<u32>,
+    /// The stdio server process (killed if dropped).
+    child: Option<tokio::process::Child>,
+}
+
+/// Kills (if still running) and waits for a child, briefly; tokio reaps it later otherwise.
+async fn reap(mut child: tokio::process::Child) {
+    let _ = child.start_kill();
+    let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+}
+
+impl Connection {
+    pub fn peer(&self) -> &Peer<RoleClient> {
+        self.service.peer()
+    }
+}
+
+/// Starts the server (or opens the HTTP session) and completes the MCP handshake.
+pub(crate) async fn connect(link: &Arc<Link>) -> Result<Connection, UpstreamError> {
+    let spec = &link.spec;
+    let name = spec.name.clone();
+    let handler = UpstreamClient::new(link);
+    let handshake = |e: String| UpstreamError::Handshake {
+        name: name.clone(),
+        message: e,
+    };
+    if let Some(command_name) = &spec.command {
+        let mut command = tokio::process::Command::new(command_name);
+        command.args(&spec.args).envs(&spec.env).kill_on_drop(true);
+        #[cfg(unix)]
+        command.process_group(0);
+        if let Some(cwd) = &spec.cwd {
+            command.current_dir(cwd);
+        }
+        // Our own child handle (not rmcp's TokioChildProcess): its exit is noticed even when a
+        // grandchild keeps the stdout pipe open, and it is reaped by us.
+        command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit());
+        let mut child = command.spawn().map_err(|source| UpstreamError::Spawn {
+            command: command_name.clone(),
+            source,
+        })?;
+        let pgid = child.id();
+        // Publish the group at once so a remove or shutdown during the handshake kills it.
+        link.state().pgid = pgid;
+        let (Some(stdout), Some(stdin)) = (child.stdout.take(), child.stdin.take()) else {
+            link.kill_children();
+            return Err(handshake("its stdin/stdout could not be opened".into()));
+        };
+        let service = match tokio::time::timeout(CONNECT_TIMEOUT, handler.serve((stdout, stdin))).await {
+            Ok(Ok(service)) => service,
+            Ok(Err(e)) => {
+                link.kill_children();
+                reap(child).await;
+                return Err(handshake(e.to_string()));
+            }
+            Err(_) => {
+                link.kill_children();
+                reap(child).await;
+                return Err(UpstreamError::Timeout { name });
+            }
+        };
+        Ok(Connection {
+            service,
+            pgid,
+            child: Some(child),
+        })
+    } else {
+        let url = spec.url.clone().unwrap_or_default();
+        let mut config = StreamableHttpClientTransportConfig::with_uri(url)
+            .custom_headers(spec.http_headers().map_err(|e| handshake(e.message))?);
+        if let Some(token) = spec.bearer_token().map_err(|e| handshake(e.message))? {
+            config = config.auth_header(token);
+        }
+        crate::tls::install_crypto_provider();
+        let transport = StreamableHttpClientTransport::from_config(config);
+        let service = tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport))
+            .await
+            .map_err(|_| UpstreamError::Timeout { name: name.clone() })?
+            .map_err(|e| handshake(e.to_string()))?;
+        Ok(Connection {
+            service,
+            pgid: None,
+            child: None,
+        })
+    }
+}
+
+/// Lists every page of the server's tools and puts the allowed ones in the registry under
+/// `mcp.<server>.`, replacing what was there. Returns the registry names.
+pub(crate) async fn register_tools(
+    registry: &Registry,
+    link: &Arc<Link>,
+    peer: &Peer<RoleClient>,
+) -> Result<Vec<String>, UpstreamError> {
+    let list_error = |message: String| UpstreamError::List {
+        name: link.name().to_owned(),
+        message,
+    };
+    let tools = tokio::time::timeout(CONNECT_TIMEOUT, peer.list_all_tools())
+        .await
+        .map_err(|_| list_error(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs())))?
+        .map_err(|e| list_error(e.to_string()))?;
+    let filter = link.spec.filter().map_err(|e| list_error(e.message))?;
+    let proxies: Vec<Arc<dyn Tool>> = tools
+        .into_iter()
+        .filter(|tool| filter.allows(&tool.name))
+        .map(|tool| Arc::new(ProxyTool::new(link.clone(), tool)) as Arc<dyn Tool>)
+        .collect();
+    let names: Vec<String> = proxies.iter().map(|t| t.spec().name.to_string()).collect();
+    let _registration = link.registration();
+    if link.stop.is_cancelled() {
+        return Err(list_error("the server was removed".into()));
+    }
+    registry.replace_prefix(&link.prefix, proxies)?;
+    let mut state = link.state();
+    state.tool_names = names.clone();
+    // A grace timer started before this registration is now stale.
+    state.generation += 1;
+    Ok(names)
+}
+
+/// Runs until the server is removed or agentos stops. `first` is a connection already made
+/// (by `agentos.mcp_server_add`), with its tools registered.
+pub(crate) async fn supervise(registry: Arc<Registry>, link: Arc<Link>, mut first: Option<Connection>) {
+    let name = link.name().to_owned();
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let connection = match first.take() {
+            Some(connection) => Ok(connection),
+            None => {
+                let attempt = async {
+                    let connection = connect(&link).await?;
+                    register_tools(&registry, &link, connection.service.peer())
+                        .await
+                        .inspect_err(|_| link.kill_children())?;
+                    Ok::<_, UpstreamError>(connection)
+                };
+                tokio::select! {
+                    result = attempt => result,
+                    _ = link.stop.cancelled() => {
+                        link.kill_children();
+                        return;
+                    }
+                }
+            }
+        };
+        match connection {
+            Ok(connection) => {
+                {
+                    let mut state = link.state();
+                    state.status = Status::Up;
+                    state.peer = Some(connection.service.peer().clone());
+                    state.last_error = None;
+                }
+                tracing::info!(server = %name, tools = link.state().tool_names.len(), "MCP server connected");
+                backoff = FIRST_BACKOFF;
+                let stopped = run(&registry, &link, connection).await;
+                if stopped {
+                    return;
+                }
+                let generation = {
+                    let mut state = link.state();
+                    state.status = Status::Restarting;
+                    state.peer = None;
+                    state.restarts += 1;
+                    state.generation += 1;
+                    state.last_error = Some("the connection closed".into());
+                    state.generation
+                };
+                tracing::warn!(server = %name, "MCP server connection lost; restarting");
+                spawn_grace_timer(registry.clone(), link.clone(), generation);
+            }
+            Err(error) => {
+                tracing::warn!(server = %name, %error, retry_in_ms = backoff.as_millis() as u64, "MCP server failed to connect");
+                link.state().last_error = Some(error.to_string());
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = link.stop.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Serves one connection until it closes (false) or the server is stopped (true).
+async fn run(registry: &Registry, link: &Arc<Link>, connection: Connection) -> bool {
+    let Connection {
+        service,
+        pgid,
+        mut child,
+    } = connection;
+    let peer = service.peer().clone();
+    let cancel = service.cancellation_token();
+    let mut waiting = std::pin::pin!(service.waiting());
+    let is_http = link.spec.url.is_some();
+    let mut health = tokio::time::interval(HEALTH_INTERVAL);
+    health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    health.tick().await;
+    loop {
+        tokio::select! {
+            _ = async { health.tick().await }, if is_http => {
+                if !alive(&peer).await {
+                    return close_dead(link, cancel, &mut waiting).await;
+                }
+            }
+            _ = link.check.notified() => {
+                if !alive(&peer).await {
+                    return close_dead(link, cancel, &mut waiting).await;
+                }
+            }
+            _ = &mut waiting => {
+                // The server may have left children behind: end its whole group.
+                if let Some(pgid) = pgid {
+                    kill_group(pgid);
+                }
+                link.state().pgid = None;
+                if let Some(child) = child.take() {
+                    reap(child).await;
+                }
+                return false;
+            }
+            status = async { child.as_mut().expect("guarded").wait().await }, if child.is_some() => {
+                tracing::warn!(server = %link.name(), ?status, "MCP server process exited");
+                // Its children may hold the pipes open: end the whole group, then the session
+                // (calls in flight then fail at once).
+                if let Some(pgid) = pgid {
+                    kill_group(pgid);
+                }
+                link.state().pgid = None;
+                cancel.cancel();
+                let _ = tokio::time::timeout(Duration::from_secs(5), &mut waiting).await;
+                return false;
+            }
+            _ = link.relist.notified() => {
+                match register_tools(registry, link, &peer).await {
+                    Ok(names) => tracing::info!(server = %link.name(), tools = names.len(), "MCP server tool list changed"),
+                    Err(error) => tracing::warn!(server = %link.name(), %error, "re-listing tools failed"),
+                }
+            }
+            _ = link.stop.cancelled() => {
+                link.kill_children();
+                link.state().peer = None;
+                if let Some(child) = child.take() {
+                    reap(child).await;
+                }
+                cancel.cancel();
+                let _ = tokio::time::timeout(Duration::from_secs(5), &mut waiting).await;
+                return true;
+            }
+        }
+    }
+}
+
+/// Whether the upstream answers a ping (an MCP error still proves it is there).
+async fn alive(peer: &Peer<RoleClient>) -> bool {
+    let ping = peer.send_request(ClientRequest::PingRequest(Default::default()));
+    matches!(
+        tokio::time::timeout(PING_TIMEOUT, ping).await,
+        Ok(Ok(_)) | Ok(Err(ServiceError::McpError(_)))
+    )
+}
+
+/// Ends a connection found dead: its calls in flight then fail with "closed the connection".
+async fn close_dead<F: std::future::Future>(
+    link: &Link,
+    cancel: rmcp::service::RunningServiceCancellationToken,
+    waiting: &mut std::pin::Pin<&mut F>,
+) -> bool {
+    tracing::warn!(server = %link.name(), "MCP server does not answer; reconnecting");
+    cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), waiting.as_mut()).await;
+    link.kill_children();
+    false
+}
+
+/// If the server is still down after its grace period, its tools leave the list.
+fn spawn_grace_timer(registry: Arc<Registry>, link: Arc<Link>, generation: u64) {
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(link.spec.grace()) => {}
+            _ = link.stop.cancelled() => return,
+        }
+        let _registration = link.registration();
+        let still_down = {
+            let state = link.state();
+            state.generation == generation && state.status == Status::Restarting
+        };
+        if still_down && registry.replace_prefix(&link.prefix, Vec::new()).is_ok() {
+            link.state().tool_names.clear();
+            tracing::warn!(server = %link.name(), "MCP server still down; its tools are withdrawn until it returns");
+        }
+    });
+}
