@@ -25,23 +25,37 @@ struct Figures {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let smoke = !args.iter().any(|a| a == "--bench");
-    let (Ok(node), Ok(everything)) = (std::env::var("AGENTOS_TEST_NODE"), std::env::var("AGENTOS_TEST_EVERYTHING_JS")) else {
+    let (Ok(node), Ok(everything)) = (
+        std::env::var("AGENTOS_TEST_NODE"),
+        std::env::var("AGENTOS_TEST_EVERYTHING_JS"),
+    ) else {
         // `cargo test --all-targets` runs benches as smoke tests; without the server there is
         // nothing to measure, and saying so is the honest result.
-        eprintln!("upstream benchmark: AGENTOS_TEST_NODE / AGENTOS_TEST_EVERYTHING_JS not set; run scripts/install-test-deps and `. .cache/test-env.sh`");
+        eprintln!(
+            "upstream benchmark: AGENTOS_TEST_NODE / AGENTOS_TEST_EVERYTHING_JS not set; run scripts/install-test-deps and `. .cache/test-env.sh`"
+        );
         if smoke {
             return;
         }
         std::process::exit(2);
     };
-    let secs: f64 = std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0);
-    let callers: usize = std::env::var("BENCH_CONNECTIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(32);
+    let secs: f64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5.0);
+    let callers: usize = std::env::var("BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(32);
     let (duration, callers, sequential) = if smoke {
         (Duration::from_millis(200), 2, 50)
     } else {
         (Duration::from_secs_f64(secs), callers, 2000)
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async move {
         agentos::tls::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
@@ -95,7 +109,14 @@ async fn connect(command: tokio::process::Command) -> Client {
 async fn wait_for_tool(client: &Client, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if client.peer().list_all_tools().await.unwrap().iter().any(|t| t.name == name) {
+        if client
+            .peer()
+            .list_all_tools()
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.name == name)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -109,7 +130,13 @@ fn echo(tool: &str, n: u64) -> CallToolRequestParams {
     CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments)
 }
 
-async fn measure(client: &Client, tool: &'static str, sequential: usize, callers: usize, duration: Duration) -> Figures {
+async fn measure(
+    client: &Client,
+    tool: &'static str,
+    sequential: usize,
+    callers: usize,
+    duration: Duration,
+) -> Figures {
     // Warm up, then one caller for latency.
     for n in 0..20 {
         client.peer().call_tool(echo(tool, n)).await.unwrap();

@@ -9,6 +9,7 @@ mod error;
 pub mod names;
 mod pipeline;
 mod policy;
+mod resources;
 mod tool;
 mod typed;
 
@@ -24,6 +25,7 @@ pub use context::{CallContext, Caller, ProgressSink};
 pub use error::{CallError, RegisterError};
 pub use names::NameStyle;
 pub use policy::{PolicyError, ToolPattern, ToolPolicy};
+pub use resources::{RESOURCE_SCHEME, ResourceError, ResourceProvider};
 pub use tool::{Hints, Origin, Tool, ToolFailure, ToolResult, ToolSpec};
 pub use typed::{Empty, ToolBuilder};
 
@@ -45,6 +47,8 @@ pub struct Registry {
     changes: watch::Sender<u64>,
     default_timeout: Duration,
     pub stats: RegistryStats,
+    /// Resource and prompt providers by server name (see `resources`).
+    providers: RwLock<BTreeMap<String, Arc<dyn ResourceProvider>>>,
 }
 
 impl Registry {
@@ -55,6 +59,7 @@ impl Registry {
             changes,
             default_timeout,
             stats: RegistryStats::default(),
+            providers: RwLock::new(BTreeMap::new()),
         }
     }
 

@@ -3,6 +3,7 @@
 //! and are forwarded over one shared connection per server, which a supervisor restarts when
 //! it dies.
 
+mod crew;
 mod proxy;
 pub mod spec;
 mod supervisor;
@@ -16,9 +17,10 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 
 use crate::registry::{RegisterError, Registry};
+pub use crew::{CrewAction, CrewError, CrewMember, FailoverOutcome, Health};
 pub use spec::{ServerSpec, SpecError};
 use supervisor::Link;
-pub use supervisor::Status;
+pub use supervisor::{Failure, Status};
 
 /// How long connecting and listing an upstream's tools may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -114,6 +116,7 @@ impl Upstreams {
                 task: None,
             },
         );
+        proxy::register_resources(&self.registry, link);
         Ok(())
     }
 

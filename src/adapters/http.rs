@@ -1,7 +1,8 @@
 //! The HTTP front door (`agentos serve`): MCP streamable HTTP and its plain JSON form on `/mcp`,
-//! plus `GET /tools` and `GET /health`.
+//! plus `GET /tools`, `GET /health` and the crew operations under `/api/ops/crew`.
 
 mod guard;
+mod ops;
 mod plain;
 
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -75,6 +76,10 @@ pub fn router(
         .route("/mcp", axum::routing::any(mcp_entry))
         .route("/tools", get(list_tools))
         .route("/health", get(health))
+        .route("/api/ops/crew", get(ops::crew))
+        .route("/api/ops/crew/failover", post(ops::failover))
+        .route("/api/ops/crew/bootstrap", post(ops::bootstrap))
+        .route("/api/ops/crew/cron", post(ops::cron))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(guard, guard::check))
         .with_state(state)

@@ -7,22 +7,24 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData, Implementation, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ServerCapabilities, ServerConfig,
-    SubscriptionFilter, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData, GetPromptRequestParams,
+    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{Peer, RoleServer, ServerHandler};
 use serde_json::Value;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::registry::{CallContext, CallError, Caller, NameStyle, ProgressSink, Registry};
+use crate::registry::{CallContext, CallError, Caller, NameStyle, ProgressSink, Registry, ResourceError};
 
 /// How often a session's list-change watcher checks that its client is still there.
 const LIVENESS_CHECK: Duration = Duration::from_secs(15);
 
 const INSTRUCTIONS: &str = "agentos gives you persistent memory, time and other system tools \
-(agentos.*), plus the tools of connected MCP servers (mcp.<server>.<tool>). If you are unsure \
+(agentos.*), plus the tools of connected MCP servers (mcp.<server>.<tool>); their prompts are \
+mcp.<server>.<prompt> and their resources agentos+mcp://<server>/<original uri>. If you are unsure \
 which tool fits, call agentos.tools_search with a few words describing the task.";
 
 /// Who is calling and how they want names spelled, attached to each HTTP request by the HTTP
@@ -82,6 +84,8 @@ impl ServerHandler for McpHandler {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_resources()
+                .enable_prompts()
                 .build(),
         )
         .with_server_info(Implementation::new("agentos", env!("CARGO_PKG_VERSION")))
@@ -129,6 +133,62 @@ impl ServerHandler for McpHandler {
             Ok(result) => Ok(result.into()),
             Err(error) => call_error_to_mcp(error).map(Into::into),
         }
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let identity = self.identity(&context.extensions);
+        let resources = self.registry.list_resources_for(&identity.caller).await;
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let identity = self.identity(&context.extensions);
+        let templates = self.registry.list_resource_templates_for(&identity.caller).await;
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let identity = self.identity(&context.extensions);
+        self.registry
+            .read_resource_for(&identity.caller, &request.uri)
+            .await
+            .map(Into::into)
+            .map_err(resource_error_to_mcp)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let identity = self.identity(&context.extensions);
+        let prompts = self.registry.list_prompts_for(&identity.caller).await;
+        Ok(ListPromptsResult::with_all_items(prompts))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let identity = self.identity(&context.extensions);
+        self.registry
+            .get_prompt_for(&identity.caller, &request.name, request.arguments)
+            .await
+            .map(Into::into)
+            .map_err(resource_error_to_mcp)
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
@@ -225,6 +285,15 @@ fn request_id_text(id: &rmcp::model::RequestId) -> String {
     match id {
         rmcp::model::NumberOrString::Number(n) => n.to_string(),
         rmcp::model::NumberOrString::String(s) => s.to_string(),
+    }
+}
+
+/// Unknown or denied resources and prompts are "not found" (denied ones look unknown); a provider
+/// failure is an internal error carrying its reason.
+fn resource_error_to_mcp(error: ResourceError) -> ErrorData {
+    match error {
+        ResourceError::NotFound(message) => ErrorData::resource_not_found(message, None),
+        ResourceError::Failed(message) => ErrorData::internal_error(message, None),
     }
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Services;
 use crate::registry::{CallContext, Empty, Hints, Tool, ToolBuilder, ToolFailure};
-use crate::upstream::{ServerSpec, ServerSummary, Upstreams};
+use crate::upstream::{CrewAction, CrewError, CrewMember, ServerSpec, ServerSummary, Upstreams};
 
 #[derive(Debug, Serialize, JsonSchema)]
 struct Added {
@@ -36,6 +36,28 @@ struct Removed {
     removed: bool,
 }
 
+#[derive(Debug, Serialize, JsonSchema)]
+struct CrewStatus {
+    servers: Vec<CrewMember>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FailoverArgs {
+    /// The server's name.
+    #[schemars(length(min = 1, max = 64))]
+    feature_slug: String,
+    /// Why (recorded as the last failure).
+    #[serde(default)]
+    #[schemars(length(max = 500))]
+    reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct CrewActions {
+    servers: Vec<CrewAction>,
+}
+
 /// Adding servers runs programs on this machine, so only its owner may manage them.
 fn owner_upstreams(services: &Services, ctx: &CallContext) -> Result<Arc<Upstreams>, ToolFailure> {
     if !ctx.caller.is_owner() {
@@ -51,7 +73,7 @@ fn owner_upstreams(services: &Services, ctx: &CallContext) -> Result<Arc<Upstrea
 
 pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
     let (add, list, remove) = (services.clone(), services.clone(), services.clone());
-    vec![
+    let mut tools = vec![
         ToolBuilder::new("agentos.mcp_server_add")
             .title("Connect an MCP server")
             .description(
@@ -106,6 +128,102 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                     Ok(Removed {
                         name: args.name,
                         removed,
+                    })
+                }
+            }),
+    ];
+    tools.extend(crew_tools(services));
+    tools
+}
+
+/// The crew: active and standby endpoints of each server, failover, bootstrap, health cycle.
+fn crew_tools(services: &Services) -> Vec<Arc<dyn Tool>> {
+    let (status, failover, bootstrap, cron) = (services.clone(), services.clone(), services.clone(), services.clone());
+    vec![
+        ToolBuilder::new("agentos.crew_status")
+            .title("Show the MCP server crew")
+            .description(
+                "For each proxied MCP server: the active endpoint, the standby endpoints (in the \
+                 order they would take over), health (up, restarting, down, disabled), the last \
+                 failure and restart counts. Owner only.",
+            )
+            .hints(Hints::READ_ONLY)
+            .handler(move |_: Empty, ctx| {
+                let services = status.clone();
+                async move {
+                    let upstreams = owner_upstreams(&services, &ctx)?;
+                    Ok(CrewStatus {
+                        servers: upstreams.crew_status(),
+                    })
+                }
+            }),
+        ToolBuilder::new("agentos.crew_failover")
+            .title("Fail an MCP server over")
+            .description(
+                "Switches the MCP server `featureSlug` to its next endpoint now (reconnecting; with \
+                 no standby it reconnects the same one) and returns the endpoint now active. \
+                 Owner only.",
+            )
+            .hints(Hints {
+                read_only: false,
+                destructive: false,
+                idempotent: false,
+                open_world: true,
+            })
+            .handler(move |args: FailoverArgs, ctx| {
+                let services = failover.clone();
+                async move {
+                    let upstreams = owner_upstreams(&services, &ctx)?;
+                    let reason = args
+                        .reason
+                        .filter(|r| !r.trim().is_empty())
+                        .unwrap_or_else(|| "failover requested".to_owned());
+                    upstreams
+                        .crew_failover(&args.feature_slug, reason)
+                        .await
+                        .map_err(|e: CrewError| ToolFailure::new(e.to_string()))
+                }
+            }),
+        ToolBuilder::new("agentos.crew_bootstrap")
+            .title("Reconnect every MCP server that is down")
+            .description(
+                "Reconnects now every enabled MCP server that is not up, leaving healthy ones \
+                 alone; safe to repeat. Returns what it did to each. Owner only.",
+            )
+            .hints(Hints {
+                read_only: false,
+                destructive: false,
+                idempotent: true,
+                open_world: true,
+            })
+            .handler(move |_: Empty, ctx| {
+                let services = bootstrap.clone();
+                async move {
+                    let upstreams = owner_upstreams(&services, &ctx)?;
+                    Ok(CrewActions {
+                        servers: upstreams.crew_bootstrap().await,
+                    })
+                }
+            }),
+        ToolBuilder::new("agentos.crew_cron")
+            .title("Run the MCP server health cycle")
+            .description(
+                "Runs one health cycle now (it also runs on each server's timer): pings every \
+                 MCP server; one that does not answer fails over to its next endpoint, one that \
+                 is down is reconnected. Returns the result per server. Owner only.",
+            )
+            .hints(Hints {
+                read_only: false,
+                destructive: false,
+                idempotent: true,
+                open_world: true,
+            })
+            .handler(move |_: Empty, ctx| {
+                let services = cron.clone();
+                async move {
+                    let upstreams = owner_upstreams(&services, &ctx)?;
+                    Ok(CrewActions {
+                        servers: upstreams.crew_cron().await,
                     })
                 }
             }),

@@ -8,14 +8,18 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CancelledNotification, CancelledNotificationParam, ClientRequest,
-    JsonObject, ProgressNotificationParam, ProgressToken, RequestId, ResultType, ServerResult,
+    GetPromptRequestParams, GetPromptResponse, GetPromptResult, JsonObject, ProgressNotificationParam, ProgressToken,
+    Prompt, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, RequestId, Resource, ResourceTemplate,
+    ResultType, ServerResult,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, ServiceError};
 use rmcp::{ClientHandler, Peer, RoleClient};
 use serde_json::Value;
 
-use super::supervisor::Link;
-use crate::registry::{CallContext, Hints, Origin, Tool, ToolFailure, ToolResult, ToolSpec};
+use super::supervisor::{Link, Status};
+use crate::registry::{
+    CallContext, Hints, Origin, Registry, ResourceError, ResourceProvider, Tool, ToolFailure, ToolResult, ToolSpec,
+};
 
 /// Our side of an upstream session: routes progress to callers and asks for a re-list when the
 /// upstream's tools change.
@@ -195,6 +199,188 @@ impl Tool for ProxyTool {
                         self.link.name()
                     )))
                 }
+            }
+        }
+        .boxed()
+    }
+}
+
+/// A server's resources and prompts, offered through the registry under its name for as long as
+/// the server is configured; requests go over its current connection.
+pub(crate) struct UpstreamResources {
+    link: Weak<Link>,
+}
+
+/// Puts `link`'s resources and prompts in the registry (replacing a previous server of that
+/// name). What is offered follows the capabilities of the live connection, so nothing needs
+/// re-registering on reconnects; once the server is removed the provider reports itself gone.
+pub(crate) fn register_resources(registry: &Registry, link: &Arc<Link>) {
+    registry.set_resource_provider(
+        link.name(),
+        Arc::new(UpstreamResources {
+            link: Arc::downgrade(link),
+        }),
+    );
+}
+
+/// How long a request waits for a server that is still completing its first connection (a
+/// server just added is handed to its supervisor, which publishes the connection a moment later).
+const FIRST_CONNECTION_WAIT: Duration = Duration::from_secs(5);
+
+/// What a request needs from the current connection.
+struct Current {
+    name: String,
+    peer: Peer<RoleClient>,
+    capabilities: rmcp::model::ServerCapabilities,
+    timeout: Duration,
+}
+
+impl UpstreamResources {
+    /// The current connection, waiting briefly for a first one; None if the server is down,
+    /// disabled or removed.
+    async fn current(&self) -> Option<Current> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let link = self.link.upgrade().filter(|link| !link.stop.is_cancelled())?;
+            let (peer, connecting) = {
+                let state = link.state();
+                (state.peer.clone(), state.status == Status::Connecting)
+            };
+            if let Some(peer) = peer {
+                let capabilities = peer.peer_info()?.capabilities.clone();
+                return Some(Current {
+                    name: link.name().to_owned(),
+                    peer,
+                    capabilities,
+                    timeout: link.spec.timeout(),
+                });
+            }
+            if !connecting || started.elapsed() >= FIRST_CONNECTION_WAIT {
+                return None;
+            }
+            drop(link);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn unavailable(&self) -> ResourceError {
+        let name = self.link.upgrade().map(|l| l.name().to_owned()).unwrap_or_default();
+        ResourceError::Failed(format!(
+            "MCP server `{name}` is unavailable, restarting; try again shortly"
+        ))
+    }
+
+    /// Runs one request within the server's timeout.
+    async fn request<T, Fut>(current: &Current, what: &str, send: Fut) -> Result<T, ResourceError>
+    where
+        Fut: std::future::Future<Output = Result<T, ServiceError>>,
+    {
+        let name = &current.name;
+        match tokio::time::timeout(current.timeout, send).await {
+            Err(_) => Err(ResourceError::Failed(format!(
+                "MCP server `{name}` did not answer {what} within {}s",
+                current.timeout.as_secs()
+            ))),
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(ServiceError::McpError(error))) => Err(ResourceError::Failed(format!(
+                "MCP server `{name}` refused {what}: {}",
+                error.message
+            ))),
+            Ok(Err(error)) => Err(ResourceError::Failed(format!(
+                "MCP server `{name}` could not answer {what}: {error}"
+            ))),
+        }
+    }
+}
+
+impl ResourceProvider for UpstreamResources {
+    fn live(&self) -> bool {
+        self.link.upgrade().is_some_and(|link| !link.stop.is_cancelled())
+    }
+
+    fn list_resources(&self) -> BoxFuture<'_, Result<Vec<Resource>, ResourceError>> {
+        async move {
+            match self.current().await {
+                Some(c) if c.capabilities.resources.is_some() => {
+                    Self::request(&c, "resources/list", c.peer.list_all_resources()).await
+                }
+                _ => Ok(Vec::new()),
+            }
+        }
+        .boxed()
+    }
+
+    fn list_resource_templates(&self) -> BoxFuture<'_, Result<Vec<ResourceTemplate>, ResourceError>> {
+        async move {
+            match self.current().await {
+                Some(c) if c.capabilities.resources.is_some() => {
+                    Self::request(&c, "resources/templates/list", c.peer.list_all_resource_templates()).await
+                }
+                _ => Ok(Vec::new()),
+            }
+        }
+        .boxed()
+    }
+
+    fn read_resource(&self, uri: String) -> BoxFuture<'_, Result<ReadResourceResult, ResourceError>> {
+        async move {
+            let c = self.current().await.ok_or_else(|| self.unavailable())?;
+            if c.capabilities.resources.is_none() {
+                return Err(ResourceError::NotFound(format!(
+                    "MCP server `{}` offers no resources",
+                    c.name
+                )));
+            }
+            let params = ReadResourceRequestParams::new(uri);
+            match Self::request(&c, "resources/read", c.peer.read_resource_once(params)).await? {
+                ReadResourceResponse::Complete(mut result) => {
+                    result.result_type.get_or_insert(ResultType::COMPLETE);
+                    Ok(result)
+                }
+                _ => Err(ResourceError::Failed(
+                    "the MCP server asked for client input to read this resource, which agentos does not relay yet"
+                        .into(),
+                )),
+            }
+        }
+        .boxed()
+    }
+
+    fn list_prompts(&self) -> BoxFuture<'_, Result<Vec<Prompt>, ResourceError>> {
+        async move {
+            match self.current().await {
+                Some(c) if c.capabilities.prompts.is_some() => {
+                    Self::request(&c, "prompts/list", c.peer.list_all_prompts()).await
+                }
+                _ => Ok(Vec::new()),
+            }
+        }
+        .boxed()
+    }
+
+    fn get_prompt(
+        &self,
+        name: String,
+        arguments: Option<JsonObject>,
+    ) -> BoxFuture<'_, Result<GetPromptResult, ResourceError>> {
+        async move {
+            let c = self.current().await.ok_or_else(|| self.unavailable())?;
+            if c.capabilities.prompts.is_none() {
+                return Err(ResourceError::NotFound(format!(
+                    "MCP server `{}` offers no prompts",
+                    c.name
+                )));
+            }
+            let mut params = GetPromptRequestParams::new(name);
+            params.arguments = arguments;
+            match Self::request(&c, "prompts/get", c.peer.get_prompt_once(params)).await? {
+                GetPromptResponse::Complete(mut result) => {
+                    result.result_type.get_or_insert(ResultType::COMPLETE);
+                    Ok(result)
+                }
+                _ => Err(ResourceError::Failed(
+                    "the MCP server asked for client input to get this prompt, which agentos does not relay yet".into(),
+                )),
             }
         }
         .boxed()

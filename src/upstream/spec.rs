@@ -55,6 +55,74 @@ pub struct ServerSpec {
     /// Upstream tool names to hide, same patterns; applied after `include`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
+    /// Standby endpoints (crew): when the active endpoint fails, the next one in turn is used.
+    /// Each is a stdio `command` (with `args`, `env`, `cwd`) or a `url` (with `headers`,
+    /// `bearer_token_env`), like the main one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub standby: Vec<Endpoint>,
+    /// How often the active connection is pinged, in seconds (0: never); a dead one fails over.
+    #[serde(default = "default_health_interval_secs")]
+    pub health_interval_secs: u64,
+}
+
+/// One way to reach a server: a stdio program or a streamable HTTP endpoint.
+#[derive(Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// stdio: the program to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// stdio: its arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// stdio: extra environment variables for it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// stdio: working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// Streamable HTTP: the endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Streamable HTTP: extra request headers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Streamable HTTP: name of an environment variable holding a bearer token to send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_env: Option<String>,
+}
+
+impl Endpoint {
+    /// `command args` or the URL: never environment, header values or tokens.
+    pub fn describe(&self) -> String {
+        match (&self.command, &self.url) {
+            (Some(command), _) => std::iter::once(command.as_str())
+                .chain(self.args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" "),
+            (None, Some(url)) => url.clone(),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |map: &BTreeMap<String, String>| map.keys().map(|k| format!("{k}=***")).collect::<Vec<_>>();
+        f.debug_struct("Endpoint")
+            .field("command", &self.command)
+            .field("args", &self.args)
+            .field("env", &redacted(&self.env))
+            .field("cwd", &self.cwd)
+            .field("url", &self.url)
+            .field("headers", &redacted(&self.headers))
+            .field("bearer_token_env", &self.bearer_token_env)
+            .finish()
+    }
+}
+
+fn default_health_interval_secs() -> u64 {
+    30
 }
 
 fn yes() -> bool {
@@ -87,6 +155,8 @@ impl std::fmt::Debug for ServerSpec {
             .field("unavailable_grace_secs", &self.unavailable_grace_secs)
             .field("include", &self.include)
             .field("exclude", &self.exclude)
+            .field("standby", &self.standby)
+            .field("health_interval_secs", &self.health_interval_secs)
             .finish()
     }
 }
@@ -129,7 +199,45 @@ impl ServerSpec {
             unavailable_grace_secs: default_grace_secs(),
             include: Vec::new(),
             exclude: Vec::new(),
+            standby: Vec::new(),
+            health_interval_secs: default_health_interval_secs(),
         }
+    }
+
+    /// The main endpoint.
+    pub fn primary(&self) -> Endpoint {
+        Endpoint {
+            command: self.command.clone(),
+            args: self.args.clone(),
+            env: self.env.clone(),
+            cwd: self.cwd.clone(),
+            url: self.url.clone(),
+            headers: self.headers.clone(),
+            bearer_token_env: self.bearer_token_env.clone(),
+        }
+    }
+
+    /// The main endpoint, then the standby ones.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        std::iter::once(self.primary())
+            .chain(self.standby.iter().cloned())
+            .collect()
+    }
+
+    /// This spec reached through endpoint `index` of `endpoints()` (the primary if out of range).
+    pub fn at_endpoint(&self, index: usize) -> ServerSpec {
+        let mut spec = self.clone();
+        if let Some(endpoint) = index.checked_sub(1).and_then(|i| self.standby.get(i)).cloned() {
+            spec.command = endpoint.command;
+            spec.args = endpoint.args;
+            spec.env = endpoint.env;
+            spec.cwd = endpoint.cwd;
+            spec.url = endpoint.url;
+            spec.headers = endpoint.headers;
+            spec.bearer_token_env = endpoint.bearer_token_env;
+        }
+        spec.standby.clear();
+        spec
     }
 
     fn error(&self, message: impl Into<String>) -> SpecError {
@@ -145,6 +253,24 @@ impl ServerSpec {
                 self.error("the name is invalid: use 1-64 of a-z, 0-9, `_` and `-`, starting with a letter or digit")
             );
         }
+        self.validate_endpoint()?;
+        if self.timeout_secs == 0 || self.timeout_secs > 86_400 {
+            return Err(self.error("`timeout_secs` must be between 1 and 86400"));
+        }
+        self.filter()?;
+        if self.standby.len() > 16 {
+            return Err(self.error("at most 16 `standby` endpoints"));
+        }
+        for index in 1..=self.standby.len() {
+            self.at_endpoint(index)
+                .validate_endpoint()
+                .map_err(|e| self.error(format!("standby endpoint {index}: {}", e.message)))?;
+        }
+        Ok(())
+    }
+
+    /// Checks the transport fields: exactly one of `command` and `url`, each with its own options.
+    fn validate_endpoint(&self) -> Result<(), SpecError> {
         match (&self.command, &self.url) {
             (Some(_), Some(_)) => return Err(self.error("give either `command` (stdio) or `url` (HTTP), not both")),
             (None, None) => return Err(self.error("give `command` (stdio) or `url` (streamable HTTP)")),
@@ -166,10 +292,6 @@ impl ServerSpec {
                 self.http_headers()?;
             }
         }
-        if self.timeout_secs == 0 || self.timeout_secs > 86_400 {
-            return Err(self.error("`timeout_secs` must be between 1 and 86400"));
-        }
-        self.filter()?;
         Ok(())
     }
 
@@ -324,6 +446,30 @@ mod tests {
         assert!(!filter.allows("put"));
         spec.include.clear();
         assert!(spec.filter().unwrap().allows("put"));
+    }
+
+    #[test]
+    fn standby_endpoints_parse_and_are_validated() {
+        let spec = parse(
+            "name = \"a\"\ncommand = \"x\"\nargs = [\"1\"]\n\
+             standby = [{ command = \"y\", args = [\"2\"], env = { K = \"v\" } }, { url = \"http://h/mcp\", headers = { X-Key = \"k\" } }]",
+        )
+        .unwrap();
+        assert_eq!(spec.health_interval_secs, 30);
+        let endpoints: Vec<String> = spec.endpoints().iter().map(Endpoint::describe).collect();
+        assert_eq!(endpoints, ["x 1", "y 2", "http://h/mcp"]);
+        let second = spec.at_endpoint(2);
+        assert_eq!(second.url.as_deref(), Some("http://h/mcp"));
+        assert!(second.command.is_none() && second.args.is_empty() && second.env.is_empty());
+        assert_eq!(second.headers.get("X-Key").map(String::as_str), Some("k"));
+        assert_eq!(spec.at_endpoint(9).command.as_deref(), Some("x"));
+        assert!(
+            parse("name = \"a\"\ncommand = \"x\"\nstandby = [{ url = \"ftp://h\" }]")
+                .unwrap_err()
+                .contains("standby endpoint 1")
+        );
+        assert!(parse("name = \"a\"\ncommand = \"x\"\nstandby = [{ name = \"b\" }]").is_err());
+        assert!(!format!("{spec:?}").contains("\"v\""));
     }
 
     #[test]

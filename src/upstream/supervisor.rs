@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::proxy::{ProxyTool, UpstreamClient};
-use super::spec::ServerSpec;
+use super::spec::{Endpoint, ServerSpec};
 use super::{CONNECT_TIMEOUT, UpstreamError};
 use crate::registry::{ProgressSink, Registry, Tool};
 
@@ -48,6 +48,35 @@ pub(crate) struct LinkState {
     pub restarts: u64,
     /// Bumped on every loss of connection, so a stale grace timer does nothing.
     pub generation: u64,
+    /// Index into `Link::endpoints` of the endpoint in use (crew): 0 is the primary.
+    pub active: usize,
+    /// Failures in a row since the last successful connection.
+    pub misses: usize,
+    /// How many times the active endpoint was switched (or, with one endpoint, redialled).
+    pub switches: u64,
+    pub last_failure: Option<Failure>,
+    /// A forced failover waiting for the supervisor, with its reason.
+    pub failover_request: Option<String>,
+}
+
+/// When and where the active endpoint last failed, and why.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct Failure {
+    /// RFC 3339 time.
+    pub at: String,
+    /// The endpoint that failed, as `command args` or its URL.
+    pub endpoint: String,
+    pub reason: String,
+}
+
+/// How a served connection ended.
+enum End {
+    /// The server was removed or agentos stops.
+    Stopped,
+    /// The connection died.
+    Lost(String),
+    /// A failover was asked for.
+    FailOver(String),
 }
 
 type ProgressRoutes = HashMap<ProgressToken, Option<Arc<dyn ProgressSink>>>;
@@ -55,6 +84,12 @@ type ProgressRoutes = HashMap<ProgressToken, Option<Arc<dyn ProgressSink>>>;
 /// Everything about one server shared by its supervisor, its proxied tools and its client handler.
 pub(crate) struct Link {
     pub spec: ServerSpec,
+    /// The primary endpoint, then the standby ones.
+    pub endpoints: Vec<Endpoint>,
+    /// Asks the supervisor to switch to the next endpoint now (reason in `failover_request`).
+    pub failover: Notify,
+    /// Ends a wait between reconnection attempts: try again now.
+    pub wake: Notify,
     pub prefix: String,
     pub state: Mutex<LinkState>,
     /// Upstream progress token → the sink of the call it belongs to (None: caller wants none).
@@ -78,6 +113,9 @@ impl Link {
         };
         Arc::new(Self {
             prefix: format!("mcp.{}.", spec.name),
+            endpoints: spec.endpoints(),
+            failover: Notify::new(),
+            wake: Notify::new(),
             spec,
             state: Mutex::new(LinkState {
                 status,
@@ -87,6 +125,11 @@ impl Link {
                 tool_names: Vec::new(),
                 restarts: 0,
                 generation: 0,
+                active: 0,
+                misses: 0,
+                switches: 0,
+                last_failure: None,
+                failover_request: None,
             }),
             progress: Mutex::new(HashMap::new()),
             relist: Notify::new(),
@@ -106,6 +149,33 @@ impl Link {
 
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// The spec as reached through the active endpoint.
+    pub fn active_spec(&self) -> ServerSpec {
+        let active = self.state().active;
+        self.spec.at_endpoint(active)
+    }
+
+    /// Records that the active endpoint failed and makes the next one (round robin) active.
+    fn record_failure(&self, reason: String) {
+        let mut state = self.state();
+        let failed = state.active.min(self.endpoints.len() - 1);
+        state.last_failure = Some(Failure {
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            endpoint: self.endpoints[failed].describe(),
+            reason,
+        });
+        state.active = (failed + 1) % self.endpoints.len();
+        state.switches += 1;
+        if state.active != failed {
+            tracing::warn!(
+                server = %self.name(),
+                from = %self.endpoints[failed].describe(),
+                to = %self.endpoints[state.active].describe(),
+                "MCP server failing over to the next endpoint"
+            );
+        }
     }
 
     pub fn registration(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -170,7 +240,7 @@ impl Connection {
 
 /// Starts the server (or opens the HTTP session) and completes the MCP handshake.
 pub(crate) async fn connect(link: &Arc<Link>) -> Result<Connection, UpstreamError> {
-    let spec = &link.spec;
+    let spec = &link.active_spec();
     let name = spec.name.clone();
     let handler = UpstreamClient::new(link);
     let handshake = |e: String| UpstreamError::Handshake {
@@ -300,47 +370,70 @@ pub(crate) async fn supervise(registry: Arc<Registry>, link: Arc<Link>, mut firs
                 }
             }
         };
-        match connection {
+        let (reason, forced) = match connection {
             Ok(connection) => {
                 {
                     let mut state = link.state();
                     state.status = Status::Up;
                     state.peer = Some(connection.service.peer().clone());
                     state.last_error = None;
+                    state.misses = 0;
                 }
                 tracing::info!(server = %name, tools = link.state().tool_names.len(), "MCP server connected");
                 backoff = FIRST_BACKOFF;
-                let stopped = run(&registry, &link, connection).await;
-                if stopped {
-                    return;
-                }
+                let (reason, forced) = match run(&registry, &link, connection).await {
+                    End::Stopped => return,
+                    End::Lost(reason) => (reason, false),
+                    End::FailOver(reason) => (reason, true),
+                };
                 let generation = {
                     let mut state = link.state();
                     state.status = Status::Restarting;
                     state.peer = None;
                     state.restarts += 1;
                     state.generation += 1;
-                    state.last_error = Some("the connection closed".into());
+                    state.last_error = Some(reason.clone());
                     state.generation
                 };
-                tracing::warn!(server = %name, "MCP server connection lost; restarting");
+                tracing::warn!(server = %name, %reason, "MCP server connection lost; restarting");
                 spawn_grace_timer(registry.clone(), link.clone(), generation);
+                (reason, forced)
             }
             Err(error) => {
                 tracing::warn!(server = %name, %error, retry_in_ms = backoff.as_millis() as u64, "MCP server failed to connect");
                 link.state().last_error = Some(error.to_string());
+                (error.to_string(), false)
             }
+        };
+        link.record_failure(reason);
+        // With standby endpoints, each is tried once before backing off.
+        // A forced failover is no failure of the next endpoint: it is dialled at once.
+        let pause = !forced && {
+            let mut state = link.state();
+            state.misses += 1;
+            link.endpoints.len() == 1 || state.misses.is_multiple_of(link.endpoints.len())
+        };
+        if !pause {
+            continue;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = link.stop.cancelled() => return,
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => break,
+                _ = link.wake.notified() => break,
+                _ = link.failover.notified() => {
+                    let Some(reason) = link.state().failover_request.take() else { continue };
+                    link.record_failure(reason);
+                    break;
+                }
+                _ = link.stop.cancelled() => return,
+            }
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
-/// Serves one connection until it closes (false) or the server is stopped (true).
-async fn run(registry: &Registry, link: &Arc<Link>, connection: Connection) -> bool {
+/// Serves one connection until it closes, a failover is asked for, or the server is stopped.
+async fn run(registry: &Registry, link: &Arc<Link>, connection: Connection) -> End {
     let Connection {
         service,
         pgid,
@@ -349,21 +442,46 @@ async fn run(registry: &Registry, link: &Arc<Link>, connection: Connection) -> b
     let peer = service.peer().clone();
     let cancel = service.cancellation_token();
     let mut waiting = std::pin::pin!(service.waiting());
-    let is_http = link.spec.url.is_some();
+    let is_http = link.active_spec().url.is_some();
     let mut health = tokio::time::interval(HEALTH_INTERVAL);
     health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     health.tick().await;
+    // The crew health cycle: every endpoint kind is pinged now and then.
+    let crew_secs = link.spec.health_interval_secs;
+    let mut crew = tokio::time::interval(Duration::from_secs(crew_secs.max(1)));
+    crew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    crew.tick().await;
     loop {
         tokio::select! {
             _ = async { health.tick().await }, if is_http => {
                 if !alive(&peer).await {
-                    return close_dead(link, cancel, &mut waiting).await;
+                    close_dead(link, cancel, &mut waiting).await;
+                    return End::Lost("no answer to a ping".into());
+                }
+            }
+            _ = async { crew.tick().await }, if crew_secs > 0 => {
+                if !alive(&peer).await {
+                    close_dead(link, cancel, &mut waiting).await;
+                    return End::Lost("health check: no answer to a ping".into());
                 }
             }
             _ = link.check.notified() => {
                 if !alive(&peer).await {
-                    return close_dead(link, cancel, &mut waiting).await;
+                    close_dead(link, cancel, &mut waiting).await;
+                    return End::Lost("no answer to a ping after a transport error".into());
                 }
+            }
+            _ = link.failover.notified() => {
+                let Some(reason) = link.state().failover_request.take() else { continue };
+                tracing::warn!(server = %link.name(), %reason, "failover requested");
+                link.kill_children();
+                link.state().peer = None;
+                cancel.cancel();
+                let _ = tokio::time::timeout(Duration::from_secs(5), &mut waiting).await;
+                if let Some(child) = child.take() {
+                    reap(child).await;
+                }
+                return End::FailOver(reason);
             }
             _ = &mut waiting => {
                 // The server may have left children behind: end its whole group.
@@ -374,7 +492,7 @@ async fn run(registry: &Registry, link: &Arc<Link>, connection: Connection) -> b
                 if let Some(child) = child.take() {
                     reap(child).await;
                 }
-                return false;
+                return End::Lost("the connection closed".into());
             }
             status = async { child.as_mut().expect("guarded").wait().await }, if child.is_some() => {
                 tracing::warn!(server = %link.name(), ?status, "MCP server process exited");
@@ -386,7 +504,10 @@ async fn run(registry: &Registry, link: &Arc<Link>, connection: Connection) -> b
                 link.state().pgid = None;
                 cancel.cancel();
                 let _ = tokio::time::timeout(Duration::from_secs(5), &mut waiting).await;
-                return false;
+                return End::Lost(match status {
+                    Ok(status) => format!("the server process exited ({status})"),
+                    Err(error) => format!("the server process was lost: {error}"),
+                });
             }
             _ = link.relist.notified() => {
                 match register_tools(registry, link, &peer).await {
@@ -402,14 +523,14 @@ async fn run(registry: &Registry, link: &Arc<Link>, connection: Connection) -> b
                 }
                 cancel.cancel();
                 let _ = tokio::time::timeout(Duration::from_secs(5), &mut waiting).await;
-                return true;
+                return End::Stopped;
             }
         }
     }
 }
 
 /// Whether the upstream answers a ping (an MCP error still proves it is there).
-async fn alive(peer: &Peer<RoleClient>) -> bool {
+pub(crate) async fn alive(peer: &Peer<RoleClient>) -> bool {
     let ping = peer.send_request(ClientRequest::PingRequest(Default::default()));
     matches!(
         tokio::time::timeout(PING_TIMEOUT, ping).await,
@@ -422,12 +543,11 @@ async fn close_dead<F: std::future::Future>(
     link: &Link,
     cancel: rmcp::service::RunningServiceCancellationToken,
     waiting: &mut std::pin::Pin<&mut F>,
-) -> bool {
+) {
     tracing::warn!(server = %link.name(), "MCP server does not answer; reconnecting");
     cancel.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), waiting.as_mut()).await;
     link.kill_children();
-    false
 }
 
 /// If the server is still down after its grace period, its tools leave the list.

@@ -1,0 +1,383 @@
+//! Resources and prompts of a real upstream (`@modelcontextprotocol/server-everything`) proxied
+//! through the real `agentos` binary (issue 4): listed under `agentos+mcp://<server>/<uri>` and
+//! `mcp.<server>.<prompt>`, read and got through rmcp's client over agentos stdio and HTTP, and
+//! compared with what a client connected straight to server-everything gets. A caller whose tool
+//! policy does not cover the server sees none of it.
+//!
+//! The servers come from `scripts/install-test-deps` (source `.cache/test-env.sh` before cargo
+//! test); without them every test fails and says so, unless `AGENTOS_SKIP_REAL_UPSTREAMS=1`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Client, Server, call, structured};
+use rmcp::ServiceExt;
+use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams, ReadResourceResult, ResourceContents};
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Value, json};
+
+const SERVER: &str = "everything";
+
+struct Everything {
+    node: PathBuf,
+    js: PathBuf,
+    http_arg: String,
+    http_path: String,
+}
+
+/// The installed server-everything, or None when `AGENTOS_SKIP_REAL_UPSTREAMS=1`.
+fn everything() -> Option<Everything> {
+    if std::env::var("AGENTOS_SKIP_REAL_UPSTREAMS").as_deref() == Ok("1") {
+        eprintln!("AGENTOS_SKIP_REAL_UPSTREAMS=1: skipping a test with real upstream MCP servers");
+        return None;
+    }
+    let hint = "run scripts/install-test-deps, then `. .cache/test-env.sh` before cargo test \
+                (scripts/test does both), or set AGENTOS_SKIP_REAL_UPSTREAMS=1 to skip these tests";
+    let var = |name: &str| {
+        std::env::var(name)
+            .unwrap_or_else(|_| panic!("{name} is not set: the real upstream MCP servers are missing; {hint}"))
+    };
+    let path = |name: &str| {
+        let path = PathBuf::from(var(name));
+        assert!(path.exists(), "{name}={} does not exist; {hint}", path.display());
+        path
+    };
+    Some(Everything {
+        node: path("AGENTOS_TEST_NODE"),
+        js: path("AGENTOS_TEST_EVERYTHING_JS"),
+        http_arg: var("AGENTOS_TEST_EVERYTHING_HTTP_ARG"),
+        http_path: var("AGENTOS_TEST_EVERYTHING_HTTP_PATH"),
+    })
+}
+
+impl Everything {
+    fn stdio_spec(&self) -> Value {
+        json!({"name": SERVER, "command": self.node.to_str().unwrap(),
+               "args": [self.js.to_str().unwrap(), "stdio"]})
+    }
+
+    /// rmcp's client connected straight to server-everything over stdio.
+    async fn direct(&self) -> Client {
+        let mut command = tokio::process::Command::new(&self.node);
+        command.arg(&self.js).arg("stdio").kill_on_drop(true);
+        let (transport, _) = TokioChildProcess::builder(command)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start server-everything");
+        common::RecordingClient::default()
+            .serve(transport)
+            .await
+            .expect("initialize server-everything directly")
+    }
+}
+
+/// server-everything over streamable HTTP on a free port, killed when dropped.
+struct HttpEverything {
+    child: Child,
+    url: String,
+}
+
+impl HttpEverything {
+    fn start(up: &Everything) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(&up.node)
+            .arg(&up.js)
+            .arg(&up.http_arg)
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start server-everything over HTTP");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("listening on port") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(20)).is_err() {
+            let _ = child.kill();
+            panic!("server-everything did not start listening on port {port}");
+        }
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}{}", up.http_path),
+        }
+    }
+}
+
+impl Drop for HttpEverything {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn add_server(client: &Client, spec: Value) {
+    let added = call(client, "agentos.mcp_server_add", spec.clone()).await;
+    let body = structured(&added);
+    assert!(body["tools"].is_array(), "mcp_server_add {spec} answered {body}");
+}
+
+fn ours(uri: &str) -> String {
+    format!("agentos+mcp://{SERVER}/{uri}")
+}
+
+async fn read(client: &Client, uri: &str) -> ReadResourceResult {
+    client
+        .peer()
+        .read_resource(ReadResourceRequestParams::new(uri))
+        .await
+        .unwrap_or_else(|e| panic!("resources/read {uri}: {e}"))
+}
+
+/// (uri, mime type, text or blob) of each content.
+fn contents(result: &ReadResourceResult) -> Vec<(String, Option<String>, String)> {
+    result
+        .contents
+        .iter()
+        .map(|c| match c {
+            ResourceContents::TextResourceContents {
+                uri, mime_type, text, ..
+            } => (uri.clone(), mime_type.clone(), text.clone()),
+            ResourceContents::BlobResourceContents {
+                uri, mime_type, blob, ..
+            } => (uri.clone(), mime_type.clone(), blob.clone()),
+            other => panic!("unexpected contents {other:?}"),
+        })
+        .collect()
+}
+
+/// Reads `original` directly and through agentos; the contents match, under our URI. Dynamic
+/// resources embed the time of day to the second, so a mismatch is retried a few times.
+async fn assert_reads_alike(client: &Client, direct: &Client, original: &str) {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let theirs = contents(&read(direct, original).await);
+        let through = contents(&read(client, &ours(original)).await);
+        assert!(!theirs.is_empty(), "{original} has contents");
+        let expected: Vec<_> = theirs
+            .into_iter()
+            .map(|(uri, mime, body)| (ours(&uri), mime, body))
+            .collect();
+        if through == expected || attempts == 5 {
+            assert_eq!(through, expected, "{original} read through agentos");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Everything a client can do with server-everything's resources and prompts through agentos,
+/// compared with a direct client.
+async fn resources_and_prompts_match(client: &Client, direct: &Client) {
+    // resources/list: every upstream resource, under our URI, otherwise unchanged.
+    let theirs = direct
+        .peer()
+        .list_all_resources()
+        .await
+        .expect("resources/list directly");
+    assert!(!theirs.is_empty(), "server-everything lists resources");
+    let listed = client.peer().list_all_resources().await.expect("resources/list");
+    let expected: Vec<Value> = theirs
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.uri = ours(&r.uri);
+            serde_json::to_value(r).unwrap()
+        })
+        .collect();
+    let listed_json: Vec<Value> = listed.iter().map(|r| serde_json::to_value(r).unwrap()).collect();
+    assert_eq!(listed_json, expected, "resources/list through agentos");
+
+    // resources/read of a listed (static) resource.
+    let text = theirs
+        .iter()
+        .find(|r| r.mime_type.as_deref().is_some_and(|m| m.starts_with("text/")))
+        .expect("a text resource");
+    assert_reads_alike(client, direct, &text.uri).await;
+
+    // resources/templates/list, and a read of a filled template.
+    let templates = direct
+        .peer()
+        .list_all_resource_templates()
+        .await
+        .expect("templates directly");
+    assert!(!templates.is_empty(), "server-everything lists resource templates");
+    let listed = client.peer().list_all_resource_templates().await.expect("templates");
+    let expected: Vec<String> = templates.iter().map(|t| ours(&t.uri_template)).collect();
+    let got: Vec<String> = listed.iter().map(|t| t.uri_template.clone()).collect();
+    assert_eq!(got, expected, "resources/templates/list through agentos");
+    for template in &templates {
+        let filled = template.uri_template.replace("{resourceId}", "7");
+        assert!(!filled.contains('{'), "filled {filled}");
+        // The client fills our template the same way and gets a URI that routes back.
+        let ours_filled = listed
+            .iter()
+            .find(|t| t.uri_template == ours(&template.uri_template))
+            .unwrap()
+            .uri_template
+            .replace("{resourceId}", "7");
+        assert_eq!(ours_filled, ours(&filled));
+        assert_reads_alike(client, direct, &filled).await;
+    }
+
+    // prompts/list: every upstream prompt as mcp.<server>.<prompt>, otherwise unchanged.
+    let prompts = direct.peer().list_all_prompts().await.expect("prompts/list directly");
+    assert!(prompts.iter().any(|p| p.name == "args-prompt"), "{prompts:?}");
+    let listed = client.peer().list_all_prompts().await.expect("prompts/list");
+    let expected: Vec<Value> = prompts
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            p.name = format!("mcp.{SERVER}.{}", p.name);
+            serde_json::to_value(p).unwrap()
+        })
+        .collect();
+    let listed_json: Vec<Value> = listed.iter().map(|p| serde_json::to_value(p).unwrap()).collect();
+    assert_eq!(listed_json, expected, "prompts/list through agentos");
+
+    // prompts/get with and without arguments.
+    for (name, arguments) in [
+        ("args-prompt", json!({"city": "Lyon", "state": "Rhône"})),
+        ("simple-prompt", json!({})),
+    ] {
+        let params = |name: String| {
+            let mut params = GetPromptRequestParams::new(name);
+            params.arguments = arguments.as_object().cloned().filter(|a| !a.is_empty());
+            params
+        };
+        let theirs = direct
+            .peer()
+            .get_prompt(params(name.into()))
+            .await
+            .expect("prompts/get directly");
+        let through = client
+            .peer()
+            .get_prompt(params(format!("mcp.{SERVER}.{name}")))
+            .await
+            .unwrap_or_else(|e| panic!("prompts/get {name} through agentos: {e}"));
+        assert!(!theirs.messages.is_empty());
+        assert_eq!(
+            serde_json::to_value(&through.messages).unwrap(),
+            serde_json::to_value(&theirs.messages).unwrap(),
+            "prompts/get {name} through agentos"
+        );
+        if name == "args-prompt" {
+            let text = serde_json::to_string(&through.messages).unwrap();
+            assert!(text.contains("Lyon"), "the arguments reached the upstream: {text}");
+        }
+    }
+
+    // Unknown resources and prompts are errors, not hangs.
+    let unknown = client
+        .peer()
+        .read_resource(ReadResourceRequestParams::new(ours("demo://nope")))
+        .await;
+    assert!(unknown.is_err(), "reading an unknown resource fails: {unknown:?}");
+    let unknown = client
+        .peer()
+        .read_resource(ReadResourceRequestParams::new("agentos+mcp://nosuchserver/demo://x"))
+        .await;
+    assert!(unknown.is_err(), "reading from an unknown server fails: {unknown:?}");
+    let unknown = client
+        .peer()
+        .get_prompt(GetPromptRequestParams::new(format!("mcp.{SERVER}.no-such-prompt")))
+        .await;
+    assert!(unknown.is_err(), "an unknown prompt fails: {unknown:?}");
+}
+
+#[tokio::test]
+async fn resources_and_prompts_through_the_stdio_door() {
+    let Some(up) = everything() else { return };
+    let direct = up.direct().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _, _) = common::stdio_client(dir.path(), &[]).await;
+    let info = client.peer().peer_info().expect("agentos answered initialize");
+    assert!(info.capabilities.resources.is_some(), "agentos declares resources");
+    assert!(info.capabilities.prompts.is_some(), "agentos declares prompts");
+    // Nothing proxied yet: empty listings, not errors.
+    assert!(client.peer().list_all_resources().await.unwrap().is_empty());
+    assert!(client.peer().list_all_prompts().await.unwrap().is_empty());
+    add_server(&client, up.stdio_spec()).await;
+    resources_and_prompts_match(&client, &direct).await;
+    client.cancel().await.unwrap();
+    direct.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn resources_and_prompts_through_the_http_door_from_an_http_upstream() {
+    let Some(up) = everything() else { return };
+    let direct = up.direct().await;
+    let upstream = HttpEverything::start(&up);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (client, _) = common::http_client(&server.mcp_url()).await;
+    add_server(&client, json!({"name": SERVER, "url": upstream.url})).await;
+    resources_and_prompts_match(&client, &direct).await;
+    client.cancel().await.unwrap();
+    direct.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn resources_and_prompts_through_the_http_door_from_a_stdio_upstream() {
+    let Some(up) = everything() else { return };
+    let direct = up.direct().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (client, _) = common::http_client(&server.mcp_url()).await;
+    add_server(&client, up.stdio_spec()).await;
+    resources_and_prompts_match(&client, &direct).await;
+    client.cancel().await.unwrap();
+    direct.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_caller_not_allowed_the_server_sees_none_of_its_resources_or_prompts() {
+    let Some(up) = everything() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _, log) = common::stdio_client(dir.path(), &["--allow-tools", "agentos.*"]).await;
+    add_server(&client, up.stdio_spec()).await;
+    let tools = client.peer().list_all_tools().await.unwrap();
+    assert!(
+        !tools.iter().any(|t| t.name.starts_with("mcp.")),
+        "no proxied tools: {tools:?}"
+    );
+    let peer = client.peer();
+    assert!(
+        peer.list_all_resources().await.unwrap().is_empty(),
+        "no proxied resources"
+    );
+    assert!(
+        peer.list_all_resource_templates().await.unwrap().is_empty(),
+        "no proxied templates"
+    );
+    assert!(peer.list_all_prompts().await.unwrap().is_empty(), "no proxied prompts");
+    let denied = peer
+        .read_resource(ReadResourceRequestParams::new(ours(
+            "demo://resource/static/document/architecture.md",
+        )))
+        .await;
+    assert!(denied.is_err(), "a denied read fails: {denied:?}");
+    let denied = peer
+        .get_prompt(GetPromptRequestParams::new(format!("mcp.{SERVER}.simple-prompt")))
+        .await;
+    assert!(
+        denied.is_err(),
+        "a denied prompt fails: {denied:?}\nlog:\n{}",
+        log.lock().unwrap()
+    );
+    client.cancel().await.unwrap();
+}
