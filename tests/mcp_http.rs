@@ -380,3 +380,43 @@ async fn ending_a_session_answers_204() {
         .unwrap();
     assert_eq!(deleted.status().as_u16(), 204);
 }
+
+/// The REST routes for MCP servers are adapters over the `agentos.mcp_server*` tools.
+#[tokio::test]
+async fn mcp_servers_are_managed_over_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let http = common::http();
+    let added = http
+        .post(server.url("/api/mcp/servers"))
+        .json(&json!({"name": "inner", "command": common::agentos_bin(),
+            "args": ["mcp", "--data-dir", upstream.path(), "--allow-tools", "agentos.time_now"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status().as_u16(), 200);
+    let added: Value = added.json().await.unwrap();
+    assert_eq!(added["tools"], json!(["mcp.inner.agentos.time_now"]), "{added}");
+    let (status, listed) = get_json(&server.url("/api/mcp/servers")).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["servers"][0]["name"], "inner", "{listed}");
+    let bad = http
+        .post(server.url("/api/mcp/servers"))
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    let removed: Value = http
+        .delete(server.url("/api/mcp/servers/inner"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(removed["removed"], true, "{removed}");
+    let (_, listed) = get_json(&server.url("/api/mcp/servers")).await;
+    assert_eq!(listed["servers"], json!([]));
+}

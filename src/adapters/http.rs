@@ -80,6 +80,8 @@ pub fn router(
         .route("/api/ops/crew/failover", post(ops::failover))
         .route("/api/ops/crew/bootstrap", post(ops::bootstrap))
         .route("/api/ops/crew/cron", post(ops::cron))
+        .route("/api/mcp/servers", get(ops::servers).post(ops::add_server))
+        .route("/api/mcp/servers/{name}", axum::routing::delete(ops::remove_server))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(guard, guard::check))
         .with_state(state)
@@ -201,6 +203,40 @@ async fn not_found(request: Request) -> Response {
         "not_found",
         &format!("no route for {} {}", request.method(), request.uri().path()),
     )
+}
+
+/// The HTTP status of a registry refusal, the same for every route.
+pub(crate) fn call_error_status(error: &crate::registry::CallError) -> StatusCode {
+    use crate::registry::CallError;
+    match error {
+        CallError::UnknownTool(_) => StatusCode::NOT_FOUND,
+        CallError::InvalidArguments { .. } => StatusCode::BAD_REQUEST,
+        CallError::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
+        CallError::Cancelled(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// The caller's `X-Request-Id` when it is sane, else a fresh one; it ties logs and traces together.
+pub(crate) fn request_id(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// The text of a failed tool result, for error bodies.
+pub(crate) fn error_text(result: &rmcp::model::CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|block| match block {
+            rmcp::model::ContentBlock::Text(text) => Some(text.text.as_str()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The JSON error body of every non-MCP route.

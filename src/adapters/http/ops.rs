@@ -1,16 +1,16 @@
-//! `/api/ops/crew*`: REST adapters over the `agentos.crew_*` tools. Each route calls the
+//! `/api/ops/crew*` and `/api/mcp/servers*`: REST adapters over the `agentos.crew_*` and
+//! `agentos.mcp_server*` tools. Each route calls the
 //! registry with the request's identity, as the plain form of `/mcp` does, and translates the
 //! result: the tool's structured content as the body, its failures as HTTP statuses.
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{Value, json};
 
-use super::{HttpState, NamesQuery, error_response, identity_for};
-use crate::registry::{CallContext, CallError};
+use super::{HttpState, NamesQuery, call_error_status, error_response, error_text, identity_for, request_id};
+use crate::registry::CallContext;
 
 /// `GET /api/ops/crew`
 pub(super) async fn crew(
@@ -56,6 +56,49 @@ pub(super) async fn cron(
     call(&state, &query, &headers, "agentos.crew_cron", json!({})).await
 }
 
+/// `GET /api/mcp/servers`
+pub(super) async fn servers(
+    State(state): State<HttpState>,
+    Query(query): Query<NamesQuery>,
+    headers: HeaderMap,
+) -> Response {
+    call(&state, &query, &headers, "agentos.mcp_servers_list", json!({})).await
+}
+
+/// `POST /api/mcp/servers` with a server description (as in `[[mcp_servers]]`)
+pub(super) async fn add_server(
+    State(state): State<HttpState>,
+    Query(query): Query<NamesQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(input @ Value::Object(_)) => call(&state, &query, &headers, "agentos.mcp_server_add", input).await,
+        _ => error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "expected a server description, e.g. {\"name\": \"memory\", \"command\": \"npx\", \"args\": [...]}",
+        ),
+    }
+}
+
+/// `DELETE /api/mcp/servers/{name}`
+pub(super) async fn remove_server(
+    State(state): State<HttpState>,
+    Query(query): Query<NamesQuery>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    call(
+        &state,
+        &query,
+        &headers,
+        "agentos.mcp_server_remove",
+        json!({ "name": name }),
+    )
+    .await
+}
+
 async fn call(state: &HttpState, query: &NamesQuery, headers: &HeaderMap, tool: &str, input: Value) -> Response {
     let identity = match identity_for(state, query, headers) {
         Ok(identity) => identity,
@@ -77,35 +120,6 @@ async fn call(state: &HttpState, query: &NamesQuery, headers: &HeaderMap, tool: 
             error_response(status, code, &message)
         }
         Ok(result) => axum::Json(result.structured_content.unwrap_or(Value::Null)).into_response(),
-        Err(error) => {
-            let status = match &error {
-                CallError::UnknownTool(_) => StatusCode::NOT_FOUND,
-                CallError::InvalidArguments { .. } => StatusCode::BAD_REQUEST,
-                CallError::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
-                CallError::Cancelled(_) => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            error_response(status, error.code(), &error.to_string())
-        }
+        Err(error) => error_response(call_error_status(&error), error.code(), &error.to_string()),
     }
-}
-
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
-}
-
-fn error_text(result: &CallToolResult) -> String {
-    let texts: Vec<&str> = result
-        .content
-        .iter()
-        .filter_map(|block| match block {
-            ContentBlock::Text(text) => Some(text.text.as_str()),
-            _ => None,
-        })
-        .collect();
-    texts.join("\n")
 }

@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::model::CallToolResult;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use super::super::mcp::RequestIdentity;
+use super::{call_error_status, error_text, request_id};
 use crate::registry::names::with_server_hint;
-use crate::registry::{CallContext, CallError, Registry};
+use crate::registry::{CallContext, Registry};
 
 /// True when the body is a JSON object without a `jsonrpc` member. Anything else (JSON-RPC,
 /// batches, malformed JSON) goes to the MCP transport, which answers in JSON-RPC terms.
@@ -42,15 +43,6 @@ fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Respon
         .into_response()
 }
 
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
-}
-
 pub async fn handle(registry: &Arc<Registry>, identity: RequestIdentity, headers: &HeaderMap, body: &[u8]) -> Response {
     let call: PlainCall = match serde_json::from_slice(body) {
         Ok(call) => call,
@@ -76,18 +68,16 @@ pub async fn handle(registry: &Arc<Registry>, identity: RequestIdentity, headers
     let ctx = CallContext::new(identity.caller, request_id(headers), registry.default_timeout());
     match registry.call(&ctx, &name, input).await {
         Ok(result) if result.is_error == Some(true) => {
-            failure(StatusCode::UNPROCESSABLE_ENTITY, "tool_failed", error_text(&result))
+            let message = error_text(&result);
+            let message = if message.is_empty() {
+                "the tool failed without a message".to_owned()
+            } else {
+                message
+            };
+            failure(StatusCode::UNPROCESSABLE_ENTITY, "tool_failed", message)
         }
         Ok(result) => axum::Json(json!({ "success": true, "result": plain_result(result) })).into_response(),
-        Err(error) => {
-            let status = match &error {
-                CallError::UnknownTool(_) => StatusCode::NOT_FOUND,
-                CallError::InvalidArguments { .. } => StatusCode::BAD_REQUEST,
-                CallError::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
-                CallError::Cancelled(_) => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            failure(status, error.code(), error.to_string())
-        }
+        Err(error) => failure(call_error_status(&error), error.code(), error.to_string()),
     }
 }
 
@@ -96,22 +86,6 @@ fn plain_result(result: CallToolResult) -> Value {
     match result.structured_content {
         Some(structured) => structured,
         None => json!({ "content": result.content }),
-    }
-}
-
-fn error_text(result: &CallToolResult) -> String {
-    let texts: Vec<&str> = result
-        .content
-        .iter()
-        .filter_map(|block| match block {
-            ContentBlock::Text(text) => Some(text.text.as_str()),
-            _ => None,
-        })
-        .collect();
-    if texts.is_empty() {
-        "the tool failed without a message".to_owned()
-    } else {
-        texts.join("\n")
     }
 }
 
