@@ -679,3 +679,60 @@ async fn a_killed_agentos_leaves_no_orphaned_process() {
         alive(&memory, &memory_js)
     );
 }
+
+/// Progress of server-everything's long-running operation reaches our client through agentos,
+/// and a call the client abandons is cancelled upstream (the server's in-flight count goes back
+/// to zero on our side at once, and the next call is answered promptly).
+#[tokio::test]
+async fn upstream_progress_reaches_the_client_and_cancels_go_upstream() {
+    let Some(up) = upstreams() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    plain_add(&server, up.everything("everything")).await;
+    let (client, observed) = common::http_client(&server.mcp_url()).await;
+
+    let done = call(
+        &client,
+        "mcp.everything.trigger-long-running-operation",
+        json!({"duration": 1, "steps": 4}),
+    )
+    .await;
+    assert_ne!(done.is_error, Some(true), "{}", text_of(&done));
+    let progress = observed.progress.lock().unwrap().clone();
+    assert!(
+        progress.len() >= 3,
+        "progress notifications arrived through agentos: {progress:?}"
+    );
+    assert!(
+        progress.windows(2).all(|w| w[0].progress <= w[1].progress),
+        "{progress:?}"
+    );
+
+    // A long operation abandoned by the client stops counting as in flight right away.
+    let peer = client.peer().clone();
+    let slow = tokio::spawn(async move {
+        peer.call_tool(common::params(
+            "mcp.everything.trigger-long-running-operation",
+            json!({"duration": 30, "steps": 30}),
+        ))
+        .await
+    });
+    let addr = server.addr.clone();
+    let in_flight = move || {
+        common::get_json_blocking(&addr, "/health")["inFlight"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(
+        common::eventually(Duration::from_secs(10), || in_flight() == 1).await,
+        "the call started"
+    );
+    slow.abort();
+    assert!(
+        common::eventually(Duration::from_secs(5), || in_flight() == 0).await,
+        "the abandoned call was dropped"
+    );
+    let echo = call(&client, "mcp.everything.echo", json!({"message": "still here"})).await;
+    assert!(text_of(&echo).contains("still here"), "{}", text_of(&echo));
+    client.cancel().await.unwrap();
+}
