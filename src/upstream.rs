@@ -166,6 +166,7 @@ impl Upstreams {
                 return Err(error);
             }
         };
+        supervisor::publish(&link, &connection);
         let task = tokio::spawn(supervisor::supervise(
             self.registry.clone(),
             link.clone(),

@@ -9,10 +9,10 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
+use common::real_servers::{HttpEverything, Upstreams, upstreams};
 use common::{Client, Server, call, structured};
 use rmcp::ServiceExt;
 use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams, ReadResourceResult, ResourceContents};
@@ -21,48 +21,16 @@ use serde_json::{Value, json};
 
 const SERVER: &str = "everything";
 
-struct Everything {
-    node: PathBuf,
-    js: PathBuf,
-    http_arg: String,
-    http_path: String,
-}
-
-/// The installed server-everything, or None when `AGENTOS_SKIP_REAL_UPSTREAMS=1`.
-fn everything() -> Option<Everything> {
-    if std::env::var("AGENTOS_SKIP_REAL_UPSTREAMS").as_deref() == Ok("1") {
-        eprintln!("AGENTOS_SKIP_REAL_UPSTREAMS=1: skipping a test with real upstream MCP servers");
-        return None;
-    }
-    let hint = "run scripts/install-test-deps, then `. .cache/test-env.sh` before cargo test \
-                (scripts/test does both), or set AGENTOS_SKIP_REAL_UPSTREAMS=1 to skip these tests";
-    let var = |name: &str| {
-        std::env::var(name)
-            .unwrap_or_else(|_| panic!("{name} is not set: the real upstream MCP servers are missing; {hint}"))
-    };
-    let path = |name: &str| {
-        let path = PathBuf::from(var(name));
-        assert!(path.exists(), "{name}={} does not exist; {hint}", path.display());
-        path
-    };
-    Some(Everything {
-        node: path("AGENTOS_TEST_NODE"),
-        js: path("AGENTOS_TEST_EVERYTHING_JS"),
-        http_arg: var("AGENTOS_TEST_EVERYTHING_HTTP_ARG"),
-        http_path: var("AGENTOS_TEST_EVERYTHING_HTTP_PATH"),
-    })
-}
-
-impl Everything {
+impl Upstreams {
     fn stdio_spec(&self) -> Value {
         json!({"name": SERVER, "command": self.node.to_str().unwrap(),
-               "args": [self.js.to_str().unwrap(), "stdio"]})
+               "args": [self.everything_js.to_str().unwrap(), "stdio"]})
     }
 
     /// rmcp's client connected straight to server-everything over stdio.
     async fn direct(&self) -> Client {
         let mut command = tokio::process::Command::new(&self.node);
-        command.arg(&self.js).arg("stdio").kill_on_drop(true);
+        command.arg(&self.everything_js).arg("stdio").kill_on_drop(true);
         let (transport, _) = TokioChildProcess::builder(command)
             .stderr(Stdio::null())
             .spawn()
@@ -71,56 +39,6 @@ impl Everything {
             .serve(transport)
             .await
             .expect("initialize server-everything directly")
-    }
-}
-
-/// server-everything over streamable HTTP on a free port, killed when dropped.
-struct HttpEverything {
-    child: Child,
-    url: String,
-}
-
-impl HttpEverything {
-    fn start(up: &Everything) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new(&up.node)
-            .arg(&up.js)
-            .arg(&up.http_arg)
-            .env("PORT", port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start server-everything over HTTP");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening on port") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(20)).is_err() {
-            let _ = child.kill();
-            panic!("server-everything did not start listening on port {port}");
-        }
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}{}", up.http_path),
-        }
-    }
-}
-
-impl Drop for HttpEverything {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -301,7 +219,7 @@ async fn resources_and_prompts_match(client: &Client, direct: &Client) {
 
 #[tokio::test]
 async fn resources_and_prompts_through_the_stdio_door() {
-    let Some(up) = everything() else { return };
+    let Some(up) = upstreams() else { return };
     let direct = up.direct().await;
     let dir = tempfile::tempdir().unwrap();
     let (client, _, _) = common::stdio_client(dir.path(), &[]).await;
@@ -319,7 +237,7 @@ async fn resources_and_prompts_through_the_stdio_door() {
 
 #[tokio::test]
 async fn resources_and_prompts_through_the_http_door_from_an_http_upstream() {
-    let Some(up) = everything() else { return };
+    let Some(up) = upstreams() else { return };
     let direct = up.direct().await;
     let upstream = HttpEverything::start(&up);
     let dir = tempfile::tempdir().unwrap();
@@ -333,7 +251,7 @@ async fn resources_and_prompts_through_the_http_door_from_an_http_upstream() {
 
 #[tokio::test]
 async fn resources_and_prompts_through_the_http_door_from_a_stdio_upstream() {
-    let Some(up) = everything() else { return };
+    let Some(up) = upstreams() else { return };
     let direct = up.direct().await;
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
@@ -346,7 +264,7 @@ async fn resources_and_prompts_through_the_http_door_from_a_stdio_upstream() {
 
 #[tokio::test]
 async fn a_caller_not_allowed_the_server_sees_none_of_its_resources_or_prompts() {
-    let Some(up) = everything() else { return };
+    let Some(up) = upstreams() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (client, _, log) = common::stdio_client(dir.path(), &["--allow-tools", "agentos.*"]).await;
     add_server(&client, up.stdio_spec()).await;

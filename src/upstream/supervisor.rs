@@ -345,6 +345,16 @@ pub(crate) async fn register_tools(
     Ok(names)
 }
 
+/// Makes a fresh connection the one calls use. `agentos.mcp_server_add` publishes before it
+/// answers, so a call made right after the answer never finds the server "restarting".
+pub(crate) fn publish(link: &Link, connection: &Connection) {
+    let mut state = link.state();
+    state.status = Status::Up;
+    state.peer = Some(connection.service.peer().clone());
+    state.last_error = None;
+    state.misses = 0;
+}
+
 /// Runs until the server is removed or agentos stops. `first` is a connection already made
 /// (by `agentos.mcp_server_add`), with its tools registered.
 pub(crate) async fn supervise(registry: Arc<Registry>, link: Arc<Link>, mut first: Option<Connection>) {
@@ -372,13 +382,7 @@ pub(crate) async fn supervise(registry: Arc<Registry>, link: Arc<Link>, mut firs
         };
         let (reason, forced) = match connection {
             Ok(connection) => {
-                {
-                    let mut state = link.state();
-                    state.status = Status::Up;
-                    state.peer = Some(connection.service.peer().clone());
-                    state.last_error = None;
-                    state.misses = 0;
-                }
+                publish(&link, &connection);
                 tracing::info!(server = %name, tools = link.state().tool_names.len(), "MCP server connected");
                 backoff = FIRST_BACKOFF;
                 let (reason, forced) = match run(&registry, &link, connection).await {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod real_servers;
 pub mod scenarios;
 
 use std::io::{BufRead, BufReader};
