@@ -24,9 +24,10 @@ pub use catalog::{Entry, ToolStats};
 pub use context::{CallContext, Caller, ProgressSink};
 pub use error::{CallError, RegisterError};
 pub use names::NameStyle;
+pub use pipeline::failure_kind;
 pub use policy::{PolicyError, ToolPattern, ToolPolicy};
 pub use resources::{RESOURCE_SCHEME, ResourceError, ResourceProvider};
-pub use tool::{Hints, Origin, Tool, ToolFailure, ToolResult, ToolSpec};
+pub use tool::{FailureKind, Hints, Origin, Tool, ToolFailure, ToolResult, ToolSpec};
 pub use typed::{Empty, ToolBuilder};
 
 use catalog::Catalog;

@@ -59,9 +59,17 @@ struct CrewActions {
 }
 
 /// Adding servers runs programs on this machine, so only its owner may manage them.
+/// A crew operation's refusal as a tool failure of the fitting kind.
+fn crew_failure(error: CrewError) -> ToolFailure {
+    match error {
+        CrewError::Unknown(_) => ToolFailure::not_found(error.to_string()),
+        CrewError::NotRunning(_) => ToolFailure::new(error.to_string()),
+    }
+}
+
 fn owner_upstreams(services: &Services, ctx: &CallContext) -> Result<Arc<Upstreams>, ToolFailure> {
     if !ctx.caller.is_owner() {
-        return Err(ToolFailure::new(
+        return Err(ToolFailure::forbidden(
             "only the owner of this agentos may manage MCP servers",
         ));
     }
@@ -181,7 +189,7 @@ fn crew_tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                     upstreams
                         .crew_failover(&args.feature_slug, reason)
                         .await
-                        .map_err(|e: CrewError| ToolFailure::new(e.to_string()))
+                        .map_err(crew_failure)
                 }
             }),
         ToolBuilder::new("agentos.crew_bootstrap")

@@ -60,9 +60,7 @@ impl Registry {
                 tool: entry.name().to_string(),
                 timeout: ctx.deadline.duration_since(tokio::time::Instant::from_std(started)),
             }),
-            result = entry.tool.call(input, ctx) => Ok(result.unwrap_or_else(|failure| {
-                CallToolResult::error(vec![rmcp::model::ContentBlock::text(failure.message)])
-            })),
+            result = entry.tool.call(input, ctx) => Ok(result.unwrap_or_else(failure_result)),
         };
         let failed = match &outcome {
             Ok(result) => result.is_error == Some(true),
@@ -77,6 +75,33 @@ impl Registry {
         tracing::debug!(micros, failed, "tool call finished");
         outcome
     }
+}
+
+/// The `_meta` key carrying a failed result's [`FailureKind`].
+const FAILURE_KIND_META: &str = "agentos/failure";
+
+/// A tool's failure as an MCP result: its message as text, its kind in `_meta`.
+fn failure_result(failure: super::ToolFailure) -> CallToolResult {
+    let mut result = CallToolResult::error(vec![rmcp::model::ContentBlock::text(failure.message)]);
+    let mut meta = rmcp::model::JsonObject::new();
+    meta.insert(FAILURE_KIND_META.into(), Value::String(failure.kind.as_str().into()));
+    result.meta = Some(rmcp::model::MetaObject(meta));
+    result
+}
+
+/// The kind of a failed result made by the pipeline; `None` for successes and for failures
+/// passed through from elsewhere (an upstream's own `isError` results count as `Failed`).
+pub fn failure_kind(result: &CallToolResult) -> Option<super::FailureKind> {
+    if result.is_error != Some(true) {
+        return None;
+    }
+    let kind = result
+        .meta
+        .as_ref()
+        .and_then(|meta| meta.0.get(FAILURE_KIND_META))
+        .and_then(Value::as_str)
+        .and_then(super::FailureKind::parse);
+    Some(kind.unwrap_or_default())
 }
 
 /// Counts a call as in flight until it finishes or its future is dropped (the caller went away).
@@ -148,4 +173,21 @@ fn validate(entry: &Entry, input: &Value) -> Result<(), String> {
         })
         .collect();
     Err(problems.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{FailureKind, ToolFailure};
+
+    #[test]
+    fn failure_kinds_travel_with_the_result() {
+        let result = failure_result(ToolFailure::not_found("no such server"));
+        assert_eq!(result.is_error, Some(true));
+        assert_eq!(failure_kind(&result), Some(FailureKind::NotFound));
+        assert_eq!(failure_kind(&failure_result(ToolFailure::new("x"))), Some(FailureKind::Failed));
+        assert_eq!(failure_kind(&CallToolResult::success(vec![])), None);
+        let from_upstream = CallToolResult::error(vec![]);
+        assert_eq!(failure_kind(&from_upstream), Some(FailureKind::Failed), "no kind means failed");
+    }
 }

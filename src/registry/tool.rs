@@ -96,19 +96,70 @@ impl ToolSpec {
     }
 }
 
+/// What kind of failure a tool reports, so each front door can render it fittingly (an HTTP
+/// status, say) without reading the message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The tool ran and could not do it.
+    #[default]
+    Failed,
+    /// What the call names (a server, a record) does not exist for this caller.
+    NotFound,
+    /// The caller may use the tool but not for this.
+    Forbidden,
+    /// The arguments passed the schema but make no sense together.
+    InvalidInput,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Failed => "failed",
+            FailureKind::NotFound => "not_found",
+            FailureKind::Forbidden => "forbidden",
+            FailureKind::InvalidInput => "invalid_input",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Failed, Self::NotFound, Self::Forbidden, Self::InvalidInput]
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+}
+
 /// A tool's own failure: the tool ran and could not do what was asked. It reaches the client as a
 /// result with `isError: true`, so the message must tell a model what to change.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct ToolFailure {
     pub message: String,
+    pub kind: FailureKind,
 }
 
 impl ToolFailure {
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            kind: FailureKind::Failed,
         }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(message).with_kind(FailureKind::NotFound)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(message).with_kind(FailureKind::Forbidden)
+    }
+
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self::new(message).with_kind(FailureKind::InvalidInput)
+    }
+
+    pub fn with_kind(mut self, kind: FailureKind) -> Self {
+        self.kind = kind;
+        self
     }
 }
 

@@ -102,7 +102,8 @@ where
         let args = match serde_json::from_value::<I>(input) {
             Ok(args) => args,
             Err(error) => {
-                return futures::future::ready(Err(ToolFailure::new(format!("invalid arguments: {error}")))).boxed();
+                return futures::future::ready(Err(ToolFailure::invalid_input(format!("invalid arguments: {error}"))))
+                    .boxed();
             }
         };
         let fut = (self.handler)(args, ctx.clone());

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{HttpState, NamesQuery, call_error_status, error_response, error_text, identity_for, request_id};
-use crate::registry::CallContext;
+use crate::registry::{CallContext, FailureKind, failure_kind};
 
 /// `GET /api/ops/crew`
 pub(super) async fn crew(
@@ -107,17 +107,13 @@ async fn call(state: &HttpState, query: &NamesQuery, headers: &HeaderMap, tool: 
     let ctx = CallContext::new(identity.caller, request_id(headers), state.registry.default_timeout());
     match state.registry.call(&ctx, tool, input).await {
         Ok(result) if result.is_error == Some(true) => {
-            let message = error_text(&result);
-            let (status, code) = if message.starts_with("no MCP server named") {
-                (StatusCode::NOT_FOUND, "unknown_server")
-            } else if message.starts_with("invalid arguments") {
-                (StatusCode::BAD_REQUEST, "invalid_arguments")
-            } else if message.starts_with("only the owner") {
-                (StatusCode::FORBIDDEN, "forbidden")
-            } else {
-                (StatusCode::UNPROCESSABLE_ENTITY, "tool_failed")
+            let (status, code) = match failure_kind(&result).unwrap_or_default() {
+                FailureKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+                FailureKind::InvalidInput => (StatusCode::BAD_REQUEST, "invalid_arguments"),
+                FailureKind::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+                FailureKind::Failed => (StatusCode::UNPROCESSABLE_ENTITY, "tool_failed"),
             };
-            error_response(status, code, &message)
+            error_response(status, code, &error_text(&result))
         }
         Ok(result) => axum::Json(result.structured_content.unwrap_or(Value::Null)).into_response(),
         Err(error) => error_response(call_error_status(&error), error.code(), &error.to_string()),
