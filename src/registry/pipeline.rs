@@ -185,9 +185,16 @@ mod tests {
         let result = failure_result(ToolFailure::not_found("no such server"));
         assert_eq!(result.is_error, Some(true));
         assert_eq!(failure_kind(&result), Some(FailureKind::NotFound));
-        assert_eq!(failure_kind(&failure_result(ToolFailure::new("x"))), Some(FailureKind::Failed));
+        assert_eq!(
+            failure_kind(&failure_result(ToolFailure::new("x"))),
+            Some(FailureKind::Failed)
+        );
         assert_eq!(failure_kind(&CallToolResult::success(vec![])), None);
         let from_upstream = CallToolResult::error(vec![]);
-        assert_eq!(failure_kind(&from_upstream), Some(FailureKind::Failed), "no kind means failed");
+        assert_eq!(
+            failure_kind(&from_upstream),
+            Some(FailureKind::Failed),
+            "no kind means failed"
+        );
     }
 }
