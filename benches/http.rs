@@ -61,17 +61,8 @@ async fn run(duration: Duration, connections: usize, starts: usize) {
     let idle_start = rss_kib(agentos.child.id());
 
     let baseline_proc = start_baseline();
-    let json = ("content-type".to_owned(), "application/json".to_owned());
     let baseline = load(
-        Target {
-            addr: baseline_proc.addr,
-            method: hyper::Method::POST,
-            path: "/",
-            headers: vec![json.clone()],
-            body: r#"{"tool":"agentos.time_now"}"#,
-            per_connection_session: false,
-            expect: "\"result\"",
-        },
+        Target::post_json(baseline_proc.addr, "/", r#"{"tool":"agentos.time_now"}"#, "\"result\""),
         duration,
         connections,
     )
@@ -79,55 +70,43 @@ async fn run(duration: Duration, connections: usize, starts: usize) {
     drop(baseline_proc);
 
     let plain = load(
-        Target {
-            addr: agentos.addr,
-            method: hyper::Method::POST,
-            path: "/mcp",
-            headers: vec![json.clone()],
-            body: r#"{"tool":"agentos.time_now"}"#,
-            per_connection_session: false,
-            expect: "\"success\":true",
-        },
+        Target::post_json(
+            agentos.addr,
+            "/mcp",
+            r#"{"tool":"agentos.time_now"}"#,
+            "\"success\":true",
+        ),
         duration,
         connections,
     )
     .await;
 
-    let jsonrpc_session = load(
-        Target {
-            addr: agentos.addr,
-            method: hyper::Method::POST,
-            path: "/mcp",
-            headers: vec![
-                json.clone(),
-                ("accept".into(), "application/json, text/event-stream".into()),
-                ("mcp-protocol-version".into(), "2025-11-25".into()),
-            ],
-            body: r#"{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{"name":"agentos.time_now","arguments":{}}}"#,
-            per_connection_session: true,
-            expect: "\"structuredContent\"",
-        },
-        duration,
-        connections,
-    )
-    .await;
+    let jsonrpc = |body, headers: &[(&str, &str)]| {
+        let mut target = Target::post_json(agentos.addr, "/mcp", body, "\"structuredContent\"");
+        target
+            .headers
+            .push(("accept".into(), "application/json, text/event-stream".into()));
+        target
+            .headers
+            .extend(headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        target
+    };
+    let mut session_target = jsonrpc(
+        r#"{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{"name":"agentos.time_now","arguments":{}}}"#,
+        &[("mcp-protocol-version", "2025-11-25")],
+    );
+    session_target.per_connection_session = true;
+    let jsonrpc_session = load(session_target, duration, connections).await;
 
     let jsonrpc_stateless = load(
-        Target {
-            addr: agentos.addr,
-            method: hyper::Method::POST,
-            path: "/mcp",
-            headers: vec![
-                json.clone(),
-                ("accept".into(), "application/json, text/event-stream".into()),
-                ("mcp-protocol-version".into(), "2026-07-28".into()),
-                ("mcp-method".into(), "tools/call".into()),
-                ("mcp-name".into(), "agentos.time_now".into()),
+        jsonrpc(
+            r#"{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{"name":"agentos.time_now","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#,
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "agentos.time_now"),
             ],
-            body: r#"{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{"name":"agentos.time_now","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#,
-            per_connection_session: false,
-            expect: "\"structuredContent\"",
-        },
+        ),
         duration,
         connections,
     )

@@ -146,16 +146,7 @@ async fn registry_load(tool: &'static str, duration: Duration, callers: usize) -
 
 async fn http_phases(duration: Duration, connections: usize) -> (Figures, Figures, Figures) {
     let (agentos, _) = start_agentos(&[]);
-    let json_header = ("content-type".to_owned(), "application/json".to_owned());
-    let target = |body: &'static str| Target {
-        addr: agentos.addr,
-        method: hyper::Method::POST,
-        path: "/mcp",
-        headers: vec![json_header.clone()],
-        body,
-        per_connection_session: false,
-        expect: "\"success\":true",
-    };
+    let target = |body: &'static str| Target::post_json(agentos.addr, "/mcp", body, "\"success\":true");
     let time_now = load(target(r#"{"tool":"agentos.time_now"}"#), duration, connections).await;
     let mem_set = load(
         target(r#"{"tool":"agentos.mem_set","input":{"key":"k{n}","value":{"n":{n}}}}"#),

@@ -161,6 +161,21 @@ pub struct Target {
     pub expect: &'static str,
 }
 
+impl Target {
+    /// A JSON POST expecting `expect` in every answer; add headers and sessions as needed.
+    pub fn post_json(addr: SocketAddr, path: &'static str, body: &'static str, expect: &'static str) -> Self {
+        Self {
+            addr,
+            method: hyper::Method::POST,
+            path,
+            headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+            body,
+            per_connection_session: false,
+            expect,
+        }
+    }
+}
+
 pub struct Figures {
     pub calls_per_sec: f64,
     pub p50_us: f64,
