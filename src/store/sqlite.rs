@@ -2,7 +2,7 @@
 //! and a small pool of reader connections. WAL lets `agentos mcp` and `agentos serve` share one
 //! data directory at once.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,7 +33,6 @@ type WriteJob = Box<dyn FnOnce(&Transaction<'_>) -> Reply + Send>;
 type Reply = Box<dyn FnOnce(Result<(), &rusqlite::Error>) + Send>;
 
 pub struct SqliteStore {
-    path: PathBuf,
     writes: mpsc::UnboundedSender<WriteJob>,
     readers: Arc<[Mutex<Connection>]>,
 }
@@ -79,14 +78,9 @@ impl SqliteStore {
                 source,
             })?;
         Ok(Self {
-            path,
             writes,
             readers: Arc::from(readers),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Runs `job` inside the writer's next transaction; resolves after that transaction commits.
