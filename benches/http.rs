@@ -9,7 +9,9 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Target, load, row, rss_kib, start_agentos, start_baseline};
+use support::{
+    Target, exchange, load, row, rss_kib, start_agentos, start_agentos_configured, start_agentos_logged, start_baseline,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -114,6 +116,60 @@ async fn run(duration: Duration, connections: usize, starts: usize) {
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_after = rss_kib(agentos.child.id());
+    drop(agentos);
+
+    // Security stages off and on, one process each: the plain form as a registered agent.
+    let plain_body = r#"{"tool":"agentos.time_now"}"#;
+    let (open, _) = start_agentos_configured("[audit]\nenabled = false\n[rate_limits]\nenabled = false\n", false);
+    let security_off = load(
+        Target::post_json(open.addr, "/mcp", plain_body, "\"success\":true"),
+        duration,
+        connections,
+    )
+    .await;
+    drop(open);
+    let (secured, owner) = start_agentos_configured(
+        "[rate_limits]\nmcp = { per_minute = 1000000000, burst = 1000000 }\n",
+        true,
+    );
+    let registered = exchange(
+        secured.addr,
+        "POST",
+        "/register",
+        owner.as_deref(),
+        r#"{"agentId":"bench-agent","name":"Benchmark agent"}"#,
+    )
+    .expect("register the benchmark agent");
+    let agent_token = registered
+        .split("\"token\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no token in {registered}"))
+        .to_owned();
+    let mut secured_target = Target::post_json(secured.addr, "/mcp", plain_body, "\"success\":true");
+    secured_target
+        .headers
+        .push(("authorization".into(), format!("Bearer {agent_token}")));
+    let security_on = load(secured_target, duration, connections).await;
+    drop(secured);
+
+    // Observability off and on: metrics, traces and logs at their defaults against none of them.
+    let (dark, _) = start_agentos_logged("[metrics]\nenabled = false\n[traces]\nenabled = false\n", false, "off");
+    let observability_off = load(
+        Target::post_json(dark.addr, "/mcp", plain_body, "\"success\":true"),
+        duration,
+        connections,
+    )
+    .await;
+    drop(dark);
+    let (observed, _) = start_agentos_logged("", false, "info");
+    let observability_on = load(
+        Target::post_json(observed.addr, "/mcp", plain_body, "\"success\":true"),
+        duration,
+        connections,
+    )
+    .await;
+    drop(observed);
 
     println!(
         "{:<44} {:>10} {:>9} {:>9} {:>10}",
@@ -130,6 +186,30 @@ async fn run(duration: Duration, connections: usize, starts: usize) {
         "agentos JSON-RPC POST /mcp, 2026-07-28 stateless",
         &jsonrpc_stateless,
         &baseline,
+    );
+    row(
+        "security off (--no-auth, no audit, no limits)",
+        &security_off,
+        &baseline,
+    );
+    row("security on (agent token, rate limit, audit)", &security_on, &baseline);
+    println!(
+        "authentication + rate limiting + audit keep {:.0}% of the calls/s (target: at least 80%)",
+        100.0 * security_on.calls_per_sec / security_off.calls_per_sec
+    );
+    row(
+        "observability off (no metrics, traces, logs)",
+        &observability_off,
+        &baseline,
+    );
+    row(
+        "observability on (defaults: metrics, traces, info logs)",
+        &observability_on,
+        &baseline,
+    );
+    println!(
+        "metrics + traces + logs keep {:.0}% of the calls/s (target: at least 95%)",
+        100.0 * observability_on.calls_per_sec / observability_off.calls_per_sec
     );
     println!();
     println!(

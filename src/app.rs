@@ -1,9 +1,14 @@
 //! Assembles one agentos instance from its configuration: store, registry and the providers that
 //! fill it. Both front doors (`agentos mcp`, `agentos serve`) start from here.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::identity::{Identity, IdentityError};
+use crate::ops::metrics::Metrics;
 use crate::primitives::{self, Services};
 use crate::registry::{Caller, RegisterError, Registry};
 use crate::store::{SqliteStore, StoreError};
@@ -15,6 +20,8 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("cannot register the built-in tools: {0}")]
     Register(#[from] RegisterError),
+    #[error("cannot start the identity service: {0}")]
+    Identity(#[from] IdentityError),
 }
 
 pub struct App {
@@ -23,6 +30,15 @@ pub struct App {
     pub store: Arc<SqliteStore>,
     pub upstreams: Arc<Upstreams>,
     pub services: Services,
+    /// Counts every call (the registry tells it) and, under `serve`, every HTTP request.
+    pub metrics: Arc<Metrics>,
+    /// The audit writer: its own stop signal (a child of the one given to `start_background`)
+    /// and its task, so `shutdown` can wait until every queued record is written.
+    audit_writer: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
+    /// The trace writer, likewise (it also posts the last traces to the OTLP endpoint).
+    trace_writer: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
+    /// Accounts, agents and their tokens.
+    pub identity: Arc<Identity>,
 }
 
 impl App {
@@ -31,24 +47,62 @@ impl App {
         let store = Arc::new(SqliteStore::open(&config.data_dir, config.store.synchronous)?);
         let registry = Arc::new(Registry::new(config.call_timeout()));
         let upstreams = Arc::new(Upstreams::new(registry.clone()));
+        let metrics = Arc::new(Metrics::new(config.metrics.public));
+        if config.metrics.enabled {
+            registry.set_call_observer(metrics.clone());
+        }
+        metrics.set_sources(&registry, &upstreams, store.clone());
         let services = Services {
             store: store.clone(),
             config: Arc::new(config.clone()),
             registry: Arc::downgrade(&registry),
             upstreams: Arc::downgrade(&upstreams),
+            metrics: metrics.clone(),
         };
         primitives::register_all(&registry, services.clone())?;
+        let identity = Identity::open(store.clone(), &config)?;
+        // Work that runs later for an agent (approved calls) acts as that agent is *now*.
+        registry.set_directory(identity.clone());
         Ok(Self {
             config,
             registry,
             store,
             upstreams,
             services,
+            metrics,
+            audit_writer: Mutex::new(None),
+            trace_writer: Mutex::new(None),
+            identity,
         })
     }
 
-    /// Starts background work (schedules, workflows) until `shutdown`; needs a Tokio runtime.
-    pub fn start_background(&self, shutdown: tokio_util::sync::CancellationToken) {
+    /// Starts background work (the audit writer, schedules, workflows, approval expiry) until
+    /// `shutdown`; needs a Tokio runtime.
+    pub fn start_background(&self, shutdown: CancellationToken) {
+        let audit_stop = shutdown.child_token();
+        if let Some(task) = primitives::audit::start(&self.services, &self.registry, audit_stop.clone()) {
+            *self.audit_writer.lock().unwrap_or_else(|p| p.into_inner()) = Some((audit_stop, task));
+        }
+        let trace_stop = shutdown.child_token();
+        if let Some(task) = crate::ops::traces::start(&self.services, &self.registry, trace_stop.clone()) {
+            *self.trace_writer.lock().unwrap_or_else(|p| p.into_inner()) = Some((trace_stop, task));
+        }
+        let identity = self.identity.clone();
+        let prune_stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = prune_stop.cancelled() => return,
+                    _ = hourly.tick() => {
+                        match identity.prune_expired().await {
+                            Ok(pruned) => tracing::debug!(pruned, "expired sessions and tokens pruned"),
+                            Err(error) => tracing::warn!(%error, "pruning expired sessions and tokens failed"),
+                        }
+                    }
+                }
+            }
+        });
         primitives::start_background(&self.services, shutdown);
     }
 
@@ -63,9 +117,19 @@ impl App {
         self.upstreams.start_all(specs)
     }
 
-    /// Stops every upstream server and reaps its processes.
+    /// Stops every upstream server and reaps its processes, then writes the audit records and
+    /// traces still queued (the last calls' included).
     pub async fn shutdown(&self) {
         self.upstreams.shutdown().await;
+        for (what, writer) in [("audit", &self.audit_writer), ("trace", &self.trace_writer)] {
+            let writer = writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some((stop, task)) = writer {
+                stop.cancel();
+                if let Err(error) = task.await {
+                    tracing::warn!(%error, "the {what} writer ended abnormally");
+                }
+            }
+        }
     }
 
     /// The identity of local callers: the owner, limited by `access.allowed_tools`.

@@ -8,7 +8,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::registry::{NameStyle, ToolPolicy};
+
+mod oversight;
+
 use crate::store::Synchronous;
+pub use oversight::{
+    ApprovalsConfig, AuditConfig, IdentityConfig, LogFormat, LogsConfig, MetricsConfig, RateLimit, RateLimitConfig,
+    ResetOutbox, TracesConfig,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -50,6 +57,13 @@ pub struct Config {
     pub workflow: crate::primitives::workflow::WorkflowConfig,
     pub secrets: crate::primitives::secrets::SecretsConfig,
     pub knowledge: crate::primitives::knowledge::KnowledgeConfig,
+    pub identity: IdentityConfig,
+    pub rate_limits: RateLimitConfig,
+    pub audit: AuditConfig,
+    pub approvals: ApprovalsConfig,
+    pub metrics: MetricsConfig,
+    pub traces: TracesConfig,
+    pub logs: LogsConfig,
     /// Upstream MCP servers whose tools are offered as `mcp.<name>.<tool>` (more can be added as
     /// one file each in `tools/servers/*.toml`, next to this file or in the current directory).
     pub mcp_servers: Vec<crate::upstream::ServerSpec>,
@@ -64,8 +78,11 @@ pub struct HttpConfig {
     /// Browser origins allowed to call /mcp (e.g. `https://app.example.com:443`). Empty: requests
     /// carrying an `Origin` header must come from a loopback origin.
     pub allowed_origins: Vec<String>,
-    /// Largest accepted request body, in bytes.
+    /// Largest accepted request body, in bytes; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Browser origins allowed to call the REST routes cross-origin (CORS), e.g.
+    /// `https://app.example.com`; `["*"]` allows any origin without credentials. Empty: no CORS.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
@@ -115,6 +132,13 @@ impl Default for Config {
             workflow: Default::default(),
             secrets: Default::default(),
             knowledge: Default::default(),
+            identity: Default::default(),
+            rate_limits: Default::default(),
+            audit: Default::default(),
+            approvals: Default::default(),
+            metrics: Default::default(),
+            traces: Default::default(),
+            logs: Default::default(),
             mcp_servers: Vec::new(),
         }
     }
@@ -126,6 +150,7 @@ impl Default for HttpConfig {
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             allowed_origins: Vec::new(),
             max_body_bytes: 1024 * 1024,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -194,7 +219,7 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
-        let must_be_positive: [(&'static str, u64); 21] = [
+        let must_be_positive: [(&'static str, u64); 32] = [
             ("files.quota_bytes", self.files.quota_bytes),
             ("files.max_file_bytes", self.files.max_file_bytes),
             ("network.max_response_bytes", self.network.max_response_bytes as u64),
@@ -216,6 +241,20 @@ impl Config {
             ("workflow.max_steps", self.workflow.max_steps as u64),
             ("secrets.max_value_bytes", self.secrets.max_value_bytes as u64),
             ("knowledge.chunk_chars", self.knowledge.chunk_chars as u64),
+            ("identity.token_ttl_days", self.identity.token_ttl_days.into()),
+            ("identity.session_ttl_hours", self.identity.session_ttl_hours.into()),
+            (
+                "identity.reset_token_ttl_minutes",
+                self.identity.reset_token_ttl_minutes.into(),
+            ),
+            ("rate_limits.mcp.per_minute", self.rate_limits.mcp.per_minute.into()),
+            ("rate_limits.api.per_minute", self.rate_limits.api.per_minute.into()),
+            ("rate_limits.auth.per_minute", self.rate_limits.auth.per_minute.into()),
+            ("audit.retention_days", self.audit.retention_days.into()),
+            ("approvals.wait_secs", self.approvals.wait_secs),
+            ("approvals.expire_secs", self.approvals.expire_secs),
+            ("traces.retention_hours", self.traces.retention_hours.into()),
+            ("traces.max_traces", self.traces.max_traces),
         ];
         if let Some((setting, _)) = must_be_positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Invalid {
@@ -227,6 +266,18 @@ impl Config {
             setting: "mcp_servers",
             message: e.to_string(),
         })?;
+        if self.identity.issuer.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                setting: "identity.issuer",
+                message: "must not be empty".into(),
+            });
+        }
+        if !self.identity.signing_key.is_empty() && self.identity.signing_key.len() < 32 {
+            return Err(ConfigError::Invalid {
+                setting: "identity.signing_key",
+                message: "must be at least 32 bytes (or empty to generate one)".into(),
+            });
+        }
         if self.http.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid {
                 setting: "http.max_body_bytes",

@@ -5,7 +5,9 @@
 //! - [`primitives`]: the built-in `agentos.*` tools.
 //! - [`store`]: persistence (SQLite by default).
 //! - [`upstream`]: clients to external MCP servers whose tools agentos proxies.
-//! - [`adapters`]: the front doors: MCP over stdio, MCP over HTTP and its plain JSON form.
+//! - [`identity`]: accounts, agents, passwords, bearer tokens and browser sessions: who a caller is.
+//! - [`adapters`]: the front doors: MCP over stdio, MCP over HTTP and its plain JSON form, REST.
+//! - [`ops`]: what operators read: metrics, health, traces.
 //! - [`config`]: settings from defaults, a TOML file, the environment and flags.
 //! - [`app`]: assembles the pieces into one running instance.
 //! - [`schemas`]: the published JSON Schemas of tools and config.
@@ -13,6 +15,8 @@
 pub mod adapters;
 pub mod app;
 pub mod config;
+pub mod identity;
+pub mod ops;
 pub mod primitives;
 pub mod registry;
 pub mod schemas;

@@ -2,13 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use agentos::adapters::mcp::RequestIdentity;
 use agentos::adapters::{http, stdio};
 use agentos::app::App;
-use agentos::config::Config;
-use agentos::registry::{Caller, NameStyle, ToolPolicy};
+use agentos::config::{Config, LogFormat};
+use agentos::registry::{NameStyle, ToolPolicy};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -58,12 +57,19 @@ struct ServeArgs {
     /// Extra Host names accepted on HTTP routes (DNS-rebinding protection), comma-separated.
     #[arg(long, env = "AGENTOS_ALLOWED_HOSTS", value_delimiter = ',')]
     allowed_hosts: Option<Vec<String>>,
+    /// Development only: no authentication, every request acts as the owner. Refused unless
+    /// listening on a loopback address.
+    #[arg(long, env = "AGENTOS_NO_AUTH")]
+    no_auth: bool,
 }
 
 #[derive(Args)]
 struct McpArgs {
     #[command(flatten)]
     common: CommonArgs,
+    /// Act as the agent this bearer token belongs to instead of the local owner.
+    #[arg(long, env = "AGENTOS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 /// Defaults, then the file, then environment variables and flags (clap merges those two).
@@ -85,68 +91,113 @@ fn load_config(common: &CommonArgs) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-fn init_logging(default_level: &str) {
+/// Starts logging to stderr (in stdio mode stdout belongs to the protocol) in the configured
+/// format: `pretty` lines for people, or `json`, one object per line with the fields of the
+/// enclosing spans (the HTTP request's `request_id` among them) for log shippers.
+fn init_logging(default_level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AGENTOS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    // stderr only: in stdio mode stdout belongs to the protocol.
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+        .with_ansi(false);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .flatten_event(true)
+            .init(),
+    }
 }
 
-fn identity(app: &App) -> RequestIdentity {
+fn owner_identity(app: &App) -> RequestIdentity {
     RequestIdentity {
-        caller: Arc::new(Caller::owner(app.config.access.allowed_tools.clone())),
+        caller: app.owner(),
         name_style: app.config.name_style,
     }
 }
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging("info");
+    // The configuration says how to log, so it is read first; its errors go out through anyhow.
     let mut config = load_config(&args.common)?;
+    init_logging("info", config.logs.format);
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
     if let Some(hosts) = args.allowed_hosts {
         config.http.allowed_hosts.extend(hosts);
     }
-    if !config.listen.ip().is_loopback() {
+    if args.no_auth && !config.listen.ip().is_loopback() {
         anyhow::bail!(
-            "refusing to listen on {}: this build has no authentication yet, so anyone who can reach the \
-             port would act as the owner (including starting programs via agentos.mcp_server_add). \
-             Listen on a loopback address (127.0.0.1 or ::1) and put an authenticating proxy in front.",
+            "refusing --no-auth on {}: without authentication anyone who can reach the port acts as the \
+             owner (including starting programs via agentos.mcp_server_add). Use --no-auth only on a \
+             loopback address (127.0.0.1 or ::1), or drop it and use bearer tokens.",
             config.listen
         );
     }
     let app = App::build(config).context("starting agentos")?;
+    let token_file = app
+        .identity
+        .ensure_owner(&app.config.access.allowed_tools)
+        .await
+        .context("creating the owner's agent")?;
+    let json_logs = app.config.logs.format == LogFormat::Json;
+    if args.no_auth {
+        http::notice(json_logs, "agentos: --no-auth: every request acts as the owner");
+    } else {
+        http::notice(
+            json_logs,
+            &format!(
+                "agentos: the owner's bearer token is in {} (send it as `Authorization: Bearer <token>`)",
+                token_file.display()
+            ),
+        );
+    }
     let shutdown = CancellationToken::new();
     app.start_background(shutdown.clone());
     app.start_upstreams(args.common.config.as_deref())
         .context("starting MCP servers")?;
-    let router = http::router(app.registry.clone(), identity(&app), &app.config.http, shutdown.clone());
+    let access = http::Access {
+        require_auth: !args.no_auth,
+    };
+    let router = http::router(&app, app.identity.clone(), access, shutdown.clone());
     let signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
         signal.cancel();
     });
-    let served = http::serve(app.config.listen, router, shutdown).await;
+    let served = http::serve(app.config.listen, router, shutdown, json_logs).await;
     app.shutdown().await;
     served.with_context(|| format!("serving on {}", app.config.listen))?;
     Ok(())
 }
 
 async fn run_mcp(args: McpArgs) -> anyhow::Result<()> {
-    init_logging("warn");
     let config = load_config(&args.common)?;
+    init_logging("warn", config.logs.format);
     let app = App::build(config).context("starting agentos")?;
     let shutdown = CancellationToken::new();
     app.start_background(shutdown.clone());
     app.start_upstreams(args.common.config.as_deref())
         .context("starting MCP servers")?;
-    let served = stdio::serve(app.registry.clone(), identity(&app)).await;
+    let identity = match &args.token {
+        None => owner_identity(&app),
+        Some(token) => {
+            let authenticated = app
+                .identity
+                .authenticate_bearer(token.trim())
+                .await
+                .map_err(|error| anyhow::anyhow!("--token / AGENTOS_TOKEN: {error}"))?;
+            RequestIdentity {
+                caller: authenticated.caller,
+                name_style: app.config.name_style,
+            }
+        }
+    };
+    let served = stdio::serve(app.registry.clone(), identity).await;
     shutdown.cancel();
     app.shutdown().await;
     served?;

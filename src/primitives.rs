@@ -1,6 +1,8 @@
 //! The built-in `agentos.*` primitives, one file per family. Each family registers its tools
 //! with the registry; state lives in the store, scoped to the calling agent.
 
+pub mod approvals;
+pub mod audit;
 pub mod database;
 pub mod events;
 pub mod files;
@@ -35,6 +37,8 @@ pub struct Services {
     pub registry: Weak<Registry>,
     /// Weak for the same reason: upstreams register tools that hold these services.
     pub upstreams: Weak<Upstreams>,
+    /// The process's metrics collector (`agentos.ops_metrics` reports it).
+    pub metrics: Arc<crate::ops::metrics::Metrics>,
 }
 
 impl Services {
@@ -63,6 +67,10 @@ pub fn register_all(registry: &Arc<Registry>, services: Services) -> Result<(), 
     tools.extend(util::tools(&services));
     tools.extend(tools::tools(&services));
     tools.extend(mcp_servers::tools(&services));
+    tools.extend(audit::tools(&services));
+    tools.extend(crate::ops::metrics::tools(&services));
+    tools.extend(crate::ops::traces::tools(&services));
+    tools.extend(approvals::install(registry, &services));
     registry.register(tools)
 }
 
@@ -71,6 +79,7 @@ pub fn register_all(registry: &Arc<Registry>, services: Services) -> Result<(), 
 pub fn start_background(services: &Services, shutdown: CancellationToken) {
     memory::start(services, shutdown.clone());
     schedule::start(services, shutdown.clone());
+    approvals::start(services, shutdown.clone());
     workflow::start(services, shutdown);
 }
 

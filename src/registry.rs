@@ -3,6 +3,8 @@
 //! Providers (primitives, proxied servers, skills) add and remove tools at run time; each change
 //! bumps a version that live sessions watch to send `notifications/tools/list_changed`.
 
+mod approval;
+mod audit;
 mod catalog;
 mod context;
 mod error;
@@ -11,23 +13,33 @@ mod pipeline;
 mod policy;
 mod resources;
 mod tool;
+pub mod trace;
+mod trace_trail;
 mod typed;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+pub use approval::{
+    APPROVAL_TOOLS, ApprovalGate, CallerSnapshot, Hold, approval_id_of, is_approval_id, new_approval_id, run_approved,
+};
+pub use audit::{
+    AuditOutcome, AuditRecord, AuditSink, CallObservation, CallObserver, MAX_ERROR_CHARS, input_digest, result_text,
+    truncate,
+};
 pub use catalog::{Entry, ToolStats};
-pub use context::{CallContext, Caller, ProgressSink};
+pub use context::{CallContext, Caller, CallerDirectory, ProgressSink, Role};
 pub use error::{CallError, RegisterError};
 pub use names::NameStyle;
 pub use pipeline::failure_kind;
 pub use policy::{PolicyError, ToolPattern, ToolPolicy};
 pub use resources::{RESOURCE_SCHEME, ResourceError, ResourceProvider};
 pub use tool::{FailureKind, Hints, Origin, Tool, ToolFailure, ToolResult, ToolSpec};
+pub use trace::{TraceLink, TraceSink};
 pub use typed::{Empty, ToolBuilder};
 
 use catalog::Catalog;
@@ -50,6 +62,14 @@ pub struct Registry {
     pub stats: RegistryStats,
     /// Resource and prompt providers by server name (see `resources`).
     providers: RwLock<BTreeMap<String, Arc<dyn ResourceProvider>>>,
+    /// Pipeline hooks, set once at start. `OnceLock`: reading them on every call takes no lock.
+    audit: OnceLock<Arc<dyn AuditSink>>,
+    observer: OnceLock<Arc<dyn CallObserver>>,
+    approvals: OnceLock<Arc<dyn ApprovalGate>>,
+    traces: OnceLock<Arc<dyn TraceSink>>,
+    /// Replaceable (rarely read: only when work runs later for an agent), so embedders and tests
+    /// can put their own directory in place of the identity service.
+    directory: RwLock<Option<Arc<dyn CallerDirectory>>>,
 }
 
 impl Registry {
@@ -61,7 +81,54 @@ impl Registry {
             default_timeout,
             stats: RegistryStats::default(),
             providers: RwLock::new(BTreeMap::new()),
+            audit: OnceLock::new(),
+            observer: OnceLock::new(),
+            approvals: OnceLock::new(),
+            traces: OnceLock::new(),
+            directory: RwLock::new(None),
         }
+    }
+
+    /// Sends a record of every call from now on to `sink`. Returns false if one was set already.
+    pub fn set_audit_sink(&self, sink: Arc<dyn AuditSink>) -> bool {
+        self.audit.set(sink).is_ok()
+    }
+
+    /// Tells `observer` how every call ends from now on. Returns false if one was set already.
+    pub fn set_call_observer(&self, observer: Arc<dyn CallObserver>) -> bool {
+        self.observer.set(observer).is_ok()
+    }
+
+    /// The hooks every call's trail reports to (see `pipeline`).
+    fn trail_hooks(&self) -> (Option<&dyn AuditSink>, Option<&dyn CallObserver>) {
+        (self.audit.get().map(|s| &**s), self.observer.get().map(|o| &**o))
+    }
+
+    /// Sends the span tree of every call from now on to `sink`. Returns false if one was set already.
+    pub fn set_trace_sink(&self, sink: Arc<dyn TraceSink>) -> bool {
+        self.traces.set(sink).is_ok()
+    }
+
+    /// Holds calls to the tools `gate` requires approval for. Returns false if one was set already.
+    pub fn set_approval_gate(&self, gate: Arc<dyn ApprovalGate>) -> bool {
+        self.approvals.set(gate).is_ok()
+    }
+
+    pub fn approval_gate(&self) -> Option<Arc<dyn ApprovalGate>> {
+        self.approvals.get().cloned()
+    }
+
+    /// Where work done later on an agent's behalf looks up who that agent is now; replaces the
+    /// directory set before.
+    pub fn set_directory(&self, directory: Arc<dyn CallerDirectory>) {
+        *self.directory.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(directory);
+    }
+
+    pub fn directory(&self) -> Option<Arc<dyn CallerDirectory>> {
+        self.directory
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// How long a call may run when its adapter sets no tighter deadline.
@@ -162,7 +229,7 @@ impl Registry {
         self.snapshot()
             .tools
             .values()
-            .filter(|entry| caller.tools.allows(entry.name()))
+            .filter(|entry| entry.visible_to(caller))
             .cloned()
             .collect()
     }
@@ -173,7 +240,7 @@ impl Registry {
         catalog
             .tools
             .values()
-            .filter(|entry| caller.tools.allows(entry.name()))
+            .filter(|entry| entry.visible_to(caller))
             .map(|entry| {
                 let mut tool = entry.listing.clone();
                 if style == NameStyle::Strict
@@ -190,7 +257,7 @@ impl Registry {
     pub fn resolve_for(&self, caller: &Caller, name: &str) -> Option<Arc<Entry>> {
         self.snapshot()
             .resolve(name)
-            .filter(|entry| caller.tools.allows(entry.name()))
+            .filter(|entry| entry.visible_to(caller))
             .cloned()
     }
 

@@ -1,35 +1,65 @@
 //! Persistence behind a small trait. SQLite (WAL, group commit) is the embedded default; a
 //! database server can stand behind the same trait when several replicas share state.
 
+mod approvals;
+mod audit;
 mod events;
 mod files;
+mod identity;
 mod knowledge;
 mod memory;
 mod queue;
 mod schedule;
 mod secrets;
 mod sqlite;
+mod traces;
 mod workflow;
 
+pub use approvals::*;
+pub use audit::*;
 pub use events::*;
 pub use files::*;
+pub use identity::*;
 pub use knowledge::*;
 pub use memory::*;
 pub use queue::*;
 pub use schedule::*;
 pub use secrets::*;
 pub use sqlite::{Migration, SqliteStore, Synchronous};
+pub use traces::*;
 pub use workflow::*;
 
 /// Everything the primitives persist, one trait per family. Every method takes the owning
 /// agent's id: no call can reach another agent's items.
 pub trait Store:
-    MemoryStore + FileStore + EventStore + QueueStore + ScheduleStore + WorkflowStore + SecretStore + KnowledgeStore
+    MemoryStore
+    + FileStore
+    + EventStore
+    + QueueStore
+    + ScheduleStore
+    + WorkflowStore
+    + SecretStore
+    + KnowledgeStore
+    + IdentityStore
+    + AuditStore
+    + ApprovalStore
+    + TraceStore
 {
 }
 
 impl<T> Store for T where
-    T: MemoryStore + FileStore + EventStore + QueueStore + ScheduleStore + WorkflowStore + SecretStore + KnowledgeStore
+    T: MemoryStore
+        + FileStore
+        + EventStore
+        + QueueStore
+        + ScheduleStore
+        + WorkflowStore
+        + SecretStore
+        + KnowledgeStore
+        + IdentityStore
+        + AuditStore
+        + ApprovalStore
+        + TraceStore
 {
 }
 

@@ -343,20 +343,6 @@ fn a_bad_config_file_is_refused_with_the_reason() {
     assert!(stderr.contains("listen_address"), "names the unknown key: {stderr}");
 }
 
-/// Until authentication exists, agentos refuses to serve beyond loopback.
-#[test]
-fn non_loopback_addresses_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(common::agentos_bin())
-        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("refusing to listen on 0.0.0.0:0"), "{stderr}");
-}
-
 #[tokio::test]
 async fn ending_a_session_answers_204() {
     let dir = tempfile::tempdir().unwrap();

@@ -174,11 +174,11 @@ fn app_with(dir: &Path, network: NetworkConfig) -> App {
 /// Calls a tool through the registry pipeline as an agent limited to `domains`, with `timeout`
 /// for the whole call.
 async fn call_limited(app: &App, domains: &[&str], timeout: Duration, tool: &str, input: Value) -> CallToolResult {
-    let caller = Caller {
-        agent_id: Arc::from("agent-net"),
-        tools: ToolPolicy::allow_all(),
-        allowed_domains: domains.iter().map(|d| d.to_string()).collect::<Vec<_>>().into(),
-    };
+    let caller = Caller::agent(
+        "agent-net",
+        ToolPolicy::allow_all(),
+        domains.iter().map(|d| d.to_string()).collect(),
+    );
     let ctx = CallContext::new(Arc::new(caller), "test", timeout);
     app.registry
         .call(&ctx, tool, input)

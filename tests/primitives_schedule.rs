@@ -316,11 +316,8 @@ async fn a_schedule_cannot_call_what_its_creator_cannot() {
 }
 
 fn agent_caller(agent: &str, tools: &[&str]) -> agentos::registry::CallContext {
-    let caller = agentos::registry::Caller {
-        agent_id: Arc::from(agent),
-        tools: agentos::registry::ToolPolicy::parse(tools).unwrap(),
-        allowed_domains: Arc::from(Vec::<String>::new()),
-    };
+    let caller =
+        agentos::registry::Caller::agent(agent, agentos::registry::ToolPolicy::parse(tools).unwrap(), Vec::new());
     agentos::registry::CallContext::new(Arc::new(caller), "test", Duration::from_secs(30))
 }
 
@@ -334,6 +331,7 @@ async fn agents_see_fire_and_cancel_only_their_own_schedules() {
         let app = &app;
         async move { structured(&common::call_as(app, agent, tool, input).await.unwrap()) }
     };
+    common::register_in_process(&app, "agent-a").await;
     let created = as_agent(
         "agent-a",
         "agentos.schedule_create",
@@ -390,5 +388,44 @@ async fn agents_see_fire_and_cancel_only_their_own_schedules() {
         "{}",
         text_of(&refused)
     );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_disabled_agents_schedules_stop_firing() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = common::in_process_app(dir.path());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    app.start_background(shutdown.clone());
+    common::register_in_process(&app, "agent-d").await;
+    let created = structured(
+        &common::call_as(
+            &app,
+            "agent-d",
+            "agentos.schedule_create",
+            json!({"tool": "agentos.time_now", "input": {}, "everySeconds": 1}),
+        )
+        .await
+        .unwrap(),
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    let owner = agentos::registry::Caller::owner(agentos::registry::ToolPolicy::allow_all());
+    app.identity.set_agent_active(&owner, "agent-d", false).await.unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let runs = structured(
+            &common::call_as(&app, "agent-d", "agentos.schedule_runs", json!({ "id": id }))
+                .await
+                .unwrap(),
+        );
+        if let Some(run) = runs["runs"].as_array().and_then(|runs| runs.first()) {
+            assert_eq!(run["outcome"], "error", "{runs}");
+            assert!(run["error"].as_str().unwrap().contains("disabled"), "{runs}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the schedule never came due");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     shutdown.cancel();
 }

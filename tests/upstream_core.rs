@@ -496,7 +496,13 @@ async fn tools_leave_while_the_server_stays_down_and_return_with_it() {
 /// `agentos serve` on a fixed port (so a restarted one is found at the same URL).
 fn serve_on(port: u16, data_dir: &Path) -> std::process::Child {
     let child = std::process::Command::new(agentos_bin())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--no-auth",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(data_dir)
         .args(["--allow-tools", "agentos.time_*"])
         .stdin(std::process::Stdio::null())

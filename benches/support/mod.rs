@@ -77,44 +77,95 @@ pub fn start_baseline() -> Proc {
     }
 }
 
-/// Starts agentos on a fixed free port and returns it with the time from spawn to its first
-/// successful tool call.
+/// Starts `agentos serve --no-auth` on a fixed free port and returns it with the time from
+/// spawn to its first successful tool call.
 pub fn start_agentos(extra: &[&str]) -> (Proc, Duration) {
     let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["--no-auth"];
+    args.extend_from_slice(extra);
+    launch(dir, &args, false, "warn")
+}
+
+/// Starts `agentos serve` with `config` as its config file: with authentication on (as shipped)
+/// when `secure`, returning the owner's bearer token, else with `--no-auth`.
+pub fn start_agentos_configured(config: &str, secure: bool) -> (Proc, Option<String>) {
+    start_agentos_logged(config, secure, "warn")
+}
+
+/// Like [`start_agentos_configured`], with `log` as the `AGENTOS_LOG` filter (`info` is what
+/// `agentos serve` logs by default; `off` turns logging off).
+pub fn start_agentos_logged(config: &str, secure: bool, log: &str) -> (Proc, Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("agentos.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let config_arg = config_path.to_string_lossy().into_owned();
+    let mut args = vec!["--config", config_arg.as_str()];
+    if !secure {
+        args.push("--no-auth");
+    }
+    let (proc, _) = launch(dir, &args, secure, log);
+    let token = secure.then(|| {
+        std::fs::read_to_string(proc.data_dir().join("owner-token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    });
+    (proc, token)
+}
+
+impl Proc {
+    fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.as_ref().expect("agentos has a data dir").path().join("data")
+    }
+}
+
+/// A blocking HTTP/1.1 exchange on a fresh connection; returns the whole response text.
+pub fn exchange(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+fn launch(dir: tempfile::TempDir, args: &[&str], secure: bool, log: &str) -> (Proc, Duration) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let data_dir = dir.path().join("data");
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_agentos"))
         .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
-        .arg(dir.path())
-        .args(extra)
-        .env("AGENTOS_LOG", "warn")
+        .arg(&data_dir)
+        .args(args)
+        .env("AGENTOS_LOG", log)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let body = br#"{"tool":"agentos.time_now"}"#;
+    let body = r#"{"tool":"agentos.time_now"}"#;
     loop {
-        if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
-            use std::io::{Read, Write};
-            let request = format!(
-                "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            if stream
-                .write_all(request.as_bytes())
-                .and_then(|_| stream.write_all(body))
-                .is_ok()
-            {
-                let mut response = String::new();
-                if stream.read_to_string(&mut response).is_ok() && response.contains("\"success\":true") {
-                    break;
-                }
-            }
+        let token = if secure {
+            std::fs::read_to_string(data_dir.join("owner-token")).ok()
+        } else {
+            None
+        };
+        if (!secure || token.is_some())
+            && exchange(addr, "POST", "/mcp", token.as_deref().map(str::trim), body)
+                .is_some_and(|response| response.contains("\"success\":true"))
+        {
+            break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(10),

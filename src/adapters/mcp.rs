@@ -116,12 +116,17 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let identity = self.identity(&context.extensions);
-        let mut ctx = CallContext::new(
-            identity.caller,
-            request_id_text(&context.id),
-            self.registry.default_timeout(),
-        )
-        .with_cancel(context.ct.clone());
+        // Over HTTP the call carries the HTTP request's id (logs, audit and traces agree on it);
+        // over stdio there is only the JSON-RPC id.
+        let parts = context.extensions.get::<http::request::Parts>();
+        let front_door = if parts.is_some() { "mcp.http" } else { "mcp.stdio" };
+        let request_id = parts
+            .and_then(|parts| parts.extensions.get::<super::http::HttpRequestId>())
+            .map(|id| id.0.to_string())
+            .unwrap_or_else(|| request_id_text(&context.id));
+        let mut ctx = CallContext::new(identity.caller, request_id, self.registry.default_timeout())
+            .with_cancel(context.ct.clone())
+            .with_front_door(front_door);
         if let Some(token) = context.meta.get_progress_token() {
             ctx = ctx.with_progress(Arc::new(PeerProgress {
                 peer: context.peer.clone(),

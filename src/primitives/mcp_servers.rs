@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Services;
 use crate::registry::{CallContext, Empty, Hints, Tool, ToolBuilder, ToolFailure};
-use crate::upstream::{CrewAction, CrewError, CrewMember, ServerSpec, ServerSummary, Upstreams};
+use crate::upstream::{CrewAction, CrewError, CrewMember, Health, ServerSpec, ServerSummary, Upstreams};
 
 #[derive(Debug, Serialize, JsonSchema)]
 struct Added {
@@ -37,8 +37,48 @@ struct Removed {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 struct CrewStatus {
-    servers: Vec<CrewMember>,
+    summary: CrewSummary,
+    /// Per-server details (endpoints, failures); ops-admins only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    servers: Option<Vec<CrewMember>>,
+    /// True when `servers` was withheld because the caller is not an ops-admin.
+    requires_auth_for_details: bool,
+}
+
+/// Coverage in numbers: safe to show anyone.
+#[derive(Debug, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct CrewSummary {
+    servers: usize,
+    up: usize,
+    restarting: usize,
+    down: usize,
+    disabled: usize,
+    /// Servers with at least one standby endpoint.
+    with_standby: usize,
+}
+
+impl CrewSummary {
+    fn of(members: &[CrewMember]) -> Self {
+        let mut summary = Self {
+            servers: members.len(),
+            ..Self::default()
+        };
+        for member in members {
+            match member.health {
+                Health::Up => summary.up += 1,
+                Health::Restarting => summary.restarting += 1,
+                Health::Down => summary.down += 1,
+                Health::Disabled => summary.disabled += 1,
+            }
+            if !member.standby.is_empty() {
+                summary.with_standby += 1;
+            }
+        }
+        summary
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -68,9 +108,9 @@ fn crew_failure(error: CrewError) -> ToolFailure {
 }
 
 fn owner_upstreams(services: &Services, ctx: &CallContext) -> Result<Arc<Upstreams>, ToolFailure> {
-    if !ctx.caller.is_owner() {
+    if !ctx.caller.is_admin() {
         return Err(ToolFailure::forbidden(
-            "only the owner of this agentos may manage MCP servers",
+            "only an ops-admin of this agentos may manage MCP servers",
         ));
     }
     services
@@ -83,6 +123,7 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
     let (add, list, remove) = (services.clone(), services.clone(), services.clone());
     let mut tools = vec![
         ToolBuilder::new("agentos.mcp_server_add")
+            .admin_only()
             .title("Connect an MCP server")
             .description(
                 "Connects an MCP server, started over stdio (`command`) or reached over streamable \
@@ -109,6 +150,7 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                 }
             }),
         ToolBuilder::new("agentos.mcp_servers_list")
+            .admin_only()
             .title("List connected MCP servers")
             .description("Lists the MCP servers agentos proxies: how each is reached, its status (up, restarting, ...), restarts, last error and tool names.")
             .hints(Hints::READ_ONLY)
@@ -122,6 +164,7 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                 }
             }),
         ToolBuilder::new("agentos.mcp_server_remove")
+            .admin_only()
             .title("Disconnect an MCP server")
             .description(
                 "Stops a proxied MCP server and removes its tools (clients are notified). \
@@ -151,21 +194,31 @@ fn crew_tools(services: &Services) -> Vec<Arc<dyn Tool>> {
         ToolBuilder::new("agentos.crew_status")
             .title("Show the MCP server crew")
             .description(
-                "For each proxied MCP server: the active endpoint, the standby endpoints (in the \
-                 order they would take over), health (up, restarting, down, disabled), the last \
-                 failure and restart counts. Owner only.",
+                "How the proxied MCP servers are covered: counts of servers up, restarting, down \
+                 and disabled, and how many have standby endpoints. Ops-admins also get, per \
+                 server, the active endpoint, the standby endpoints (in the order they would take \
+                 over), health, the last failure and restart counts; for everyone else \
+                 `requiresAuthForDetails` is true.",
             )
             .hints(Hints::READ_ONLY)
             .handler(move |_: Empty, ctx| {
                 let services = status.clone();
                 async move {
-                    let upstreams = owner_upstreams(&services, &ctx)?;
+                    let upstreams = services
+                        .upstreams
+                        .upgrade()
+                        .ok_or_else(|| ToolFailure::new("agentos is shutting down"))?;
+                    let members = upstreams.crew_status();
+                    let admin = ctx.caller.is_admin();
                     Ok(CrewStatus {
-                        servers: upstreams.crew_status(),
+                        summary: CrewSummary::of(&members),
+                        servers: admin.then_some(members),
+                        requires_auth_for_details: !admin,
                     })
                 }
             }),
         ToolBuilder::new("agentos.crew_failover")
+            .admin_only()
             .title("Fail an MCP server over")
             .description(
                 "Switches the MCP server `featureSlug` to its next endpoint now (reconnecting; with \
@@ -193,6 +246,7 @@ fn crew_tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                 }
             }),
         ToolBuilder::new("agentos.crew_bootstrap")
+            .admin_only()
             .title("Reconnect every MCP server that is down")
             .description(
                 "Reconnects now every enabled MCP server that is not up, leaving healthy ones \
@@ -214,6 +268,7 @@ fn crew_tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                 }
             }),
         ToolBuilder::new("agentos.crew_cron")
+            .admin_only()
             .title("Run the MCP server health cycle")
             .description(
                 "Runs one health cycle now (it also runs on each server's timer): pings every \

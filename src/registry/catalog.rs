@@ -40,6 +40,12 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Whether `caller` may see and call this tool: its policy names it and, for admin-only
+    /// tools, it is an ops-admin. Everything else treats the tool as nonexistent.
+    pub fn visible_to(&self, caller: &super::Caller) -> bool {
+        caller.tools.allows(self.name()) && (!self.tool.spec().admin_only || caller.is_admin())
+    }
+
     pub fn new(tool: Arc<dyn Tool>) -> Result<Self, RegisterError> {
         let spec = tool.spec();
         if !valid_name(&spec.name) {

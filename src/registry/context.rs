@@ -7,34 +7,100 @@ use futures::future::BoxFuture;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use serde::{Deserialize, Serialize};
+
 use super::policy::ToolPolicy;
+use super::trace::TraceLink;
+
+/// What a caller is, beyond the tools its policy names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// An agent: calls the tools its policy allows.
+    Agent,
+    /// A person's account agent: also registers agents of its own and decides their approvals.
+    Operator,
+    /// Runs this agentos: sees every agent's audit and approvals, may use admin-only tools.
+    OpsAdmin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Operator => "operator",
+            Role::OpsAdmin => "ops-admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "agent" => Some(Role::Agent),
+            "operator" => Some(Role::Operator),
+            "ops-admin" => Some(Role::OpsAdmin),
+            _ => None,
+        }
+    }
+}
 
 /// The identity a call runs as. Every stored item belongs to `agent_id`.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub agent_id: Arc<str>,
+    pub role: Role,
+    /// The account this agent belongs to: its own for an account's agent, the operator's for an
+    /// agent an operator registered; `None` for self-registered agents and the local owner.
+    pub account_id: Option<Arc<str>>,
     pub tools: ToolPolicy,
     /// Hosts the network primitives may reach for this caller; empty means any public host.
     pub allowed_domains: Arc<[String]>,
 }
 
 impl Caller {
-    /// The agent id of the machine's owner: `agentos mcp` and an unauthenticated local
-    /// `agentos serve` run as this agent.
+    /// The agent id of the machine's owner: `agentos mcp`, `serve --no-auth` and the holder of
+    /// `<data_dir>/owner-token` run as this agent.
     pub const OWNER_ID: &'static str = "owner";
 
-    pub fn is_owner(&self) -> bool {
-        &*self.agent_id == Self::OWNER_ID
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::OpsAdmin
     }
 
     /// The local owner with the given tool policy (normally `*`).
     pub fn owner(tools: ToolPolicy) -> Self {
         Self {
             agent_id: Arc::from(Self::OWNER_ID),
+            role: Role::OpsAdmin,
+            account_id: None,
             tools,
             allowed_domains: Arc::from(Vec::new()),
         }
     }
+
+    /// A plain agent with the given tools and domains.
+    pub fn agent(agent_id: &str, tools: ToolPolicy, allowed_domains: Vec<String>) -> Self {
+        Self {
+            agent_id: Arc::from(agent_id),
+            role: Role::Agent,
+            account_id: None,
+            tools,
+            allowed_domains: Arc::from(allowed_domains),
+        }
+    }
+
+    /// Whether this caller may act on behalf of (see the audit of, decide the approvals of)
+    /// `agent_id`, which belongs to `account_id`: itself, its account's operator, or an admin.
+    pub fn oversees(&self, agent_id: &str, account_id: Option<&str>) -> bool {
+        self.is_admin()
+            || &*self.agent_id == agent_id
+            || (self.role == Role::Operator && account_id.is_some() && self.account_id.as_deref() == account_id)
+    }
+}
+
+/// Finds the caller an agent acts as *now* (its current policy, or `None` once it is disabled
+/// or deleted). Work that runs later on an agent's behalf (approved calls, schedules) resolves
+/// its caller here instead of trusting a stored copy.
+pub trait CallerDirectory: Send + Sync {
+    fn lookup<'a>(&'a self, agent_id: &'a str) -> BoxFuture<'a, Option<Caller>>;
 }
 
 /// Receives progress of a long call; the MCP adapters forward it as notifications/progress.
@@ -51,6 +117,9 @@ pub struct CallContext {
     pub deadline: Instant,
     pub cancel: CancellationToken,
     pub progress: Option<Arc<dyn ProgressSink>>,
+    /// Where this call's spans go: a new trace named for the front door, or a position inside
+    /// the trace of the call that made this one (a workflow step, a proxied tool's run).
+    pub trace: TraceLink,
 }
 
 impl CallContext {
@@ -61,7 +130,17 @@ impl CallContext {
             deadline: Instant::now() + timeout,
             cancel: CancellationToken::new(),
             progress: None,
+            trace: TraceLink::start("call"),
         }
+    }
+
+    /// Names the front door the call came through (`mcp.http`, `rest GET /api/audit`, `schedule`):
+    /// the root span of its trace.
+    pub fn with_front_door(mut self, name: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        if let TraceLink::Start { front_door, .. } = &mut self.trace {
+            *front_door = name.into();
+        }
+        self
     }
 
     pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {

@@ -1,5 +1,5 @@
-//! The one call path: resolve → authorize → validate → run under deadline and cancellation →
-//! record. Every adapter, the scheduler and workflows call tools through here and nowhere else.
+//! The one call path: resolve → authorize → validate → approve → run under deadline and
+//! cancellation → record (stats, trace, audit). Every adapter, the scheduler and workflows call tools through here and nowhere else.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +9,10 @@ use rmcp::model::CallToolResult;
 use serde_json::Value;
 use tracing::Instrument;
 
+use super::audit::AuditTrail;
 use super::catalog::Entry;
+use super::trace::Layer;
+use super::trace_trail::TraceTrail;
 use super::{CallContext, CallError, Registry};
 
 /// At most this many schema violations are reported at once; the first few are what a model fixes.
@@ -19,11 +22,20 @@ impl Registry {
     /// Calls `name` (native or strict spelling) with `input` as the context's caller.
     pub async fn call(&self, ctx: &CallContext, name: &str, input: Value) -> Result<CallToolResult, CallError> {
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        let mut trail = AuditTrail::begin(self.trail_hooks(), ctx, name, &input);
+        let mut trace = TraceTrail::begin(self.traces.get().map(|sink| &**sink), ctx, name);
         let Some(entry) = self.resolve_for(&ctx.caller, name) else {
             self.stats.unknown.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(tool = name, agent = %ctx.caller.agent_id, request_id = %ctx.request_id, "unknown or denied tool");
-            return Err(CallError::UnknownTool(name.to_owned()));
+            let outcome = Err(CallError::UnknownTool(name.to_owned()));
+            trail.finish(&outcome);
+            trace.finish(&outcome);
+            return outcome;
         };
+        trail.resolved(&entry);
+        trace.resolved(&entry);
+        let traced = trace.context(ctx);
+        let ctx = traced.as_ref().unwrap_or(ctx);
         let span = tracing::info_span!(
             "tool_call",
             tool = %entry.name(),
@@ -31,7 +43,10 @@ impl Registry {
             agent = %ctx.caller.agent_id,
             request_id = %ctx.request_id,
         );
-        self.run(entry, ctx, input).instrument(span).await
+        let outcome = self.run(entry, ctx, input).instrument(span).await;
+        trail.finish(&outcome);
+        trace.finish(&outcome);
+        outcome
     }
 
     async fn run(&self, entry: Arc<Entry>, ctx: &CallContext, input: Value) -> Result<CallToolResult, CallError> {
@@ -50,17 +65,9 @@ impl Registry {
                 message,
             });
         }
-        let outcome = tokio::select! {
-            biased;
-            _ = ctx.cancel.cancelled() => {
-                tracing::info!("tool call cancelled by the client");
-                Err(CallError::Cancelled(entry.name().to_string()))
-            }
-            _ = tokio::time::sleep_until(ctx.deadline) => Err(CallError::DeadlineExceeded {
-                tool: entry.name().to_string(),
-                timeout: ctx.deadline.duration_since(tokio::time::Instant::from_std(started)),
-            }),
-            result = entry.tool.call(input, ctx) => Ok(result.unwrap_or_else(failure_result)),
+        let outcome = match self.approve(&entry, ctx, &input).await {
+            Some(held) => held,
+            None => self.execute(&entry, ctx, input).await,
         };
         let failed = match &outcome {
             Ok(result) => result.is_error == Some(true),
@@ -75,13 +82,42 @@ impl Registry {
         tracing::debug!(micros, failed, "tool call finished");
         outcome
     }
+
+    /// Runs the tool under the call's deadline and cancellation. A call held for approval never
+    /// gets here: its approved run is a fresh call with a fresh deadline (see `approval`).
+    async fn execute(&self, entry: &Entry, ctx: &CallContext, input: Value) -> Result<CallToolResult, CallError> {
+        let started = tokio::time::Instant::now();
+        // The tool's own span; what it calls (an upstream, workflow steps) nests under it.
+        let mut span = ctx.trace.span(Layer::Tool, || entry.name().to_string());
+        let traced = span.as_ref().map(|span| CallContext {
+            trace: super::TraceLink::Within(span.context()),
+            ..ctx.clone()
+        });
+        let ctx = traced.as_ref().unwrap_or(ctx);
+        let outcome = tokio::select! {
+            biased;
+            _ = ctx.cancel.cancelled() => {
+                tracing::info!("tool call cancelled by the client");
+                Err(CallError::Cancelled(entry.name().to_string()))
+            }
+            _ = tokio::time::sleep_until(ctx.deadline) => Err(CallError::DeadlineExceeded {
+                tool: entry.name().to_string(),
+                timeout: ctx.deadline.saturating_duration_since(started),
+            }),
+            result = entry.tool.call(input, ctx) => Ok(result.unwrap_or_else(failure_result)),
+        };
+        if let Some(span) = span.take() {
+            super::trace_trail::end_tool_span(span, &outcome);
+        }
+        outcome
+    }
 }
 
 /// The `_meta` key carrying a failed result's [`FailureKind`].
 const FAILURE_KIND_META: &str = "agentos/failure";
 
 /// A tool's failure as an MCP result: its message as text, its kind in `_meta`.
-fn failure_result(failure: super::ToolFailure) -> CallToolResult {
+pub(super) fn failure_result(failure: super::ToolFailure) -> CallToolResult {
     let mut result = CallToolResult::error(vec![rmcp::model::ContentBlock::text(failure.message)]);
     let mut meta = rmcp::model::JsonObject::new();
     meta.insert(FAILURE_KIND_META.into(), Value::String(failure.kind.as_str().into()));

@@ -29,6 +29,18 @@ impl ToolPattern {
         }
     }
 
+    /// Whether every name this pattern matches is also matched by `other`'s grant; used to keep
+    /// what an operator hands on within what it holds.
+    pub fn within(&self, grant: &ToolPattern) -> bool {
+        match (grant, self) {
+            (Self::Any, _) => true,
+            (Self::Prefix(outer), Self::Prefix(inner)) => inner.starts_with(outer.as_str()),
+            (Self::Prefix(outer), Self::Exact(name)) => name.starts_with(outer.as_str()),
+            (Self::Exact(outer), Self::Exact(name)) => outer == name,
+            _ => false,
+        }
+    }
+
     pub fn matches(&self, name: &str) -> bool {
         match self {
             Self::Any => true,
@@ -60,6 +72,35 @@ impl ToolPolicy {
             patterns: Arc::from(vec![ToolPattern::Any]),
             source: Arc::from(vec!["*".to_owned()]),
         }
+    }
+
+    /// A policy that allows nothing.
+    pub fn none() -> Self {
+        Self {
+            patterns: Arc::from(Vec::new()),
+            source: Arc::from(Vec::new()),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Whether everything `self` allows is allowed by `grant` too.
+    pub fn within(&self, grant: &ToolPolicy) -> bool {
+        self.patterns
+            .iter()
+            .all(|pattern| grant.patterns.iter().any(|outer| pattern.within(outer)))
+    }
+
+    /// The patterns of `self` that `grant` does not cover, for error messages.
+    pub fn beyond<'a>(&'a self, grant: &ToolPolicy) -> Vec<&'a str> {
+        self.patterns
+            .iter()
+            .zip(self.source.iter())
+            .filter(|(pattern, _)| !grant.patterns.iter().any(|outer| pattern.within(outer)))
+            .map(|(_, source)| source.as_str())
+            .collect()
     }
 
     pub fn parse<S: AsRef<str>>(patterns: &[S]) -> Result<Self, PolicyError> {
@@ -110,6 +151,23 @@ mod tests {
         let family = ToolPolicy::parse(&["mcp.github.*"]).unwrap();
         assert!(family.allows("mcp.github.x"));
         assert!(!family.allows("mcp.githubx.y"));
+    }
+
+    #[test]
+    fn a_policy_is_within_a_grant_only_if_every_pattern_is_covered() {
+        let grant = ToolPolicy::parse(&["agentos.*"]).unwrap();
+        assert!(
+            ToolPolicy::parse(&["agentos.mem_*", "agentos.time_now"])
+                .unwrap()
+                .within(&grant)
+        );
+        let wider = ToolPolicy::parse(&["agentos.mem_*", "mcp.github.*"]).unwrap();
+        assert!(!wider.within(&grant));
+        assert_eq!(wider.beyond(&grant), vec!["mcp.github.*"]);
+        assert!(!ToolPolicy::allow_all().within(&grant));
+        assert!(ToolPolicy::allow_all().within(&ToolPolicy::allow_all()));
+        assert!(!ToolPolicy::parse(&["agentos*"]).unwrap().within(&grant));
+        assert!(ToolPolicy::none().within(&grant));
     }
 
     #[test]

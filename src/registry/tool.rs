@@ -72,6 +72,9 @@ pub struct ToolSpec {
     /// `None` for proxied tools whose upstream gave no annotations: we pass on what we got.
     pub annotations: Option<Hints>,
     pub origin: Origin,
+    /// Only ops-admins see and call it (it changes this agentos itself, e.g. starts programs);
+    /// to everyone else it looks like an unknown tool.
+    pub admin_only: bool,
 }
 
 impl ToolSpec {
@@ -109,6 +112,10 @@ pub enum FailureKind {
     Forbidden,
     /// The arguments passed the schema but make no sense together.
     InvalidInput,
+    /// The call needs a human's approval that has not been given yet; it runs once approved.
+    Pending,
+    /// A human denied the approval this call needed.
+    Denied,
 }
 
 impl FailureKind {
@@ -118,13 +125,22 @@ impl FailureKind {
             FailureKind::NotFound => "not_found",
             FailureKind::Forbidden => "forbidden",
             FailureKind::InvalidInput => "invalid_input",
+            FailureKind::Pending => "approval_pending",
+            FailureKind::Denied => "approval_denied",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Failed, Self::NotFound, Self::Forbidden, Self::InvalidInput]
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
+        [
+            Self::Failed,
+            Self::NotFound,
+            Self::Forbidden,
+            Self::InvalidInput,
+            Self::Pending,
+            Self::Denied,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
     }
 }
 

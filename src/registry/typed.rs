@@ -27,6 +27,7 @@ pub struct ToolBuilder {
     title: Option<&'static str>,
     description: &'static str,
     hints: Hints,
+    admin_only: bool,
 }
 
 impl ToolBuilder {
@@ -36,6 +37,7 @@ impl ToolBuilder {
             title: None,
             description: "",
             hints: Hints::default(),
+            admin_only: false,
         }
     }
 
@@ -46,6 +48,12 @@ impl ToolBuilder {
 
     pub fn description(mut self, description: &'static str) -> Self {
         self.description = description;
+        self
+    }
+
+    /// Makes the tool visible and callable by ops-admins only.
+    pub fn admin_only(mut self) -> Self {
+        self.admin_only = true;
         self
     }
 
@@ -70,6 +78,7 @@ impl ToolBuilder {
             output_schema: Some(normalized(schema_for_output::<O>())),
             annotations: Some(self.hints),
             origin: Origin::Primitive,
+            admin_only: self.admin_only,
         };
         Arc::new(TypedTool {
             spec,

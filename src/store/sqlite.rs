@@ -54,6 +54,10 @@ const MIGRATIONS: &[&[Migration]] = &[
     super::workflow::MIGRATIONS,
     super::secrets::MIGRATIONS,
     super::knowledge::MIGRATIONS,
+    super::identity::MIGRATIONS,
+    super::audit::MIGRATIONS,
+    super::approvals::MIGRATIONS,
+    super::traces::MIGRATIONS,
 ];
 
 impl SqliteStore {
@@ -111,6 +115,13 @@ impl SqliteStore {
         });
         self.writes.send(job).map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// A trivial read through the reader pool, for health checks: it touches the database file
+    /// (the schema table) without scanning any data.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())))
+            .await
     }
 
     /// Runs `job` on a reader connection off the async threads.

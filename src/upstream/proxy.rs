@@ -17,6 +17,7 @@ use rmcp::{ClientHandler, Peer, RoleClient};
 use serde_json::Value;
 
 use super::supervisor::{Link, Status};
+use crate::registry::trace::{AttrValue, Layer};
 use crate::registry::{
     CallContext, Hints, Origin, Registry, ResourceError, ResourceProvider, Tool, ToolFailure, ToolResult, ToolSpec,
 };
@@ -64,6 +65,8 @@ impl ClientHandler for UpstreamClient {
 pub(crate) struct ProxyTool {
     spec: ToolSpec,
     upstream_name: String,
+    /// The same name, shared by every span of a call to it.
+    upstream_tool: Arc<str>,
     link: Arc<Link>,
 }
 
@@ -86,10 +89,12 @@ impl ProxyTool {
             output_schema: tool.output_schema.clone(),
             annotations,
             origin: Origin::Mcp,
+            admin_only: false,
         };
         Self {
             spec,
             upstream_name: tool.name.to_string(),
+            upstream_tool: Arc::from(tool.name.as_ref()),
             link,
         }
     }
@@ -136,72 +141,97 @@ impl Tool for ProxyTool {
 
     fn call<'a>(&'a self, input: Value, ctx: &'a CallContext) -> BoxFuture<'a, ToolResult> {
         async move {
-            let peer = self.link.state().peer.clone().ok_or_else(|| self.unavailable())?;
-            let mut params = CallToolRequestParams::new(self.upstream_name.clone());
-            if let Value::Object(arguments) = input {
-                params = params.with_arguments(JsonObject::from_iter(arguments));
+            // The upstream's own span: how long the server took and how it failed, under the
+            // proxied tool's span.
+            let mut span = ctx
+                .trace
+                .span(Layer::Upstream, || format!("upstream {}", self.link.name()));
+            if let Some(span) = &mut span {
+                span.attr("server", AttrValue::Str(Arc::from(self.link.name())));
+                span.attr("upstream_tool", AttrValue::Str(self.upstream_tool.clone()));
             }
-            let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-            let handle = peer
-                .send_request_with_option(request, PeerRequestOptions::no_options())
-                .await
-                .map_err(|_| self.unavailable())?;
-            self.link
-                .routes()
-                .insert(handle.progress_token.clone(), ctx.progress.clone());
-            let mut guard = CallGuard {
-                link: self.link.clone(),
-                peer,
-                token: handle.progress_token.clone(),
-                pending: Some(handle.id.clone()),
-            };
-            // The registry pipeline enforces the caller's deadline and cancellation by dropping
-            // this future (the guard then cancels upstream); this bounds the server's own time.
-            let timeout = self.link.spec.timeout();
-            let outcome = tokio::time::timeout(timeout, handle.await_response()).await;
-            let response = match outcome {
-                Err(_) => {
-                    return Err(ToolFailure::new(format!(
-                        "MCP server `{}` did not answer within {}s (its timeout_secs); the call was cancelled",
-                        self.link.name(),
-                        timeout.as_secs()
-                    )));
+            let result = self.forward(input, ctx).await;
+            if let Some(mut span) = span {
+                match &result {
+                    Err(failure) => span.fail(&failure.message),
+                    Ok(result) if result.is_error == Some(true) => span.fail("the server returned an error result"),
+                    Ok(_) => {}
                 }
-                Ok(response) => {
-                    guard.pending = None;
-                    response
-                }
-            };
-            match response {
-                Ok(ServerResult::CallToolResult(mut result)) => {
-                    // A result from a pre-2026 upstream has no type; 2026-07-28 clients need one.
-                    result.result_type.get_or_insert(ResultType::COMPLETE);
-                    Ok(result)
-                }
-                Ok(_) => Err(ToolFailure::new(format!(
-                    "MCP server `{}` sent an unexpected answer to tools/call",
-                    self.link.name()
-                ))),
-                Err(ServiceError::TransportClosed) => Err(ToolFailure::new(format!(
-                    "MCP server `{}` closed the connection during the call; it is restarting, try again shortly",
-                    self.link.name()
-                ))),
-                Err(ServiceError::McpError(error)) => Err(ToolFailure::new(format!(
-                    "MCP server `{}` refused the call: {}",
-                    self.link.name(),
-                    error.message
-                ))),
-                Err(_) => {
-                    // Transport trouble: have the supervisor check the connection now.
-                    self.link.check.notify_one();
-                    Err(ToolFailure::new(format!(
-                        "MCP server `{}` could not be reached; it is being checked and reconnected, try again shortly",
-                        self.link.name()
-                    )))
-                }
+                span.end();
             }
+            result
         }
         .boxed()
+    }
+}
+
+impl ProxyTool {
+    /// Sends the call over the server's current connection and waits for its answer.
+    async fn forward(&self, input: Value, ctx: &CallContext) -> ToolResult {
+        let peer = self.link.state().peer.clone().ok_or_else(|| self.unavailable())?;
+        let mut params = CallToolRequestParams::new(self.upstream_name.clone());
+        if let Value::Object(arguments) = input {
+            params = params.with_arguments(JsonObject::from_iter(arguments));
+        }
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let handle = peer
+            .send_request_with_option(request, PeerRequestOptions::no_options())
+            .await
+            .map_err(|_| self.unavailable())?;
+        self.link
+            .routes()
+            .insert(handle.progress_token.clone(), ctx.progress.clone());
+        let mut guard = CallGuard {
+            link: self.link.clone(),
+            peer,
+            token: handle.progress_token.clone(),
+            pending: Some(handle.id.clone()),
+        };
+        // The registry pipeline enforces the caller's deadline and cancellation by dropping
+        // this future (the guard then cancels upstream); this bounds the server's own time.
+        let timeout = self.link.spec.timeout();
+        let outcome = tokio::time::timeout(timeout, handle.await_response()).await;
+        let response = match outcome {
+            Err(_) => {
+                return Err(ToolFailure::new(format!(
+                    "MCP server `{}` did not answer within {}s (its timeout_secs); the call was cancelled",
+                    self.link.name(),
+                    timeout.as_secs()
+                )));
+            }
+            Ok(response) => {
+                guard.pending = None;
+                response
+            }
+        };
+        match response {
+            Ok(ServerResult::CallToolResult(mut result)) => {
+                // A result from a pre-2026 upstream has no type; 2026-07-28 clients need one.
+                result.result_type.get_or_insert(ResultType::COMPLETE);
+                Ok(result)
+            }
+            Ok(_) => Err(ToolFailure::new(format!(
+                "MCP server `{}` sent an unexpected answer to tools/call",
+                self.link.name()
+            ))),
+            Err(ServiceError::TransportClosed) => Err(ToolFailure::new(format!(
+                "MCP server `{}` closed the connection during the call; it is restarting, try again shortly",
+                self.link.name()
+            ))),
+            Err(ServiceError::McpError(error)) => Err(ToolFailure::new(format!(
+                "MCP server `{}` refused the call: {}",
+                self.link.name(),
+                error.message
+            ))),
+            Err(_) => {
+                // Transport trouble: have the supervisor check the connection now.
+                self.link.check.notify_one();
+                Err(ToolFailure::new(format!(
+                    "MCP server `{}` could not be reached; it is being checked and reconnected, try again shortly",
+                    self.link.name()
+                )))
+            }
+        }
     }
 }
 

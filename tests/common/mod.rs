@@ -31,15 +31,37 @@ pub struct Server {
     child: Child,
     pub addr: String,
     pub log: Arc<Mutex<String>>,
+    /// The owner's bearer token (`<data_dir>/owner-token`); `None` under `--no-auth`.
+    pub owner_token: Option<String>,
 }
 
 impl Server {
-    /// Starts `agentos serve` on a free port with `data_dir` and any extra arguments.
+    /// Starts `agentos serve --no-auth` on a free port with `data_dir` and any extra arguments:
+    /// every request acts as the owner. Feature tests use this; authentication itself is tested
+    /// with [`Server::start_secure`] in `tests/security_*.rs`.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
         Self::start_with_env(data_dir, extra, &[])
     }
 
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut args = vec!["--no-auth"];
+        args.extend_from_slice(extra);
+        Self::launch(data_dir, &args, env)
+    }
+
+    /// Starts `agentos serve` as shipped: every route but the public ones needs a token.
+    pub fn start_secure(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_secure_with_env(data_dir, extra, &[])
+    }
+
+    pub fn start_secure_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut server = Self::launch(data_dir, extra, env);
+        let token = std::fs::read_to_string(data_dir.join("owner-token")).expect("owner-token written at start");
+        server.owner_token = Some(token.trim().to_owned());
+        server
+    }
+
+    fn launch(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(agentos_bin());
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -59,7 +81,12 @@ impl Server {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("agentos listening on http://") {
+                // With `logs.format = "json"` the notice is the `message` of a JSON line.
+                let message = match serde_json::from_str::<Value>(&line) {
+                    Ok(object) => object["message"].as_str().unwrap_or_default().to_owned(),
+                    Err(_) => line.clone(),
+                };
+                if let Some(addr) = message.strip_prefix("agentos listening on http://") {
                     let _ = addr_tx.send(addr.to_owned());
                 }
                 let mut log = sink.lock().unwrap();
@@ -74,7 +101,17 @@ impl Server {
                 panic!("agentos serve did not start; log:\n{}", log.lock().unwrap());
             }
         };
-        Self { child, addr, log }
+        Self {
+            child,
+            addr,
+            log,
+            owner_token: None,
+        }
+    }
+
+    /// The owner's token; panics for a `--no-auth` server.
+    pub fn token(&self) -> &str {
+        self.owner_token.as_deref().expect("a server started with start_secure")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -182,9 +219,17 @@ pub fn http() -> reqwest::Client {
 
 /// rmcp's streamable HTTP client connected to `url`.
 pub async fn http_client(url: &str) -> (Client, Arc<Observed>) {
+    http_client_with(StreamableHttpClientTransportConfig::with_uri(url.to_owned())).await
+}
+
+/// rmcp's streamable HTTP client connected to `url`, sending `token` as its bearer token.
+pub async fn http_client_as(url: &str, token: &str) -> (Client, Arc<Observed>) {
+    http_client_with(StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned())).await
+}
+
+async fn http_client_with(config: StreamableHttpClientTransportConfig) -> (Client, Arc<Observed>) {
     agentos::tls::install_crypto_provider();
-    let transport =
-        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
+    let transport = StreamableHttpClientTransport::from_config(config);
     let handler = RecordingClient::default();
     let observed = handler.observed.clone();
     let client = handler.serve(transport).await.expect("initialize over HTTP");
@@ -272,11 +317,23 @@ pub async fn call_as(
     tool: &str,
     input: Value,
 ) -> Result<CallToolResult, agentos::registry::CallError> {
-    let caller = agentos::registry::Caller {
-        agent_id: Arc::from(agent_id),
-        tools: agentos::registry::ToolPolicy::allow_all(),
-        allowed_domains: Arc::from(Vec::<String>::new()),
-    };
+    let caller = agentos::registry::Caller::agent(agent_id, agentos::registry::ToolPolicy::allow_all(), Vec::new());
     let ctx = agentos::registry::CallContext::new(Arc::new(caller), "test", Duration::from_secs(30));
     app.registry.call(&ctx, tool, input).await
+}
+
+/// Registers `agent_id` (allowed every tool) with the in-process app's identity service, as the
+/// owner would, so work that runs later on its behalf (schedules, approvals) finds it.
+pub async fn register_in_process(app: &agentos::app::App, agent_id: &str) {
+    let owner = agentos::registry::Caller::owner(agentos::registry::ToolPolicy::allow_all());
+    let request = agentos::identity::RegisterRequest {
+        agent_id: agent_id.to_owned(),
+        name: agent_id.to_owned(),
+        allowed_tools: Some(vec!["*".to_owned()]),
+        ..Default::default()
+    };
+    app.identity
+        .register_agent(Some(&owner), request)
+        .await
+        .unwrap_or_else(|e| panic!("register {agent_id}: {e}"));
 }

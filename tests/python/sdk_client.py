@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from typing import Any
 import anyio
 from mcp import Client, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("AGENTOS_BIN", ROOT / "target" / "debug" / "agentos"))
@@ -255,8 +257,18 @@ async def main() -> int:
         except Exception as exc:  # noqa: BLE001
             record("http: GET /health", False, describe(exc))
 
+        # Secure by default: /mcp needs the owner's bearer token, written at first start.
+        token = (http_data / "owner-token").read_text().strip()
+        try:
+            req = urllib.request.Request(f"{base}/mcp", data=b"{}", method="POST", headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(req, timeout=10)
+            record("http: POST /mcp without a token is refused", False, "it was accepted")
+        except urllib.error.HTTPError as exc:
+            record("http: POST /mcp without a token is refused", exc.code == 401, f"status {exc.code}")
+
         def http_transport() -> Any:
-            return streamable_http_client(f"{base}/mcp")
+            client = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+            return streamable_http_client(f"{base}/mcp", http_client=client)
 
         before = failed
         await exercise("http/legacy", http_transport, "legacy", {"n": 1})

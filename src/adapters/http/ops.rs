@@ -1,17 +1,19 @@
-//! `/api/ops/crew*` and `/api/mcp/servers*`: REST adapters over the `agentos.crew_*` and
-//! `agentos.mcp_server*` tools. Each route calls the registry with the request's identity, as the
+//! `/api/ops/metrics`, `/api/ops/crew*` and `/api/mcp/servers*`: REST adapters over
+//! `agentos.ops_metrics` and the `agentos.crew_*` and `agentos.mcp_server*` tools. Each route calls the registry with the request's identity, as the
 //! plain form of `/mcp` does, and translates the result: the tool's structured content as the
 //! body, its failures as HTTP statuses.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{HttpState, NamesQuery, call_error_status, error_response, error_text, identity_for, request_id};
-use crate::registry::{CallContext, FailureKind, failure_kind};
+use super::json::JsonBody;
+use super::{
+    HttpState, NamesQuery, call_error_status, error_response, error_text, failure_status, identity_for, request,
+};
+use crate::registry::{CallContext, FailureKind, approval_id_of, failure_kind};
 
 /// Who is calling a REST route, ready to call a tool as them.
 pub(super) struct ToolCall {
@@ -26,12 +28,18 @@ impl FromRequestParts<HttpState> for ToolCall {
         let Query(query) = Query::<NamesQuery>::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        let identity = identity_for(state, &query, &parts.headers).map_err(|response| *response)?;
+        let identity = identity_for(state, &query, &parts.headers, &parts.extensions).map_err(|response| *response)?;
+        // The route as declared (`/api/traces/{id}`), so traces group by route, not by id.
+        let route = parts
+            .extensions
+            .get::<axum::extract::MatchedPath>()
+            .map_or_else(|| parts.uri.path(), |matched| matched.as_str());
         let ctx = CallContext::new(
             identity.caller,
-            request_id(&parts.headers),
+            request::of(&parts.headers, &parts.extensions),
             state.registry.default_timeout(),
-        );
+        )
+        .with_front_door(format!("rest {} {route}", parts.method));
         Ok(Self {
             state: state.clone(),
             ctx,
@@ -41,9 +49,9 @@ impl FromRequestParts<HttpState> for ToolCall {
 
 impl ToolCall {
     /// Calls `tool` with a JSON object body as its input; anything else is a 400 showing `expected`.
-    async fn with_body(self, tool: &str, body: &[u8], expected: &str) -> Response {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(input @ Value::Object(_)) => self.run(tool, input).await,
+    pub(super) async fn with_body(self, tool: &str, body: Value, expected: &str) -> Response {
+        match body {
+            input @ Value::Object(_) => self.run(tool, input).await,
             _ => error_response(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
@@ -52,15 +60,19 @@ impl ToolCall {
         }
     }
 
-    async fn run(self, tool: &str, input: Value) -> Response {
+    pub(super) async fn run(self, tool: &str, input: Value) -> Response {
         match self.state.registry.call(&self.ctx, tool, input).await {
+            Ok(result) if failure_kind(&result) == Some(FailureKind::Pending) => {
+                // Accepted, not done: the body says which approval to ask about later.
+                let body = json!({
+                    "error": "approval_pending",
+                    "message": error_text(&result),
+                    "approvalId": approval_id_of(&result),
+                });
+                (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+            }
             Ok(result) if result.is_error == Some(true) => {
-                let (status, code) = match failure_kind(&result).unwrap_or_default() {
-                    FailureKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-                    FailureKind::InvalidInput => (StatusCode::BAD_REQUEST, "invalid_arguments"),
-                    FailureKind::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
-                    FailureKind::Failed => (StatusCode::UNPROCESSABLE_ENTITY, "tool_failed"),
-                };
+                let (status, code) = failure_status(failure_kind(&result).unwrap_or_default());
                 error_response(status, code, &error_text(&result))
             }
             Ok(result) => axum::Json(result.structured_content.unwrap_or(Value::Null)).into_response(),
@@ -69,16 +81,21 @@ impl ToolCall {
     }
 }
 
+/// `GET /api/ops/metrics`
+pub(super) async fn metrics(call: ToolCall) -> Response {
+    call.run("agentos.ops_metrics", json!({})).await
+}
+
 /// `GET /api/ops/crew`
 pub(super) async fn crew(call: ToolCall) -> Response {
     call.run("agentos.crew_status", json!({})).await
 }
 
 /// `POST /api/ops/crew/failover` with `{"featureSlug": "...", "reason"?: "..."}`
-pub(super) async fn failover(call: ToolCall, body: Bytes) -> Response {
+pub(super) async fn failover(call: ToolCall, JsonBody(body): JsonBody<Value>) -> Response {
     call.with_body(
         "agentos.crew_failover",
-        &body,
+        body,
         "{\"featureSlug\": \"...\", \"reason\"?: \"...\"}",
     )
     .await
@@ -100,10 +117,10 @@ pub(super) async fn servers(call: ToolCall) -> Response {
 }
 
 /// `POST /api/mcp/servers` with a server description (as in `[[mcp_servers]]`)
-pub(super) async fn add_server(call: ToolCall, body: Bytes) -> Response {
+pub(super) async fn add_server(call: ToolCall, JsonBody(body): JsonBody<Value>) -> Response {
     call.with_body(
         "agentos.mcp_server_add",
-        &body,
+        body,
         "a server description, e.g. {\"name\": \"memory\", \"command\": \"npx\", \"args\": [...]}",
     )
     .await
@@ -111,5 +128,16 @@ pub(super) async fn add_server(call: ToolCall, body: Bytes) -> Response {
 
 /// `DELETE /api/mcp/servers/{name}`
 pub(super) async fn remove_server(call: ToolCall, Path(name): Path<String>) -> Response {
+    let well_formed = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !well_formed {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_server_name",
+            "server names are 1-64 characters of a-z, 0-9, `_` and `-`",
+        );
+    }
     call.run("agentos.mcp_server_remove", json!({ "name": name })).await
 }

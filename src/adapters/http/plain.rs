@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rmcp::model::CallToolResult;
 use serde::Deserialize;
@@ -11,9 +11,9 @@ use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use super::super::mcp::RequestIdentity;
-use super::{call_error_status, error_text, request_id};
+use super::{call_error_status, error_text, failure_status};
 use crate::registry::names::with_server_hint;
-use crate::registry::{CallContext, Registry};
+use crate::registry::{CallContext, Registry, approval_id_of, failure_kind};
 
 /// True when the body is a JSON object without a `jsonrpc` member. Anything else (JSON-RPC,
 /// batches, malformed JSON) goes to the MCP transport, which answers in JSON-RPC terms.
@@ -26,9 +26,9 @@ pub fn is_plain_form(body: &[u8]) -> bool {
     starts_with_brace && matches!(serde_json::from_slice::<Probe>(body), Ok(Probe { jsonrpc: None }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PlainCall {
+pub(super) struct PlainCall {
     tool: String,
     input: Option<Value>,
     arguments: Option<Value>,
@@ -43,7 +43,9 @@ fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Respon
         .into_response()
 }
 
-pub async fn handle(registry: &Arc<Registry>, identity: RequestIdentity, headers: &HeaderMap, body: &[u8]) -> Response {
+/// Runs the call as `identity`; `request_id` is the HTTP request's, so the audit record matches
+/// the request's log lines.
+pub async fn handle(registry: &Arc<Registry>, identity: RequestIdentity, request_id: String, body: &[u8]) -> Response {
     let call: PlainCall = match serde_json::from_slice(body) {
         Ok(call) => call,
         Err(error) => {
@@ -65,7 +67,7 @@ pub async fn handle(registry: &Arc<Registry>, identity: RequestIdentity, headers
         (input, arguments) => input.or(arguments).unwrap_or(Value::Null),
     };
     let name = with_server_hint(&call.tool, call.server.as_deref());
-    let ctx = CallContext::new(identity.caller, request_id(headers), registry.default_timeout());
+    let ctx = CallContext::new(identity.caller, request_id, registry.default_timeout()).with_front_door("http.plain");
     match registry.call(&ctx, &name, input).await {
         Ok(result) if result.is_error == Some(true) => {
             let message = error_text(&result);
@@ -74,7 +76,12 @@ pub async fn handle(registry: &Arc<Registry>, identity: RequestIdentity, headers
             } else {
                 message
             };
-            failure(StatusCode::UNPROCESSABLE_ENTITY, "tool_failed", message)
+            let (status, code) = failure_status(failure_kind(&result).unwrap_or_default());
+            let mut body = json!({ "success": false, "error": message, "code": code });
+            if let Some(id) = approval_id_of(&result) {
+                body["approvalId"] = Value::String(id.to_owned());
+            }
+            (status, axum::Json(body)).into_response()
         }
         Ok(result) => axum::Json(json!({ "success": true, "result": plain_result(result) })).into_response(),
         Err(error) => failure(call_error_status(&error), error.code(), error.to_string()),

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{WAKE, timing};
 use crate::primitives::Services;
-use crate::registry::{CallContext, CallError, Caller, ToolPolicy};
+use crate::registry::{CallContext, CallError, Caller, Registry, ToolPolicy};
 use crate::store::{AdvanceFn, DueSchedule, ScheduleRun, now_ms};
 
 /// The longest the loop sleeps without looking at the store.
@@ -133,6 +133,32 @@ impl Outcome {
     }
 }
 
+/// The caller a schedule fires as: the tools stored with it (never more than its agent had when
+/// it was made), with the agent's role, account and domains as they are now. An agent disabled
+/// or deleted since, or no longer allowed the tool, fires nothing.
+async fn current_caller(registry: &Registry, due: &DueSchedule, tools: ToolPolicy) -> Result<Caller, String> {
+    let Some(directory) = registry.directory() else {
+        let mut caller = Caller::agent(&due.owner, tools, due.allowed_domains.clone());
+        if due.owner == Caller::OWNER_ID {
+            caller.role = crate::registry::Role::OpsAdmin;
+        }
+        return Ok(caller);
+    };
+    let Some(now) = directory.lookup(&due.owner).await else {
+        return Err(format!(
+            "agent `{}` is disabled or no longer exists; the schedule did not run",
+            due.owner
+        ));
+    };
+    if !now.tools.allows(&due.tool) {
+        return Err(format!(
+            "agent `{}` may no longer call `{}`; the schedule did not run",
+            due.owner, due.tool
+        ));
+    }
+    Ok(Caller { tools, ..now })
+}
+
 async fn call(services: &Services, due: &DueSchedule, started: i64, shutdown: &CancellationToken) -> Outcome {
     let registry = match services.registry() {
         Ok(registry) => registry,
@@ -151,14 +177,14 @@ async fn call(services: &Services, due: &DueSchedule, started: i64, shutdown: &C
         Ok(input) => input,
         Err(error) => return Outcome::error("error", format!("the schedule's stored input is unreadable: {error}")),
     };
-    let caller = Arc::new(Caller {
-        agent_id: Arc::from(due.owner.as_str()),
-        tools,
-        allowed_domains: Arc::from(due.allowed_domains.clone()),
-    });
+    let caller = match current_caller(&registry, due, tools).await {
+        Ok(caller) => Arc::new(caller),
+        Err(message) => return Outcome::error("error", message),
+    };
     let timeout = Duration::from_secs(services.config.schedule.run_timeout_secs.max(1));
-    let ctx =
-        CallContext::new(caller, format!("schedule:{}:{started}", due.id), timeout).with_cancel(shutdown.child_token());
+    let ctx = CallContext::new(caller, format!("schedule:{}:{started}", due.id), timeout)
+        .with_cancel(shutdown.child_token())
+        .with_front_door("schedule");
     match registry.call(&ctx, &due.tool, input).await {
         Ok(result) if result.is_error == Some(true) => Outcome::error("error", text_of(&result)),
         Ok(result) => Outcome {
@@ -184,12 +210,7 @@ pub(crate) fn output_of(result: &CallToolResult) -> Value {
 
 /// The text blocks of a result, joined.
 pub(crate) fn text_of(result: &CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|block| block.as_text().map(|t| t.text.as_str()))
-        .collect::<Vec<_>>()
-        .join("\n")
+    crate::registry::result_text(result)
 }
 
 /// `value` as JSON text if it fits in `max` bytes; otherwise a JSON string holding the

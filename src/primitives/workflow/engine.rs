@@ -76,9 +76,11 @@ fn step_context(mode: &Mode, run_id: &str, index: usize) -> CallContext {
             deadline: parent.deadline,
             cancel: parent.cancel.clone(),
             progress: None,
+            // Steps are children of the workflow_run call's span, in its trace.
+            trace: parent.trace.clone(),
         },
         Mode::Background { caller, timeout } => {
-            CallContext::new(caller.clone(), format!("workflow:{run_id}:{index}"), *timeout)
+            CallContext::new(caller.clone(), format!("workflow:{run_id}:{index}"), *timeout).with_front_door("workflow")
         }
     }
 }

@@ -1,0 +1,227 @@
+//! `GET /openapi.json` (an OpenAPI 3.1 description of every HTTP route) and `GET /docs` (a page
+//! that renders it, embedded in the binary so it works with no network). Request bodies with a
+//! Rust type take their schema from it (schemars); the REST routes backed by tools answer with
+//! the tool's committed output schema (`schemas/tools/*.json`); the rest is written by hand in
+//! `openapi/paths.rs`. A test compares the documented operations with the `.route(...)` lines
+//! of the source, so a route cannot be added without being described.
+
+mod paths;
+
+use std::sync::LazyLock;
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+/// Built once: the document does not depend on configuration or requests.
+static DOCUMENT: LazyLock<Value> = LazyLock::new(build);
+
+/// `GET /openapi.json`
+pub(super) async fn document() -> Response {
+    axum::Json(&*DOCUMENT).into_response()
+}
+
+const DOCS_HTML: &str = include_str!("openapi/docs.html");
+const DOCS_CSS: &str = include_str!("openapi/docs.css");
+const DOCS_JS: &str = include_str!("openapi/docs.js");
+
+/// The page with its style and script inline: one response, nothing else to fetch but the document.
+static DOCS_PAGE: LazyLock<String> =
+    LazyLock::new(|| DOCS_HTML.replace("/*STYLE*/", DOCS_CSS).replace("/*SCRIPT*/", DOCS_JS));
+
+/// `GET /docs`. The content security policy lets the page reach nothing but this server, so it
+/// behaves the same offline as online.
+pub(super) async fn docs() -> Response {
+    let mut response = axum::response::Html(DOCS_PAGE.as_str()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; \
+             base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        ),
+    );
+    response
+}
+
+fn build() -> Value {
+    let mut schemas = components_schemas();
+    let mut paths = paths::all(&mut schemas);
+    hoist_defs(&mut paths, &mut schemas);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "agentos",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "An MCP-first tool router and operating layer for AI agents. Every route but the \
+                public ones needs `Authorization: Bearer <token>` or the browser session cookie (with \
+                `X-CSRF-Token` on requests that change state). Errors are `{\"error\": code, \"message\"}`. \
+                Every response carries `X-Request-Id` (the caller's, when sent, else a fresh one); the same \
+                id is in the log lines and audit records of the request.",
+        },
+        "tags": [
+            {"name": "health", "description": "Liveness and readiness, without credentials."},
+            {"name": "tools", "description": "The tool registry and the calls into it (MCP and its plain form)."},
+            {"name": "accounts", "description": "Sign-up, sign-in, sessions, agents and their tokens."},
+            {"name": "governance", "description": "The audit trail and approvals."},
+            {"name": "ops", "description": "Crew coverage and proxied MCP servers (ops-admins)."},
+            {"name": "observability", "description": "Metrics and traces."},
+            {"name": "docs", "description": "This description and its page."},
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": error_responses(),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                    "description": "A token from sign-up, sign-in, POST /register or POST /api/session/token \
+                        (the owner's is in <data_dir>/owner-token).",
+                },
+                "session": {
+                    "type": "apiKey", "in": "cookie", "name": super::auth::SESSION_COOKIE,
+                    "description": "The browser session set by sign-up and sign-in.",
+                },
+                "csrf": {
+                    "type": "apiKey", "in": "header", "name": "X-CSRF-Token",
+                    "description": "The session's CSRF token; required with the session cookie on requests \
+                        that change state.",
+                },
+            },
+        },
+    })
+}
+
+/// The error body of every non-MCP route, and the plain form's failure body.
+fn components_schemas() -> Map<String, Value> {
+    let mut schemas = Map::new();
+    schemas.insert(
+        "Error".into(),
+        json!({
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {"type": "string", "description": "A stable code such as `invalid_request`."},
+                "message": {"type": "string", "description": "What went wrong, for people."},
+                "approvalId": {"type": ["string", "null"], "description": "With 202 `approval_pending`."},
+            },
+        }),
+    );
+    schemas
+}
+
+/// Shared error responses, referenced as `#/components/responses/<status>`.
+fn error_responses() -> Value {
+    let described = [
+        ("400", "The request is malformed: a bad body, query or path parameter."),
+        ("401", "No credentials, or credentials that did not verify."),
+        (
+            "403",
+            "Not allowed: a bad Host or Origin, a missing CSRF token, or the caller may not do this.",
+        ),
+        ("404", "No such thing, or one the caller may not see."),
+        ("409", "It exists already."),
+        ("413", "The body is over `http.max_body_bytes`."),
+        ("422", "The tool ran and failed."),
+        ("429", "Rate limited; `Retry-After` says when to come back."),
+        (
+            "503",
+            "A service agentos needs did not answer, or the call was cancelled.",
+        ),
+        ("504", "The call's deadline passed."),
+    ];
+    let mut responses = Map::new();
+    for (status, description) in described {
+        responses.insert(
+            status.into(),
+            json!({
+                "description": description,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }),
+        );
+    }
+    Value::Object(responses)
+}
+
+/// The JSON Schema of a Rust type, as OpenAPI 3.1 takes it.
+fn schema_of<T: schemars::JsonSchema>() -> Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_else(|_| json!({}));
+    if let Value::Object(map) = &mut schema {
+        map.remove("$schema");
+    }
+    schema
+}
+
+/// The input or output schema of a tool from its committed schema file, its `$defs` moved to
+/// `components/schemas` as `<tool>.<Def>` so references resolve inside the document.
+fn tool_schema(file: &str, which: &str, schemas: &mut Map<String, Value>) -> Value {
+    let parsed: Value = serde_json::from_str(file).unwrap_or_else(|_| json!({}));
+    let name = parsed["name"]
+        .as_str()
+        .unwrap_or("tool")
+        .trim_start_matches("agentos.")
+        .to_owned();
+    let mut schema = parsed.get(which).cloned().unwrap_or_else(|| json!({}));
+    let defs = match &mut schema {
+        Value::Object(map) => {
+            map.remove("$schema");
+            map.remove("$defs")
+        }
+        _ => None,
+    };
+    let prefix = format!("{name}.");
+    rewrite_refs(&mut schema, &prefix);
+    if let Some(Value::Object(defs)) = defs {
+        for (def, mut body) in defs {
+            rewrite_refs(&mut body, &prefix);
+            schemas.insert(format!("{prefix}{def}"), body);
+        }
+    }
+    schema
+}
+
+/// Moves the `$defs` that schemars puts inside a type's schema to `components/schemas`, where
+/// OpenAPI resolves `#/...` references (a `#/$defs/X` inside an operation would point at the
+/// document's root).
+fn hoist_defs(value: &mut Value, schemas: &mut Map<String, Value>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Object(defs)) = map.remove("$defs") {
+                for (name, mut body) in defs {
+                    hoist_defs(&mut body, schemas);
+                    rewrite_refs(&mut body, "");
+                    schemas.insert(name, body);
+                }
+                rewrite_refs(value, "");
+                if let Value::Object(map) = value {
+                    map.values_mut().for_each(|inner| hoist_defs(inner, schemas));
+                }
+            } else {
+                map.values_mut().for_each(|inner| hoist_defs(inner, schemas));
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| hoist_defs(item, schemas)),
+        _ => {}
+    }
+}
+
+fn rewrite_refs(value: &mut Value, prefix: &str) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map.iter_mut() {
+                match (key.as_str(), inner) {
+                    ("$ref", Value::String(target)) => {
+                        if let Some(def) = target.strip_prefix("#/$defs/") {
+                            *target = format!("#/components/schemas/{prefix}{def}");
+                        }
+                    }
+                    (_, inner) => rewrite_refs(inner, prefix),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| rewrite_refs(item, prefix)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,171 @@
+//! Identity: accounts, agents, passwords, bearer tokens and browser sessions. This is the gate
+//! that turns a credential into the [`Caller`] every registry call runs as.
+//!
+//! # Layout
+//! - this file: the [`Identity`] service, agent lookups and the [`CallerDirectory`] it offers.
+//! - `accounts`: sign-up, sign-in, sign-out and browser sessions.
+//! - `agents`: registering agents, the local owner, disabling agents.
+//! - `bearer`: token verification, minting and revocation.
+//! - `reset`: forgotten passwords and the outbox that delivers reset tokens.
+//! - `tokens`, `crypto`, `validate`: JWT signing, hashing and key files, input rules.
+
+mod accounts;
+mod agents;
+mod bearer;
+mod crypto;
+mod error;
+mod reset;
+mod tokens;
+mod types;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+pub use error::{AuthError, IdentityError};
+pub use types::{
+    AgentRecord, AuthMethod, Authenticated, Credentials, NewSession, RegisterRequest, Registered, ResetConfirm,
+    SignedIn, SigninRequest, SignupRequest,
+};
+
+use crate::config::{Config, IdentityConfig};
+use crate::registry::{Caller, CallerDirectory, Role, ToolPolicy};
+use crate::store::{AgentRow, Store, TokenRow, now_ms};
+use tokens::{Signer, TokenCache};
+use types::ACTIVE;
+
+/// The identity service; shared as `Arc<Identity>` by every front door.
+pub struct Identity {
+    store: Arc<dyn Store>,
+    config: IdentityConfig,
+    data_dir: PathBuf,
+    signer: Signer,
+    cache: TokenCache,
+    /// Revoked token ids this process knows of, with their expiry (ms) so they can be pruned.
+    revoked: DashMap<String, i64>,
+    /// What the local owner may use (`access.allowed_tools`), for when its agent row does not
+    /// exist yet (`agentos mcp` never creates it).
+    owner_tools: ToolPolicy,
+}
+
+impl Identity {
+    /// Loads or creates the signing key: `config.identity.signing_key` if non-empty, else
+    /// `<data_dir>/jwt.key` (random 64 bytes, created with mode 0600, reused on later starts).
+    pub fn open(store: Arc<dyn Store>, config: &Config) -> Result<Arc<Self>, IdentityError> {
+        let key = crypto::signing_key(&config.identity.signing_key, &config.data_dir)?;
+        crypto::warm_up();
+        Ok(Arc::new(Self {
+            store,
+            signer: Signer::new(&key, &config.identity.issuer, config.identity.token_ttl_days),
+            config: config.identity.clone(),
+            data_dir: config.data_dir.clone(),
+            cache: TokenCache::default(),
+            revoked: DashMap::new(),
+            owner_tools: config.access.allowed_tools.clone(),
+        }))
+    }
+
+    /// The agent as clients see it, disabled or not; `None` when there is no such agent.
+    pub async fn agent(&self, agent_id: &str) -> Result<Option<AgentRecord>, IdentityError> {
+        Ok(self.store.identity_agent(agent_id).await?.map(AgentRecord::from_row))
+    }
+
+    /// How many calls `agent_id` has made and when it was last active (epoch ms), as the audit
+    /// writer counts them.
+    pub async fn activity(&self, agent_id: &str) -> Result<(u64, Option<i64>), IdentityError> {
+        Ok(self.store.activity(agent_id).await?)
+    }
+
+    /// Deletes expired sessions, reset tokens and token records, and forgets expired revocations.
+    /// Meant to run now and then (e.g. hourly); returns how many stored rows went.
+    pub async fn prune_expired(&self) -> Result<usize, IdentityError> {
+        let now = now_ms();
+        self.revoked.retain(|_, expires_at| *expires_at > now);
+        Ok(self.store.identity_prune(now).await?)
+    }
+
+    /// An agent's row, refusing unknown and disabled agents.
+    async fn active_agent(&self, agent_id: &str) -> Result<AgentRow, IdentityError> {
+        let agent = self
+            .store
+            .identity_agent(agent_id)
+            .await?
+            .ok_or_else(|| IdentityError::AgentNotFound(agent_id.to_owned()))?;
+        if agent.status != ACTIVE {
+            return Err(IdentityError::AgentDisabled(agent.id));
+        }
+        Ok(agent)
+    }
+
+    /// Signs a fresh token for `agent` and records it, so an operator can revoke it by id.
+    async fn issue(&self, agent: &AgentRow) -> Result<Credentials, IdentityError> {
+        let claims = self.signer.claims(&agent.id, now_ms(), agent.tokens_valid_after_ms);
+        let bearer_token = self.signer.sign(&claims)?;
+        self.store
+            .identity_record_token(TokenRow {
+                jti: claims.jti.clone(),
+                agent_id: agent.id.clone(),
+                issued_at_ms: claims.iat * 1000,
+                expires_at_ms: claims.exp * 1000,
+                revoked: false,
+            })
+            .await?;
+        Ok(Credentials {
+            agent_id: agent.id.clone(),
+            bearer_token,
+            jti: claims.jti,
+            expires_at: types::to_datetime(claims.exp * 1000),
+            expires_in_days: self.config.token_ttl_days,
+        })
+    }
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key: Debug output ends up in logs.
+        f.debug_struct("Identity")
+            .field("issuer", &self.config.issuer)
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The caller an agent acts as: its role, account, tool policy and domain allowlist.
+fn caller_of(agent: &AgentRow) -> Caller {
+    let tools = ToolPolicy::parse(&agent.allowed_tools).unwrap_or_else(|error| {
+        // Stored patterns were checked on the way in; a damaged list grants nothing, not everything.
+        tracing::error!(agent = %agent.id, %error, "stored allowed tools are invalid; granting none");
+        ToolPolicy::none()
+    });
+    Caller {
+        agent_id: Arc::from(agent.id.as_str()),
+        role: Role::parse(&agent.role).unwrap_or(Role::Agent),
+        account_id: agent.account_id.as_deref().map(Arc::from),
+        tools,
+        allowed_domains: Arc::from(agent.allowed_domains.clone()),
+    }
+}
+
+impl CallerDirectory for Identity {
+    fn lookup<'a>(&'a self, agent_id: &'a str) -> BoxFuture<'a, Option<Caller>> {
+        async move {
+            match self.store.identity_agent(agent_id).await {
+                Ok(Some(agent)) if agent.status == ACTIVE => Some(caller_of(&agent)),
+                Ok(None) if agent_id == Caller::OWNER_ID => Some(Caller::owner(self.owner_tools.clone())),
+                Ok(_) => None,
+                Err(error) => {
+                    tracing::error!(agent = %agent_id, %error, "cannot look up a caller");
+                    None
+                }
+            }
+        }
+        .boxed()
+    }
+}

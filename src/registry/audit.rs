@@ -1,0 +1,326 @@
+//! The audit hook: every registry call leaves one record, handed to a sink that must not block,
+//! so persisting the trail never slows a call down. The same trail tells the call observer
+//! (metrics) how each call ended, so both count exactly the same calls.
+//!
+//! A record carries a digest of the input, never the input itself: inputs hold secrets and
+//! personal data, and the digest is enough to tell whether two calls asked the same thing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rmcp::model::CallToolResult;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::catalog::Entry;
+use super::{CallContext, CallError, FailureKind, Origin, failure_kind};
+
+/// Error texts are cut to this many characters: enough to see what went wrong, bounded in size.
+pub const MAX_ERROR_CHARS: usize = 500;
+
+/// How a call ended, as the audit trail names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOutcome {
+    Ok,
+    /// The tool ran and returned `isError`.
+    Error,
+    /// No such tool, or one the caller may not use (the two look the same here too).
+    UnknownTool,
+    InvalidArguments,
+    Cancelled,
+    Timeout,
+    /// The call waits for a human's approval.
+    ApprovalPending,
+    /// A human denied the approval the call needed.
+    ApprovalDenied,
+}
+
+impl AuditOutcome {
+    pub const ALL: [AuditOutcome; 8] = [
+        Self::Ok,
+        Self::Error,
+        Self::UnknownTool,
+        Self::InvalidArguments,
+        Self::Cancelled,
+        Self::Timeout,
+        Self::ApprovalPending,
+        Self::ApprovalDenied,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+            Self::UnknownTool => "unknown_tool",
+            Self::InvalidArguments => "invalid_arguments",
+            Self::Cancelled => "cancelled",
+            Self::Timeout => "timeout",
+            Self::ApprovalPending => "approval_pending",
+            Self::ApprovalDenied => "approval_denied",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|outcome| outcome.as_str() == text)
+    }
+
+    /// The outcome of a finished call and, unless it succeeded, its error text (truncated).
+    pub fn of(result: &Result<CallToolResult, CallError>) -> (Self, Option<String>) {
+        match result {
+            Ok(result) => match failure_kind(result) {
+                None => (Self::Ok, None),
+                Some(kind) => {
+                    let outcome = match kind {
+                        FailureKind::Pending => Self::ApprovalPending,
+                        FailureKind::Denied => Self::ApprovalDenied,
+                        _ => Self::Error,
+                    };
+                    (outcome, Some(truncate(&result_text(result), MAX_ERROR_CHARS)))
+                }
+            },
+            Err(error) => {
+                let outcome = match error {
+                    CallError::UnknownTool(_) => Self::UnknownTool,
+                    CallError::InvalidArguments { .. } => Self::InvalidArguments,
+                    CallError::Cancelled(_) => Self::Cancelled,
+                    CallError::DeadlineExceeded { .. } => Self::Timeout,
+                };
+                (outcome, Some(truncate(&error.to_string(), MAX_ERROR_CHARS)))
+            }
+        }
+    }
+}
+
+/// One call as the audit trail keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// When the call started, in milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    pub request_id: Arc<str>,
+    pub agent_id: Arc<str>,
+    /// The caller's account, so an operator can see its agents' records.
+    pub account_id: Option<Arc<str>>,
+    /// The resolved native name, or the name as requested when no tool answered to it.
+    pub tool: Arc<str>,
+    /// `None` when the tool was unknown.
+    pub origin: Option<Origin>,
+    /// SHA-256 (hex) of the input's JSON bytes.
+    pub input_digest: String,
+    pub outcome: AuditOutcome,
+    pub latency_us: u64,
+    pub error: Option<String>,
+}
+
+/// Where finished records go. `record` runs on the call path: it must return at once (queue the
+/// record, or drop and count it), never wait for storage.
+pub trait AuditSink: Send + Sync {
+    fn record(&self, record: AuditRecord);
+}
+
+/// How one call ended, as the call observer sees it: borrowed, so observing allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct CallObservation<'a> {
+    /// The resolved native name; `None` when no tool answered (unknown or denied: they look alike).
+    pub tool: Option<&'a Arc<str>>,
+    pub origin: Option<Origin>,
+    pub outcome: AuditOutcome,
+    pub elapsed: Duration,
+}
+
+/// Told of every finished call (metrics). Like [`AuditSink::record`], `observe` runs on the call
+/// path and must return at once.
+pub trait CallObserver: Send + Sync {
+    fn observe(&self, call: &CallObservation<'_>);
+}
+
+/// SHA-256 of the input's JSON encoding, in lowercase hex.
+pub fn input_digest(input: &Value) -> String {
+    let bytes = serde_json::to_vec(input).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
+        hex.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
+    }
+    hex
+}
+
+/// At most `max` characters of `text`, with an ellipsis when something was cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
+/// The text blocks of a result, joined by newlines: what a failed call says, for records and
+/// error bodies.
+pub fn result_text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|block| match block {
+            rmcp::model::ContentBlock::Text(text) => Some(text.text.as_str()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The record of the call in progress. If the call's future is dropped before it finishes (the
+/// client went away), the record is still written, and the observer told, as `cancelled`.
+pub(super) struct AuditTrail<'a> {
+    sink: Option<&'a dyn AuditSink>,
+    observer: Option<&'a dyn CallObserver>,
+    record: Option<AuditRecord>,
+    /// The resolved tool, kept apart from `record` so the observer sees it when audit is off.
+    tool: Option<(Arc<str>, Origin)>,
+    finished: bool,
+    started: Instant,
+}
+
+impl<'a> AuditTrail<'a> {
+    pub(super) fn begin(
+        (sink, observer): (Option<&'a dyn AuditSink>, Option<&'a dyn CallObserver>),
+        ctx: &CallContext,
+        name: &str,
+        input: &Value,
+    ) -> Self {
+        // Without a sink nothing is digested: the trail costs nothing when audit is off.
+        let record = sink.map(|_| AuditRecord {
+            time_ms: chrono::Utc::now().timestamp_millis(),
+            request_id: ctx.request_id.clone(),
+            agent_id: ctx.caller.agent_id.clone(),
+            account_id: ctx.caller.account_id.clone(),
+            tool: Arc::from(name),
+            origin: None,
+            input_digest: input_digest(input),
+            outcome: AuditOutcome::Cancelled,
+            latency_us: 0,
+            error: None,
+        });
+        Self {
+            sink,
+            observer,
+            record,
+            tool: None,
+            finished: false,
+            started: Instant::now(),
+        }
+    }
+
+    /// The call reached a tool: record its native name and origin.
+    pub(super) fn resolved(&mut self, entry: &Entry) {
+        let origin = entry.tool.spec().origin;
+        if let Some(record) = &mut self.record {
+            record.tool = entry.name().clone();
+            record.origin = Some(origin);
+        }
+        if self.observer.is_some() {
+            self.tool = Some((entry.name().clone(), origin));
+        }
+    }
+
+    pub(super) fn finish(mut self, result: &Result<CallToolResult, CallError>) {
+        let (outcome, error) = AuditOutcome::of(result);
+        self.write(outcome, error);
+    }
+
+    fn write(&mut self, outcome: AuditOutcome, error: Option<String>) {
+        self.finished = true;
+        let elapsed = self.started.elapsed();
+        if let Some(observer) = self.observer {
+            observer.observe(&CallObservation {
+                tool: self.tool.as_ref().map(|(name, _)| name),
+                origin: self.tool.as_ref().map(|(_, origin)| *origin),
+                outcome,
+                elapsed,
+            });
+        }
+        if let (Some(sink), Some(mut record)) = (self.sink, self.record.take()) {
+            record.outcome = outcome;
+            record.error = error;
+            record.latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+            sink.record(record);
+        }
+    }
+}
+
+impl Drop for AuditTrail<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.write(
+                AuditOutcome::Cancelled,
+                Some("the caller went away before the call finished".into()),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn digests_are_sha256_of_the_json_bytes() {
+        // sha256("{}")
+        assert_eq!(
+            input_digest(&json!({})),
+            "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        assert_ne!(input_digest(&json!({"a": 1})), input_digest(&json!({"a": 2})));
+        assert_eq!(input_digest(&json!({"a": 1})).len(), 64);
+    }
+
+    #[test]
+    fn errors_are_truncated_on_character_boundaries() {
+        assert_eq!(truncate("short", 10), "short");
+        let long = "é".repeat(600);
+        let cut = truncate(&long, MAX_ERROR_CHARS);
+        assert_eq!(cut.chars().count(), MAX_ERROR_CHARS + 1);
+        assert!(cut.ends_with('…'));
+    }
+
+    #[derive(Default)]
+    struct Seen(std::sync::Mutex<Vec<(Option<String>, AuditOutcome)>>);
+
+    impl CallObserver for Seen {
+        fn observe(&self, call: &CallObservation<'_>) {
+            let tool = call.tool.map(|t| t.to_string());
+            self.0.lock().unwrap().push((tool, call.outcome));
+        }
+    }
+
+    #[test]
+    fn the_observer_hears_of_every_call_even_without_audit() {
+        let seen = Seen::default();
+        let ctx = CallContext::new(
+            Arc::new(crate::registry::Caller::owner(crate::registry::ToolPolicy::allow_all())),
+            "r",
+            Duration::from_secs(1),
+        );
+        let unknown = AuditTrail::begin((None, Some(&seen)), &ctx, "nope", &json!({}));
+        unknown.finish(&Err(CallError::UnknownTool("nope".into())));
+        // A trail dropped before it finished: the caller went away.
+        drop(AuditTrail::begin((None, Some(&seen)), &ctx, "gone", &json!({})));
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            vec![(None, AuditOutcome::UnknownTool), (None, AuditOutcome::Cancelled)],
+            "a requested name never reaches the observer"
+        );
+    }
+
+    #[test]
+    fn outcomes_follow_the_result() {
+        let ok = Ok(CallToolResult::success(vec![]));
+        assert_eq!(AuditOutcome::of(&ok), (AuditOutcome::Ok, None));
+        let unknown = Err(CallError::UnknownTool("x".into()));
+        assert_eq!(AuditOutcome::of(&unknown).0, AuditOutcome::UnknownTool);
+        let failed = Ok(CallToolResult::error(vec![rmcp::model::ContentBlock::text("boom")]));
+        assert_eq!(AuditOutcome::of(&failed), (AuditOutcome::Error, Some("boom".into())));
+        for outcome in AuditOutcome::ALL {
+            assert_eq!(AuditOutcome::parse(outcome.as_str()), Some(outcome));
+        }
+    }
+}
