@@ -1,5 +1,5 @@
 //! The published JSON Schemas: every tool's input and output, and the config file. They are
-//! generated from the Rust types; `tests/schemas.rs` fails when the committed copies are stale.
+//! generated from the Rust types; `tests/suite/schemas.rs` fails when the committed copies are stale.
 
 use std::collections::BTreeMap;
 

@@ -1,12 +1,12 @@
 //! Proxying upstream MCP servers, with agentos itself as the upstream (`agentos mcp` over stdio,
 //! `agentos serve` over streamable HTTP), so no npm or PyPI package is needed.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, agentos_bin, call, eventually, http_client, stdio_client, structured, text_of};
+use crate::common::{Client, Server, agentos_bin, call, eventually, http_client, stdio_client, structured, text_of};
 use serde_json::{Value, json};
 
 fn toml_str(value: impl AsRef<str>) -> String {

@@ -2,14 +2,14 @@
 //! only what they oversee, activity counters follow, records survive a restart, and
 //! `GET /api/audit` is the same tool over REST.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::{Server, in_process_app, structured, text_of};
 use agentos::app::App;
 use agentos::registry::{CallContext, CallError, Caller, FailureKind, Role, ToolPolicy, failure_kind, input_digest};
-use common::{Server, in_process_app, structured, text_of};
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;

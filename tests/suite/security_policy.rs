@@ -15,9 +15,9 @@
 //! - an agent approves its own held call, or a peer lists or approves it → nothing listed / 404;
 //!   the owner approves and the call runs as the agent; a denial names who and why
 
-mod common;
+use crate::common;
 
-use common::{Server, agentos_bin, call, http_client_as, structured};
+use crate::common::{Server, agentos_bin, call, http_client_as, structured};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

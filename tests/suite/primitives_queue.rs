@@ -1,12 +1,12 @@
 //! `agentos.queue_*` through MCP against the real binary: push/pop/ack, redelivery after the
 //! visibility timeout, stale receipts, concurrent pops from two processes, limits, isolation.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, call, structured, text_of};
+use crate::common::{Client, Server, call, structured, text_of};
 use serde_json::{Value, json};
 
 async fn push(client: &Client, queue: &str, item: Value) -> String {

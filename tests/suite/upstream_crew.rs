@@ -2,12 +2,10 @@
 //! request, and `/api/ops/crew*` (adapters over the `agentos.crew_*` tools) show and drive it.
 //! agentos itself is the upstream (`agentos mcp` over stdio), so no npm or PyPI package is needed.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, agentos_bin, call, http, http_client, structured};
+use crate::common::{Client, Server, agentos_bin, call, http, http_client, structured};
 use serde_json::{Value, json};
 
 fn toml_str(value: impl AsRef<str>) -> String {

@@ -9,12 +9,12 @@
 //! - killing a proxied server's process shows as a restart in `/metrics`
 //! - with `[metrics] public = false`, `/metrics` needs the owner's token
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Server, agentos_bin};
+use crate::common::{Server, agentos_bin};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

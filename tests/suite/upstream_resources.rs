@@ -7,13 +7,13 @@
 //! The servers come from `scripts/install-test-deps` (source `.cache/test-env.sh` before cargo
 //! test); without them every test fails and says so, unless `AGENTOS_SKIP_REAL_UPSTREAMS=1`.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::real_servers::{HttpEverything, Upstreams, upstreams};
-use common::{Client, Server, call, structured};
+use crate::common::real_servers::{HttpEverything, Upstreams, upstreams};
+use crate::common::{Client, Server, call, structured};
 use rmcp::ServiceExt;
 use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams, ReadResourceResult, ResourceContents};
 use rmcp::transport::TokioChildProcess;

@@ -1,11 +1,11 @@
 //! `agentos.events_*` through MCP against the real binary: publishing, cursor paging, waiting
 //! polls woken by other clients and other processes, limits, and isolation between agents.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, call, structured, text_of};
+use crate::common::{Client, Server, call, structured, text_of};
 use serde_json::{Value, json};
 
 async fn publish(client: &Client, topic: &str, payload: Value) -> String {

@@ -1,11 +1,11 @@
 //! The `agentos.db_*` tools through MCP: each agent's own SQLite scratch database.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{call, structured, text_of};
+use crate::common::{call, structured, text_of};
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

@@ -7,14 +7,14 @@
 //! Without those variables every test fails and says how to get them, unless
 //! `AGENTOS_SKIP_REAL_UPSTREAMS=1` is set.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::real_servers::{HttpEverything, Upstreams, upstreams};
-use common::{Client, Server, call, structured, text_of};
+use crate::common::real_servers::{HttpEverything, Upstreams, upstreams};
+use crate::common::{Client, Server, call, structured, text_of};
 use rmcp::ServiceExt;
 use rmcp::model::Tool;
 use rmcp::transport::TokioChildProcess;

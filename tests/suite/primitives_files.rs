@@ -1,15 +1,15 @@
 //! The `agentos.fs_*` tools through MCP: a per-agent virtual filesystem kept in the store.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
+use crate::common::{call, structured, text_of};
 use agentos::app::App;
 use agentos::config::Config;
 use agentos::primitives::files::FilesConfig;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{call, structured, text_of};
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

@@ -3,19 +3,19 @@
 //! approved later, denied while waiting, approved while waiting (with progress); REST routes;
 //! and in process, who may see and decide whose approvals.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::real_servers::upstreams;
+use crate::common::{Client, Server, call, structured, text_of};
 use agentos::app::App;
 use agentos::config::{ApprovalsConfig, Config};
 use agentos::registry::{
     CallContext, Caller, CallerDirectory, FailureKind, Role, ToolPolicy, approval_id_of, failure_kind,
 };
-use common::real_servers::upstreams;
-use common::{Client, Server, call, structured, text_of};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rmcp::model::CallToolResult;

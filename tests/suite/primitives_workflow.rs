@@ -1,11 +1,11 @@
 //! Workflows through MCP against the real binary: outputs passed between steps, stop versus
 //! continue, background runs, restarts, cancellation, limits, and isolation between agents.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, call, structured, text_of};
+use crate::common::{Client, Server, call, structured, text_of};
 use serde_json::{Value, json};
 
 async fn run(client: &Client, input: Value) -> Value {

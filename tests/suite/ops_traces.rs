@@ -3,12 +3,12 @@
 //! `agentos.traces_query`, agents see only their own traces, and finished traces reach an
 //! OTLP/HTTP receiver as JSON.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Server, agentos_bin, call, http_client_as, structured};
+use crate::common::{Server, agentos_bin, call, http_client_as, structured};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,8 +1,8 @@
 //! Secrets and utility tools through MCP: encryption at rest, limits, isolation, bad input.
 
-mod common;
+use crate::common;
 
-use common::{call, structured, text_of};
+use crate::common::{call, structured, text_of};
 use serde_json::json;
 
 #[tokio::test]

@@ -1,10 +1,10 @@
 //! Memory and knowledge through MCP: search, expiry, limits, and isolation between agents.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{call, structured, text_of};
+use crate::common::{call, structured, text_of};
 use serde_json::json;
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! Crash safety: every write that was answered with success survives a SIGKILL of the server.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

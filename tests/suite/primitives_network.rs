@@ -2,7 +2,7 @@
 //! HTTP server started by each test. Nothing here sends traffic anywhere but 127.0.0.1/localhost:
 //! refused requests are refused before they are sent, which the server's request log proves.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +23,7 @@ use base64::Engine;
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
-use common::{call, structured, text_of};
+use crate::common::{call, structured, text_of};
 
 const BIG_BYTES: usize = 64 * 1024;
 

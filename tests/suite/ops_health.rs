@@ -3,11 +3,11 @@
 //! (and readiness) unhealthy until the supervisor has restarted it; unknown services are 404.
 //! Also: `/openapi.json` and `/docs` are public and served by the binary itself.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, agentos_bin};
+use crate::common::{Server, agentos_bin};
 use reqwest::StatusCode;
 use serde_json::Value;
 

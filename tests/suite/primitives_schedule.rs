@@ -1,12 +1,12 @@
 //! Schedules through MCP against the real binary: firing on time, one-shots, restarts, the
 //! missed-fire rule, clear refusals, the creator's permissions, and isolation between agents.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, call, structured, text_of};
+use crate::common::{Client, Server, call, structured, text_of};
 use serde_json::{Value, json};
 
 fn now_ms() -> i64 {

@@ -1,10 +1,10 @@
 //! `agentos serve` driven by rmcp's streamable HTTP client, and the plain JSON form of /mcp.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{Server, scenarios};
+use crate::common::{Server, scenarios};
 use rmcp::model::{ClientConfig, ProtocolVersion, ServerNotification, SubscriptionFilter};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;

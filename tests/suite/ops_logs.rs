@@ -2,11 +2,11 @@
 //! object, and a request's `X-Request-Id` is in its log lines, echoed in the response and stored
 //! as the `requestId` of the audit records of the tool calls it made (plain form, REST, MCP).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::Server;
+use crate::common::Server;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

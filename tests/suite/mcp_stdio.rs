@@ -1,12 +1,12 @@
 //! `agentos mcp` driven by rmcp's client over stdio.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::scenarios;
+use crate::common::scenarios;
 
 #[tokio::test]
 async fn lists_tools_and_round_trips_memory_across_restarts() {

@@ -9,11 +9,11 @@
 //! - malformed ids in paths (/api/agents/{id}/tokens, /api/mcp/servers/{name}) → 400
 //! - a browser on an unlisted origin → refused; a listed origin gets CORS headers
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::Server;
+use crate::common::Server;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -12,12 +12,12 @@
 //!   password, the old session and the old bearer token stop working
 //! - the owner token file is private (0600) and works; a second start keeps it
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 
+use crate::common::Server;
 use base64::Engine;
-use common::Server;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -1,0 +1,32 @@
+//! The integration suite: one test binary, so the whole suite links once (27 separate binaries
+//! each linked every dependency with debug info and filled a CI disk). Each module is one area.
+
+mod common;
+
+mod approvals;
+mod audit;
+mod crash_safety;
+mod examples;
+mod mcp_http;
+mod mcp_stdio;
+mod ops_health;
+mod ops_logs;
+mod ops_metrics;
+mod ops_traces;
+mod primitives_database;
+mod primitives_events;
+mod primitives_files;
+mod primitives_memory;
+mod primitives_network;
+mod primitives_queue;
+mod primitives_schedule;
+mod primitives_secrets_util;
+mod primitives_workflow;
+mod schemas;
+mod security_auth;
+mod security_limits;
+mod security_policy;
+mod upstream_core;
+mod upstream_crew;
+mod upstream_resources;
+mod upstream_servers;
