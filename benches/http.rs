@@ -3,14 +3,17 @@
 //! to the first successful call and idle memory.
 //!
 //! `cargo bench --bench http` (or `scripts/bench`). `BENCH_SECS` sets each load phase's length
-//! (default 5), `BENCH_CONNECTIONS` the concurrency (default 32).
+//! (default 5), `BENCH_CONNECTIONS` the concurrency (default 32), `BENCH_ROUNDS` how many
+//! alternating off/on rounds the security and observability comparisons run (default 3).
 
 mod support;
 
 use std::time::Duration;
 
+use support::paired::{paired, rounds};
 use support::{
-    Target, exchange, load, row, rss_kib, start_agentos, start_agentos_configured, start_agentos_logged, start_baseline,
+    Figures, Target, exchange, load, row, rss_kib, start_agentos, start_agentos_configured, start_agentos_logged,
+    start_baseline,
 };
 
 fn main() {
@@ -42,10 +45,69 @@ fn main() {
         Duration::from_secs_f64(secs),
         connections,
         if smoke { 1 } else { 5 },
+        rounds(smoke),
     ));
 }
 
-async fn run(duration: Duration, connections: usize, starts: usize) {
+/// The plain form as a registered agent with authentication, rate limiting (a limit it never
+/// reaches) and audit on, or `--no-auth` with neither limits nor audit.
+async fn security_phase(on: bool, duration: Duration, connections: usize) -> Figures {
+    let plain_body = r#"{"tool":"agentos.time_now"}"#;
+    if !on {
+        let (open, _) = start_agentos_configured("[audit]\nenabled = false\n[rate_limits]\nenabled = false\n", false);
+        return load(
+            Target::post_json(open.addr, "/mcp", plain_body, "\"success\":true"),
+            duration,
+            connections,
+        )
+        .await;
+    }
+    let (secured, owner) = start_agentos_configured(
+        "[rate_limits]\nmcp = { per_minute = 1000000000, burst = 1000000 }\n",
+        true,
+    );
+    let registered = exchange(
+        secured.addr,
+        "POST",
+        "/register",
+        owner.as_deref(),
+        r#"{"agentId":"bench-agent","name":"Benchmark agent"}"#,
+    )
+    .expect("register the benchmark agent");
+    let agent_token = registered
+        .split("\"token\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no token in {registered}"))
+        .to_owned();
+    let mut target = Target::post_json(secured.addr, "/mcp", plain_body, "\"success\":true");
+    target
+        .headers
+        .push(("authorization".into(), format!("Bearer {agent_token}")));
+    load(target, duration, connections).await
+}
+
+/// The plain form with metrics, traces and info logs at their defaults, or with none of them.
+async fn observability_phase(on: bool, duration: Duration, connections: usize) -> Figures {
+    let (agentos, _) = if on {
+        start_agentos_logged("", false, "info")
+    } else {
+        start_agentos_logged("[metrics]\nenabled = false\n[traces]\nenabled = false\n", false, "off")
+    };
+    load(
+        Target::post_json(
+            agentos.addr,
+            "/mcp",
+            r#"{"tool":"agentos.time_now"}"#,
+            "\"success\":true",
+        ),
+        duration,
+        connections,
+    )
+    .await
+}
+
+async fn run(duration: Duration, connections: usize, starts: usize, rounds: usize) {
     println!(
         "agentos HTTP benchmark: {connections} connections, {:.1}s per phase\n",
         duration.as_secs_f64()
@@ -118,58 +180,11 @@ async fn run(duration: Duration, connections: usize, starts: usize) {
     let idle_after = rss_kib(agentos.child.id());
     drop(agentos);
 
-    // Security stages off and on, one process each: the plain form as a registered agent.
-    let plain_body = r#"{"tool":"agentos.time_now"}"#;
-    let (open, _) = start_agentos_configured("[audit]\nenabled = false\n[rate_limits]\nenabled = false\n", false);
-    let security_off = load(
-        Target::post_json(open.addr, "/mcp", plain_body, "\"success\":true"),
-        duration,
-        connections,
-    )
-    .await;
-    drop(open);
-    let (secured, owner) = start_agentos_configured(
-        "[rate_limits]\nmcp = { per_minute = 1000000000, burst = 1000000 }\n",
-        true,
-    );
-    let registered = exchange(
-        secured.addr,
-        "POST",
-        "/register",
-        owner.as_deref(),
-        r#"{"agentId":"bench-agent","name":"Benchmark agent"}"#,
-    )
-    .expect("register the benchmark agent");
-    let agent_token = registered
-        .split("\"token\":\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("no token in {registered}"))
-        .to_owned();
-    let mut secured_target = Target::post_json(secured.addr, "/mcp", plain_body, "\"success\":true");
-    secured_target
-        .headers
-        .push(("authorization".into(), format!("Bearer {agent_token}")));
-    let security_on = load(secured_target, duration, connections).await;
-    drop(secured);
-
-    // Observability off and on: metrics, traces and logs at their defaults against none of them.
-    let (dark, _) = start_agentos_logged("[metrics]\nenabled = false\n[traces]\nenabled = false\n", false, "off");
-    let observability_off = load(
-        Target::post_json(dark.addr, "/mcp", plain_body, "\"success\":true"),
-        duration,
-        connections,
-    )
-    .await;
-    drop(dark);
-    let (observed, _) = start_agentos_logged("", false, "info");
-    let observability_on = load(
-        Target::post_json(observed.addr, "/mcp", plain_body, "\"success\":true"),
-        duration,
-        connections,
-    )
-    .await;
-    drop(observed);
+    // Security stages and observability, each off and on in alternating rounds.
+    let security = paired(rounds, |on| security_phase(on, duration, connections)).await;
+    let observability = paired(rounds, |on| observability_phase(on, duration, connections)).await;
+    let (security_off, security_on) = security.median_round();
+    let (observability_off, observability_on) = observability.median_round();
 
     println!(
         "{:<44} {:>10} {:>9} {:>9} {:>10}",
@@ -187,29 +202,25 @@ async fn run(duration: Duration, connections: usize, starts: usize) {
         &jsonrpc_stateless,
         &baseline,
     );
-    row(
-        "security off (--no-auth, no audit, no limits)",
-        &security_off,
-        &baseline,
-    );
-    row("security on (agent token, rate limit, audit)", &security_on, &baseline);
+    row("security off (--no-auth, no audit, no limits)", security_off, &baseline);
+    row("security on (agent token, rate limit, audit)", security_on, &baseline);
     println!(
-        "authentication + rate limiting + audit keep {:.0}% of the calls/s (target: at least 80%)",
-        100.0 * security_on.calls_per_sec / security_off.calls_per_sec
+        "authentication + rate limiting + audit keep {} of the calls/s (target: at least 80%)",
+        security.describe()
     );
     row(
         "observability off (no metrics, traces, logs)",
-        &observability_off,
+        observability_off,
         &baseline,
     );
     row(
         "observability on (defaults: metrics, traces, info logs)",
-        &observability_on,
+        observability_on,
         &baseline,
     );
     println!(
-        "metrics + traces + logs keep {:.0}% of the calls/s (target: at least 95%)",
-        100.0 * observability_on.calls_per_sec / observability_off.calls_per_sec
+        "metrics + traces + logs keep {} of the calls/s (target: at least 95%)",
+        observability.describe()
     );
     println!();
     println!(

@@ -4,12 +4,14 @@
 //! only the ratios within a run mean anything).
 //!
 //! `cargo bench --bench observability`. `BENCH_SECS` sets each phase's length (default 4),
-//! `BENCH_CONNECTIONS` the concurrency (default 32), `BENCH_ONLY` picks phases by name.
+//! `BENCH_CONNECTIONS` the concurrency (default 32), `BENCH_ROUNDS` the rounds (default 3; each
+//! measures the baseline before and after its phases), `BENCH_ONLY` picks phases by name.
 
 mod support;
 
 use std::time::Duration;
 
+use support::paired::{median, rounds};
 use support::{Figures, Target, load, start_agentos_logged};
 
 const ALL_OFF: &str =
@@ -34,7 +36,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap()
-        .block_on(run(Duration::from_secs_f64(secs), connections));
+        .block_on(run(Duration::from_secs_f64(secs), connections, rounds(smoke)));
 }
 
 async fn phase(config: &str, log: &str, duration: Duration, connections: usize) -> Figures {
@@ -54,14 +56,13 @@ async fn phase(config: &str, log: &str, duration: Duration, connections: usize) 
     figures
 }
 
-async fn run(duration: Duration, connections: usize) {
+async fn run(duration: Duration, connections: usize, rounds: usize) {
     println!(
-        "agentos record-keeping cost: {connections} connections, {:.1}s per phase\n",
+        "agentos record-keeping cost: {connections} connections, {:.1}s per phase, {rounds} rounds\n",
         duration.as_secs_f64()
     );
     let on = |section: &str| ALL_OFF.replace(&format!("[{section}]\nenabled = false\n"), "");
-    let phases: Vec<(&str, String, &str)> = vec![
-        ("all off (audit, metrics, traces, logs)", ALL_OFF.to_owned(), "off"),
+    let all: Vec<(&str, String, &str)> = vec![
         ("audit only", on("audit"), "off"),
         ("metrics only", on("metrics"), "off"),
         ("traces only", on("traces"), "off"),
@@ -72,31 +73,61 @@ async fn run(duration: Duration, connections: usize) {
             "info",
         ),
         ("defaults (all on, info logs)", String::new(), "info"),
-        // The baseline again: how far the machine drifted during the run.
-        ("all off, again", ALL_OFF.to_owned(), "off"),
     ];
-    // `BENCH_ONLY=traces` runs the phases whose name contains `traces` (after the baseline), e.g.
-    // to profile one of them.
+    // `BENCH_ONLY=traces` runs the phases whose name contains `traces`, e.g. to profile one.
     let only = std::env::var("BENCH_ONLY").ok();
-    let mut results = Vec::new();
-    for (index, (name, config, log)) in phases.iter().enumerate() {
-        if index > 0 && only.as_deref().is_some_and(|only| !name.contains(only)) {
-            continue;
+    let phases: Vec<_> = all
+        .iter()
+        .filter(|(name, _, _)| only.as_deref().is_none_or(|only| name.contains(only)))
+        .collect();
+    // Every round brackets its phases with the baseline (all off) and rotates their order, so
+    // each phase is compared with the baseline of its own round and no phase always runs last.
+    let mut baselines: Vec<Figures> = Vec::new();
+    let mut measured: Vec<Vec<(Figures, f64)>> = phases.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        let before = phase(ALL_OFF, "off", duration, connections).await;
+        let mut this_round = Vec::new();
+        for step in 0..phases.len() {
+            let index = (step + round) % phases.len();
+            let (_, config, log) = phases[index];
+            this_round.push((index, phase(config, log, duration, connections).await));
         }
-        results.push((*name, phase(config, log, duration, connections).await));
-    }
-    let base = results[0].1.calls_per_sec;
-    println!(
-        "{:<44} {:>10} {:>9} {:>9} {:>9}",
-        "configuration", "calls/s", "p50 us", "p99 us", "vs off"
-    );
-    for (name, f) in &results {
+        let after = phase(ALL_OFF, "off", duration, connections).await;
+        let base = (before.calls_per_sec + after.calls_per_sec) / 2.0;
+        for (index, figures) in this_round {
+            let ratio = figures.calls_per_sec / base;
+            measured[index].push((figures, ratio));
+        }
         println!(
-            "{name:<44} {:>10.0} {:>9.0} {:>9.0} {:>8.0}%",
-            f.calls_per_sec,
-            f.p50_us,
-            f.p99_us,
-            100.0 * f.calls_per_sec / base
+            "round {}: baseline {:.0} calls/s before, {:.0} after",
+            round + 1,
+            before.calls_per_sec,
+            after.calls_per_sec
+        );
+        baselines.push(before);
+        baselines.push(after);
+    }
+    println!(
+        "\n{:<44} {:>10} {:>9} {:>9} {:>9}  rounds",
+        "configuration (median round)", "calls/s", "p50 us", "p99 us", "vs off"
+    );
+    let base = median(baselines.iter().map(|f| f.calls_per_sec).collect());
+    println!(
+        "{:<44} {:>10.0} {:>9} {:>9} {:>8}%",
+        "all off (audit, metrics, traces, logs)", base, "", "", 100
+    );
+    for ((name, _, _), rounds) in phases.iter().zip(&measured) {
+        let ratios: Vec<f64> = rounds.iter().map(|(_, ratio)| *ratio).collect();
+        let middle = median(ratios.clone());
+        let (figures, _) = rounds.iter().find(|(_, ratio)| *ratio == middle).unwrap_or(&rounds[0]);
+        let each: Vec<String> = ratios.iter().map(|r| format!("{:.0}%", 100.0 * r)).collect();
+        println!(
+            "{name:<44} {:>10.0} {:>9.0} {:>9.0} {:>8.0}%  {}",
+            figures.calls_per_sec,
+            figures.p50_us,
+            figures.p99_us,
+            100.0 * middle,
+            each.join(" ")
         );
     }
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod paired;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

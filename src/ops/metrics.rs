@@ -74,6 +74,18 @@ struct Sources {
     store: Arc<dyn Store>,
 }
 
+/// Records that record-keeping let go, counted where it let them go (the audit and trace
+/// queues) and exposed in `/metrics`, so an operator sees when the trail is incomplete.
+#[derive(Debug, Default)]
+pub struct RecordLoss {
+    /// Audit records not written: the queue to the writer was full or closed.
+    pub audit_dropped: AtomicU64,
+    /// Finished traces not written: the queue to the writer was full or closed.
+    pub traces_dropped: AtomicU64,
+    /// Successful traces not stored because `traces.max_ok_per_second` was reached.
+    pub traces_sampled_out: AtomicU64,
+}
+
 /// Counts the live MCP sessions (set by the HTTP adapter, which owns the session table).
 pub type SessionGauge = Arc<dyn Fn() -> usize + Send + Sync>;
 
@@ -93,6 +105,7 @@ pub struct Metrics {
     rate_limited: [AtomicU64; LIMIT_CLASSES.len()],
     sources: OnceLock<Sources>,
     sessions: RwLock<Option<SessionGauge>>,
+    loss: Arc<RecordLoss>,
 }
 
 impl Metrics {
@@ -112,11 +125,18 @@ impl Metrics {
             rate_limited: Default::default(),
             sources: OnceLock::new(),
             sessions: RwLock::new(None),
+            loss: Arc::default(),
         }
     }
 
     pub fn public(&self) -> bool {
         self.public
+    }
+
+    /// Where the audit and trace queues count what they let go (counted even when metrics are
+    /// off: the counters cost one atomic add per loss).
+    pub fn record_loss(&self) -> Arc<RecordLoss> {
+        self.loss.clone()
     }
 
     pub fn uptime(&self) -> Duration {

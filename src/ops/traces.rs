@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use query::{is_trace_id, tools};
 
+use crate::ops::metrics::RecordLoss;
 use crate::primitives::Services;
 use crate::registry::Registry;
 use crate::registry::trace::{AttrValue, FinishedTrace, SpanRecord, TraceSink, span_id_hex, trace_id_hex};
@@ -39,8 +40,8 @@ const HOUR_MS: i64 = 3600 * 1000;
 /// The pipeline's [`TraceSink`]: a bounded queue drained by [`start`]'s task.
 struct TraceQueue {
     traces: mpsc::Sender<FinishedTrace>,
-    dropped: AtomicU64,
     ok_limit: OkLimit,
+    loss: Arc<RecordLoss>,
 }
 
 /// At most `per_second` successful traces a second (0: no limit). Failed calls always pass: they
@@ -49,7 +50,6 @@ struct OkLimit {
     per_second: u64,
     second: AtomicU64,
     taken: AtomicU64,
-    skipped: AtomicU64,
 }
 
 impl OkLimit {
@@ -58,7 +58,6 @@ impl OkLimit {
             per_second: u64::from(per_second),
             second: AtomicU64::new(0),
             taken: AtomicU64::new(0),
-            skipped: AtomicU64::new(0),
         }
     }
 
@@ -77,22 +76,18 @@ impl OkLimit {
         {
             self.taken.store(0, Ordering::Relaxed);
         }
-        if self.taken.fetch_add(1, Ordering::Relaxed) < self.per_second {
-            true
-        } else {
-            self.skipped.fetch_add(1, Ordering::Relaxed);
-            false
-        }
+        self.taken.fetch_add(1, Ordering::Relaxed) < self.per_second
     }
 }
 
 impl TraceSink for TraceQueue {
     fn record(&self, trace: FinishedTrace) {
         if trace.error.is_none() && !self.ok_limit.admits(trace.start_unix_ns) {
+            self.loss.traces_sampled_out.fetch_add(1, Ordering::Relaxed);
             return;
         }
         if let Err(error) = self.traces.try_send(trace) {
-            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            let dropped = self.loss.traces_dropped.fetch_add(1, Ordering::Relaxed) + 1;
             // The first drop and then every thousandth: a full queue must not flood the log too.
             let full = matches!(error, mpsc::error::TrySendError::Full(_));
             if full && (dropped == 1 || dropped.is_multiple_of(1000)) {
@@ -112,8 +107,8 @@ pub fn start(services: &Services, registry: &Registry, shutdown: CancellationTok
     let (sender, receiver) = mpsc::channel(QUEUE);
     let queue = Arc::new(TraceQueue {
         traces: sender,
-        dropped: AtomicU64::new(0),
         ok_limit: OkLimit::new(config.max_ok_per_second),
+        loss: services.metrics.record_loss(),
     });
     if !registry.set_trace_sink(queue) {
         return None;

@@ -3,7 +3,7 @@
 //! read whose records lives (REST's `GET /api/audit` calls this tool as its caller).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Services;
+use crate::ops::metrics::RecordLoss;
 use crate::registry::{
     AuditOutcome, AuditRecord, AuditSink, Caller, Hints, Registry, Role, Tool, ToolBuilder, ToolFailure,
 };
@@ -31,7 +32,7 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 /// The pipeline's [`AuditSink`]: a bounded queue drained by [`start`]'s task.
 struct AuditQueue {
     records: mpsc::Sender<AuditRecord>,
-    dropped: AtomicU64,
+    loss: Arc<RecordLoss>,
 }
 
 impl AuditSink for AuditQueue {
@@ -39,7 +40,7 @@ impl AuditSink for AuditQueue {
         match self.records.try_send(record) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                let dropped = self.loss.audit_dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 // The first drop and then every thousandth: a full queue must not flood the log too.
                 if dropped == 1 || dropped.is_multiple_of(1000) {
                     tracing::warn!(dropped, "audit queue full: records dropped");
@@ -47,7 +48,7 @@ impl AuditSink for AuditQueue {
             }
             // The writer has stopped: agentos is shutting down.
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.loss.audit_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -62,7 +63,7 @@ pub fn start(services: &Services, registry: &Registry, shutdown: CancellationTok
     let (sender, receiver) = mpsc::channel(QUEUE);
     let queue = Arc::new(AuditQueue {
         records: sender,
-        dropped: AtomicU64::new(0),
+        loss: services.metrics.record_loss(),
     });
     if !registry.set_audit_sink(queue) {
         return None;

@@ -311,3 +311,54 @@ async fn agents_read_only_their_own_traces() {
     let (status, _) = get(&server, &alice, "/api/traces?status=weird").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// With `max_ok_per_second = 1`, ten quick successful calls store one trace per second they
+/// span, and `/metrics` counts every other one as sampled out: stored and sampled out add up to
+/// exactly ten. A failed call is stored whatever the cap.
+#[tokio::test]
+async fn successful_traces_over_the_cap_are_counted_as_sampled_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), "[traces]\nmax_ok_per_second = 1\n", false);
+    let token = server.token().to_owned();
+    for _ in 0..10 {
+        assert_eq!(plain(&server, &token, "agentos.time_now").await, StatusCode::OK);
+    }
+    // Input that fails validation: an error trace.
+    assert!(plain(&server, &token, "agentos.mem_get").await.is_client_error());
+
+    // Admission is decided when a call ends, so the counters are final now; read them before any
+    // trace query, which is a traced call itself.
+    let text = common::http()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let metric = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    let sampled_out = metric("agentos_traces_sampled_out_total");
+    assert_eq!(metric("agentos_traces_dropped_total"), 0);
+    assert_eq!(metric("agentos_audit_records_dropped_total"), 0);
+
+    let failed = traces(&server, &token, "/api/traces?status=error", 1).await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["tool"], "agentos.mem_get");
+    let stored = traces(
+        &server,
+        &token,
+        "/api/traces?tool=agentos.time_now&limit=100",
+        (10 - sampled_out) as usize,
+    )
+    .await
+    .len() as u64;
+    assert_eq!(stored + sampled_out, 10, "stored {stored}, sampled out {sampled_out}");
+    assert!(
+        (1..=3).contains(&stored),
+        "one stored per second the calls spanned, got {stored}"
+    );
+}

@@ -83,7 +83,32 @@ impl Metrics {
                 count.load(Ordering::Relaxed),
             );
         }
+        self.render_loss(&mut out);
         out
+    }
+
+    fn render_loss(&self, out: &mut String) {
+        let loss = &self.loss;
+        for (name, help, count) in [
+            (
+                "audit_records_dropped_total",
+                "Audit records not written because the queue to the writer was full (the calls ran).",
+                &loss.audit_dropped,
+            ),
+            (
+                "traces_dropped_total",
+                "Finished traces not written because the queue to the writer was full.",
+                &loss.traces_dropped,
+            ),
+            (
+                "traces_sampled_out_total",
+                "Successful traces not stored because traces.max_ok_per_second was reached (failed calls are always stored).",
+                &loss.traces_sampled_out,
+            ),
+        ] {
+            family(out, name, "counter", help);
+            sample(out, name, &[], count.load(Ordering::Relaxed));
+        }
     }
 
     fn render_http(&self, out: &mut String) {
