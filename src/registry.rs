@@ -38,7 +38,7 @@ pub use names::NameStyle;
 pub use pipeline::failure_kind;
 pub use policy::{PolicyError, ToolPattern, ToolPolicy};
 pub use resources::{RESOURCE_SCHEME, ResourceError, ResourceProvider};
-pub use tool::{FailureKind, Hints, Origin, Tool, ToolFailure, ToolResult, ToolSpec};
+pub use tool::{Audience, FailureKind, Hints, Origin, Tool, ToolFailure, ToolResult, ToolSpec};
 pub use trace::{TraceLink, TraceSink};
 pub use typed::{Empty, ToolBuilder};
 

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Services;
 use super::audit::{may_name, visibility};
-use crate::registry::{Hints, Registry, Tool, ToolBuilder, ToolFailure};
+use crate::registry::{Audience, Hints, Registry, Tool, ToolBuilder, ToolFailure};
 use crate::store::{ApprovalRecord, ApprovalStatus};
 
 pub use gate::Approvals;
@@ -203,6 +203,14 @@ fn out(record: ApprovalRecord, with_preview: bool) -> ApprovalOut {
 fn tools(gate: Arc<Approvals>, services: &Services) -> Vec<Arc<dyn Tool>> {
     let (decide_gate, result_gate, list_gate) = (gate.clone(), gate.clone(), gate);
     let services = services.clone();
+    // A held call's message sends its agent here, so once calls can be held every agent may
+    // fetch its outcome, whatever its policy (the tool shows no one else's approvals). Without
+    // approval rules nothing is ever held, and the tool follows the policy like any other.
+    let result_audience = if services.config.approvals.require.is_empty() {
+        Audience::ByPolicy
+    } else {
+        Audience::Everyone
+    };
     vec![
         ToolBuilder::new("agentos.approval_decide")
             .title("Approve or deny a held tool call")
@@ -242,6 +250,7 @@ fn tools(gate: Arc<Approvals>, services: &Services) -> Vec<Arc<dyn Tool>> {
                  Works for your own approvals and those of agents you oversee.",
             )
             .hints(Hints::READ_ONLY)
+            .audience(result_audience)
             .handler(move |args: IdArgs, ctx| {
                 let gate = result_gate.clone();
                 async move {

@@ -40,10 +40,10 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// Whether `caller` may see and call this tool: its policy names it and, for admin-only
-    /// tools, it is an ops-admin. Everything else treats the tool as nonexistent.
+    /// Whether `caller` may see and call this tool (see [`super::Audience`]). Everything else
+    /// treats the tool as nonexistent.
     pub fn visible_to(&self, caller: &super::Caller) -> bool {
-        caller.tools.allows(self.name()) && (!self.tool.spec().admin_only || caller.is_admin())
+        self.tool.spec().audience.admits(caller, self.name())
     }
 
     pub fn new(tool: Arc<dyn Tool>) -> Result<Self, RegisterError> {

@@ -72,9 +72,35 @@ pub struct ToolSpec {
     /// `None` for proxied tools whose upstream gave no annotations: we pass on what we got.
     pub annotations: Option<Hints>,
     pub origin: Origin,
-    /// Only ops-admins see and call it (it changes this agentos itself, e.g. starts programs);
-    /// to everyone else it looks like an unknown tool.
-    pub admin_only: bool,
+    /// Who may see and call it, beside the caller's tool policy.
+    pub audience: Audience,
+}
+
+/// Who may see and call a tool. To a caller outside its audience a tool looks exactly like an
+/// unknown one, in listings and calls alike.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Audience {
+    /// Callers whose tool policy names it.
+    #[default]
+    ByPolicy,
+    /// Ops-admins whose policy names it: the tool changes this agentos itself (starts programs,
+    /// say).
+    AdminsOnly,
+    /// Every caller, whatever its policy: the tool only answers about the caller's own records
+    /// and those of agents it oversees. For what an agent must always be able to reach, like the
+    /// outcome of its own call that was held for approval.
+    Everyone,
+}
+
+impl Audience {
+    /// Whether `caller` is in this audience for the tool named `name`.
+    pub fn admits(self, caller: &super::Caller, name: &str) -> bool {
+        match self {
+            Audience::ByPolicy => caller.tools.allows(name),
+            Audience::AdminsOnly => caller.is_admin() && caller.tools.allows(name),
+            Audience::Everyone => true,
+        }
+    }
 }
 
 impl ToolSpec {

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::context::CallContext;
-use super::tool::{Hints, Origin, Tool, ToolFailure, ToolResult, ToolSpec};
+use super::tool::{Audience, Hints, Origin, Tool, ToolFailure, ToolResult, ToolSpec};
 
 /// The argument type of a tool that takes none.
 #[derive(Debug, Default, serde::Deserialize, JsonSchema)]
@@ -27,7 +27,7 @@ pub struct ToolBuilder {
     title: Option<&'static str>,
     description: &'static str,
     hints: Hints,
-    admin_only: bool,
+    audience: Audience,
 }
 
 impl ToolBuilder {
@@ -37,7 +37,7 @@ impl ToolBuilder {
             title: None,
             description: "",
             hints: Hints::default(),
-            admin_only: false,
+            audience: Audience::ByPolicy,
         }
     }
 
@@ -53,7 +53,14 @@ impl ToolBuilder {
 
     /// Makes the tool visible and callable by ops-admins only.
     pub fn admin_only(mut self) -> Self {
-        self.admin_only = true;
+        self.audience = Audience::AdminsOnly;
+        self
+    }
+
+    /// Who may see and call the tool besides what callers' policies grant (see [`Audience`];
+    /// `Everyone` only for tools that answer about the caller's own records).
+    pub fn audience(mut self, audience: Audience) -> Self {
+        self.audience = audience;
         self
     }
 
@@ -78,7 +85,7 @@ impl ToolBuilder {
             output_schema: Some(normalized(schema_for_output::<O>())),
             annotations: Some(self.hints),
             origin: Origin::Primitive,
-            admin_only: self.admin_only,
+            audience: self.audience,
         };
         Arc::new(TypedTool {
             spec,

@@ -19,7 +19,8 @@ use serde_json::Value;
 use super::supervisor::{Link, Status};
 use crate::registry::trace::{AttrValue, Layer};
 use crate::registry::{
-    CallContext, Hints, Origin, Registry, ResourceError, ResourceProvider, Tool, ToolFailure, ToolResult, ToolSpec,
+    Audience, CallContext, Hints, Origin, Registry, ResourceError, ResourceProvider, Tool, ToolFailure, ToolResult,
+    ToolSpec,
 };
 
 /// Our side of an upstream session: routes progress to callers and asks for a re-list when the
@@ -89,7 +90,7 @@ impl ProxyTool {
             output_schema: tool.output_schema.clone(),
             annotations,
             origin: Origin::Mcp,
-            admin_only: false,
+            audience: Audience::ByPolicy,
         };
         Self {
             spec,

@@ -378,3 +378,63 @@ async fn settled_in_process(app: &App, reader: &Caller, id: &str) -> Value {
     }
     panic!("approval {id} never settled");
 }
+
+/// An agent allowed nothing but the held tool still reaches the outcome: `agentos.approval_result`
+/// is open to every caller (it only answers about the caller's own approvals), while listing and
+/// deciding stay behind the policy.
+#[tokio::test]
+async fn an_agent_allowed_only_the_held_tool_can_still_fetch_its_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: dir.path().to_owned(),
+        approvals: ApprovalsConfig {
+            require: ToolPolicy::parse(&["agentos.time_now"]).unwrap(),
+            wait_secs: 1,
+            expire_secs: 600,
+        },
+        ..Config::default()
+    };
+    let app = App::build(config).unwrap();
+    let mut narrow = caller("agent-narrow", Role::Agent, Some("acct-1"));
+    narrow.tools = ToolPolicy::parse(&["agentos.time_now"]).unwrap();
+    let other = {
+        let mut other = caller("agent-other", Role::Agent, Some("acct-1"));
+        other.tools = ToolPolicy::parse(&["agentos.time_now"]).unwrap();
+        other
+    };
+    app.registry
+        .set_directory(Arc::new(Directory(vec![narrow.clone(), other.clone()])));
+
+    let visible: Vec<String> = app
+        .registry
+        .list_for(&narrow)
+        .iter()
+        .map(|entry| entry.name().to_string())
+        .collect();
+    assert_eq!(visible, ["agentos.approval_result", "agentos.time_now"]);
+
+    let held = as_caller(&app, &narrow, "agentos.time_now", json!({})).await;
+    assert_eq!(failure_kind(&held), Some(FailureKind::Pending));
+    let id = approval_id_of(&held).unwrap().to_owned();
+    let seen = as_caller(&app, &narrow, "agentos.approval_result", json!({"id": id})).await;
+    assert_eq!(structured(&seen)["status"], "pending", "{}", text_of(&seen));
+    // Open to every caller, but only about their own approvals.
+    let foreign = as_caller(&app, &other, "agentos.approval_result", json!({"id": id})).await;
+    assert_eq!(failure_kind(&foreign), Some(FailureKind::NotFound));
+    // Listing and deciding are still the policy's to grant: to this agent they do not exist.
+    let ctx = CallContext::new(Arc::new(narrow.clone()), "approvals-test", Duration::from_secs(30));
+    for tool in ["agentos.approvals_list", "agentos.approval_decide"] {
+        assert!(app.registry.call(&ctx, tool, json!({})).await.is_err(), "{tool}");
+    }
+
+    let admin = Caller::owner(ToolPolicy::allow_all());
+    as_caller(
+        &app,
+        &admin,
+        "agentos.approval_decide",
+        json!({"id": id, "decision": "approve"}),
+    )
+    .await;
+    let outcome = settled_in_process(&app, &narrow, &id).await;
+    assert_eq!(outcome["status"], "completed", "{outcome}");
+}

@@ -353,7 +353,8 @@ async fn agents_cannot_read_each_others_audit_records() {
 
 /// An agent's call to a proxied tool that needs approval, over MCP streamable HTTP with its own
 /// token: held, invisible to other agents, not decidable by the agent itself, approved by the
-/// owner, and its result fetched by the agent; a denied call says so.
+/// owner, and its result fetched by the agent (allowed only `mcp.inner.*`: the result tool is
+/// open to every caller once approvals are configured); a denied call says so.
 #[tokio::test]
 async fn approvals_hold_an_agents_proxied_call_until_a_human_decides() {
     let dir = tempfile::tempdir().unwrap();
@@ -363,7 +364,7 @@ async fn approvals_hold_an_agents_proxied_call_until_a_human_decides() {
     let agent = token_for(
         &server,
         Some(&owner),
-        json!({"agentId": "asker", "name": "Asker", "allowedTools": ["mcp.inner.*", "agentos.approval_result"]}),
+        json!({"agentId": "asker", "name": "Asker", "allowedTools": ["mcp.inner.*"]}),
     )
     .await;
     let peer = token_for(&server, None, json!({"agentId": "peer", "name": "Peer"})).await;
