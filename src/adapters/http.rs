@@ -200,17 +200,11 @@ pub fn router(app: &App, identity: Arc<Identity>, access: Access, shutdown: Canc
     if let Some(cors) = layers::cors_layer(&http.cors_origins) {
         router = router.layer(cors);
     }
-    let router = router
+    // The front layer outermost: its metrics see every answer, the guard's refusals too.
+    let metrics = app.config.metrics.enabled.then(|| app.metrics.clone());
+    router
         .layer(axum::middleware::from_fn_with_state(guard, guard::check))
-        .layer(axum::middleware::from_fn(request::with_request_id));
-    if !app.config.metrics.enabled {
-        return router;
-    }
-    // Metrics outermost: they see every answer, the guard's refusals too.
-    router.layer(axum::middleware::from_fn_with_state(
-        app.metrics.clone(),
-        metrics::record,
-    ))
+        .layer(axum::middleware::from_fn_with_state(metrics, request::front))
 }
 
 /// Binds `addr` and serves until `shutdown` is cancelled. Prints the bound address to stderr so

@@ -24,6 +24,10 @@ pub use histogram::{BUCKETS, Histogram, HistogramSnapshot};
 pub use render::CONTENT_TYPE;
 pub use summary::tools;
 
+/// The series maps' hasher: their keys are our own route templates and tool names, not attacker
+/// input that could be chosen to collide, and SipHash showed in every request's profile.
+type Fast = foldhash::fast::RandomState;
+
 /// The `route` label of requests no route matched: never the raw path, which anyone can vary.
 pub const UNMATCHED: &str = "unmatched";
 /// The `tool` label of calls no tool answered (unknown, or denied: they must look the same).
@@ -56,7 +60,7 @@ fn origin_index(origin: Option<Origin>) -> usize {
 #[derive(Debug, Default)]
 struct RouteSeries {
     durations: [Histogram; METHODS.len()],
-    statuses: DashMap<(u8, u16), AtomicU64>,
+    statuses: DashMap<(u8, u16), AtomicU64, Fast>,
 }
 
 /// One tool's calls per outcome (in `AuditOutcome::ALL` order) and their total latency.
@@ -93,12 +97,12 @@ pub type SessionGauge = Arc<dyn Fn() -> usize + Send + Sync>;
 pub struct Metrics {
     started: Instant,
     public: bool,
-    routes: DashMap<Arc<str>, Arc<RouteSeries>>,
+    routes: DashMap<Arc<str>, Arc<RouteSeries>, Fast>,
     requests: AtomicU64,
     server_errors: AtomicU64,
     client_errors: AtomicU64,
     minute: histogram::MinuteWindow,
-    tools: DashMap<Arc<str>, Arc<ToolSeries>>,
+    tools: DashMap<Arc<str>, Arc<ToolSeries>, Fast>,
     /// Calls that reached no tool, per outcome (always `unknown_tool`, kept general for safety).
     unknown: [AtomicU64; AuditOutcome::ALL.len()],
     call_durations: [Histogram; ORIGINS.len()],
@@ -114,12 +118,12 @@ impl Metrics {
         Self {
             started: Instant::now(),
             public,
-            routes: DashMap::new(),
+            routes: DashMap::default(),
             requests: AtomicU64::new(0),
             server_errors: AtomicU64::new(0),
             client_errors: AtomicU64::new(0),
             minute: histogram::MinuteWindow::default(),
-            tools: DashMap::new(),
+            tools: DashMap::default(),
             unknown: Default::default(),
             call_durations: Default::default(),
             rate_limited: Default::default(),

@@ -1,5 +1,6 @@
-//! One id per HTTP request, for every request: the caller's `X-Request-Id` when it is sane, else
-//! a fresh one. It names the request's `tracing` span, so every log line written while serving it
+//! What every HTTP request gets on its way in and out: an id (the caller's `X-Request-Id` when it
+//! is sane, else a fresh one) and, when metrics are on, its count and latency by route template.
+//! The id names the request's `tracing` span, so every log line written while serving it
 //! carries it; it is echoed in the response; and it travels in the request's extensions to the
 //! tool calls the request makes (plain form, REST routes, MCP over HTTP), whose audit records and
 //! traces then carry the same id.
@@ -7,11 +8,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
+
+use crate::ops::metrics::{Metrics, UNMATCHED};
 
 pub(super) const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -37,24 +40,36 @@ pub(crate) fn of(headers: &HeaderMap, extensions: &axum::http::Extensions) -> St
     }
 }
 
-/// The middleware: id, span, echo, and one log line when the answer is ready.
-pub(super) async fn with_request_id(mut request: Request, next: Next) -> Response {
+/// The outermost middleware, one layer for what every request needs (each layer costs a boxed
+/// future and a clone of the service beneath it): the id, a debug span, the metrics of the
+/// answer (`None` when `[metrics] enabled = false`) and the echoed id.
+pub(super) async fn front(State(metrics): State<Option<Arc<Metrics>>>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
     let id: Arc<str> = request_id(request.headers()).into();
     request.extensions_mut().insert(HttpRequestId(id.clone()));
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    // Debug: at the default level every request would pay for formatting this span's fields.
-    // Lines logged inside a tool call carry the request id through the registry's `tool_call`
-    // span anyway.
-    let span = tracing::debug_span!("request", request_id = %id, method = %method, path = %path);
-    let started = Instant::now();
+    // The matched route template, never the raw path (anyone can vary that, and every variant
+    // would be a series). `Router::layer` wraps each route, so routing has happened already.
+    // Cloning `MatchedPath` copies an `Arc`, not the text.
+    let route = metrics
+        .as_ref()
+        .and_then(|_| request.extensions().get::<MatchedPath>().cloned());
+    // Debug: at the default level every request would pay for formatting this span's fields
+    // (they are only evaluated when the span is enabled).
+    let span = tracing::debug_span!("request", request_id = %id, method = %method, path = %request.uri().path());
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
-    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if let Some(metrics) = &metrics {
+        let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+        metrics.record_http(&method, route, status, started.elapsed());
+    }
     // Debug, not info: a line per request would cost every request a write at the default level,
     // and metrics, traces and the audit trail already account for each one. Turn it on with
     // `AGENTOS_LOG=info,agentos::adapters::http::request=debug`.
-    span.in_scope(|| tracing::debug!(status, latency_ms, "request served"));
+    span.in_scope(|| {
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::debug!(status, latency_ms, "request served")
+    });
     // The id passed `request_id`'s check or is a fresh uuid, so it is a valid header value.
     if let Ok(value) = HeaderValue::from_str(&id) {
         response
