@@ -115,7 +115,9 @@ pub struct CallContext {
     /// Ties log lines, traces and audit records of one call together.
     pub request_id: Arc<str>,
     pub deadline: Instant,
-    pub cancel: CancellationToken,
+    /// Shared, not cloned: cloning a token takes a lock in its tree, and contexts are cloned on
+    /// the call path (a traced call's inner context, nested calls).
+    pub cancel: Arc<CancellationToken>,
     pub progress: Option<Arc<dyn ProgressSink>>,
     /// Where this call's spans go: a new trace named for the front door, or a position inside
     /// the trace of the call that made this one (a workflow step, a proxied tool's run).
@@ -128,7 +130,7 @@ impl CallContext {
             caller,
             request_id: request_id.into(),
             deadline: Instant::now() + timeout,
-            cancel: CancellationToken::new(),
+            cancel: Arc::new(CancellationToken::new()),
             progress: None,
             trace: TraceLink::start("call"),
         }
@@ -136,7 +138,7 @@ impl CallContext {
 
     /// Names the front door the call came through (`mcp.http`, `rest GET /api/audit`, `schedule`):
     /// the root span of its trace.
-    pub fn with_front_door(mut self, name: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+    pub fn with_front_door(mut self, name: impl Into<super::trace::SpanName>) -> Self {
         if let TraceLink::Start { front_door, .. } = &mut self.trace {
             *front_door = name.into();
         }
@@ -144,7 +146,7 @@ impl CallContext {
     }
 
     pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
-        self.cancel = cancel;
+        self.cancel = Arc::new(cancel);
         self
     }
 

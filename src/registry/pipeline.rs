@@ -91,7 +91,7 @@ impl Registry {
     async fn execute(&self, entry: &Entry, ctx: &CallContext, input: Value) -> Result<CallToolResult, CallError> {
         let started = tokio::time::Instant::now();
         // The tool's own span; what it calls (an upstream, workflow steps) nests under it.
-        let mut span = ctx.trace.span(Layer::Tool, || entry.name().to_string());
+        let mut span = ctx.trace.span(Layer::Tool, || entry.name().clone());
         let traced = span.as_ref().map(|span| CallContext {
             trace: super::TraceLink::Within(span.context()),
             ..ctx.clone()

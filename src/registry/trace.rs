@@ -6,8 +6,9 @@
 //! nothing is created at all. Ids come from a per-thread generator seeded from the OS: they
 //! only need to be unique, not secret (who may read a trace is checked on every read).
 
-use std::borrow::Cow;
 use std::cell::Cell;
+use std::fmt;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -52,13 +53,76 @@ pub enum AttrValue {
     Int(i64),
 }
 
+/// A span's name: a literal, or shared text (a tool's name) cloned by reference count, so naming
+/// a span allocates nothing on the call path.
+#[derive(Debug, Clone)]
+pub enum SpanName {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+/// Names are equal by their text, however they are held.
+impl PartialEq for SpanName {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for SpanName {}
+
+impl PartialEq<&str> for SpanName {
+    fn eq(&self, other: &&str) -> bool {
+        &**self == *other
+    }
+}
+
+impl Default for SpanName {
+    fn default() -> Self {
+        SpanName::Static("")
+    }
+}
+
+impl Deref for SpanName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            SpanName::Static(text) => text,
+            SpanName::Shared(text) => text,
+        }
+    }
+}
+
+impl fmt::Display for SpanName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl From<&'static str> for SpanName {
+    fn from(text: &'static str) -> Self {
+        SpanName::Static(text)
+    }
+}
+
+impl From<Arc<str>> for SpanName {
+    fn from(text: Arc<str>) -> Self {
+        SpanName::Shared(text)
+    }
+}
+
+impl From<String> for SpanName {
+    fn from(text: String) -> Self {
+        SpanName::Shared(Arc::from(text))
+    }
+}
+
 /// One finished span.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpanRecord {
     pub span_id: u64,
     /// 0 for the root.
     pub parent_id: u64,
-    pub name: Cow<'static, str>,
+    pub name: SpanName,
     pub layer: Layer,
     pub start_unix_ns: i64,
     pub duration_ns: u64,
@@ -74,7 +138,7 @@ pub struct FinishedTrace {
     pub start_unix_ns: i64,
     pub duration_ns: u64,
     /// The root span's name: the front door.
-    pub root: Cow<'static, str>,
+    pub root: SpanName,
     pub agent_id: Arc<str>,
     pub account_id: Option<Arc<str>>,
     /// The resolved native name, or the name as requested when no tool answered to it.
@@ -134,7 +198,9 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     fn new(started: Instant) -> Arc<Self> {
-        let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| i64::try_from(since.as_nanos()).unwrap_or(i64::MAX));
         let elapsed = i64::try_from(started.elapsed().as_nanos()).unwrap_or(0);
         Arc::new(Self {
             trace_id: (u128::from(random_u64()) << 64) | u128::from(random_u64()),
@@ -170,7 +236,7 @@ impl TraceContext {
     }
 
     /// Opens a child span of this position; it is recorded when it ends or is dropped.
-    pub fn span(&self, layer: Layer, name: impl Into<Cow<'static, str>>) -> OpenSpan {
+    pub fn span(&self, layer: Layer, name: impl Into<SpanName>) -> OpenSpan {
         OpenSpan::open(self.recorder.clone(), self.parent, layer, name.into(), Instant::now())
     }
 }
@@ -180,13 +246,13 @@ impl TraceContext {
 pub enum TraceLink {
     /// No trace yet: the registry call starts one whose root span is named for the front door
     /// and began when the context was made.
-    Start { front_door: Cow<'static, str>, at: Instant },
+    Start { front_door: SpanName, at: Instant },
     /// Inside a trace (a nested call, a proxied tool's run).
     Within(TraceContext),
 }
 
 impl TraceLink {
-    pub fn start(front_door: impl Into<Cow<'static, str>>) -> Self {
+    pub fn start(front_door: impl Into<SpanName>) -> Self {
         TraceLink::Start {
             front_door: front_door.into(),
             at: Instant::now(),
@@ -195,7 +261,7 @@ impl TraceLink {
 
     /// A child span of the current position, if this call is being traced (`name` is only
     /// made then).
-    pub fn span<N: Into<Cow<'static, str>>>(&self, layer: Layer, name: impl FnOnce() -> N) -> Option<OpenSpan> {
+    pub fn span<N: Into<SpanName>>(&self, layer: Layer, name: impl FnOnce() -> N) -> Option<OpenSpan> {
         match self {
             TraceLink::Within(context) => Some(context.span(layer, name())),
             TraceLink::Start { .. } => None,
@@ -219,7 +285,7 @@ pub struct OpenSpan {
 }
 
 impl OpenSpan {
-    fn open(recorder: Arc<Recorder>, parent: u64, layer: Layer, name: Cow<'static, str>, started: Instant) -> Self {
+    fn open(recorder: Arc<Recorder>, parent: u64, layer: Layer, name: SpanName, started: Instant) -> Self {
         let record = SpanRecord {
             span_id: random_u64(),
             parent_id: parent,
@@ -228,7 +294,8 @@ impl OpenSpan {
             start_unix_ns: recorder.unix_ns(started),
             duration_ns: 0,
             error: None,
-            attributes: Vec::with_capacity(5),
+            // Grown on the first attribute: tool spans usually have none.
+            attributes: Vec::new(),
         };
         Self {
             recorder,
@@ -287,7 +354,7 @@ pub(crate) struct RootSpan {
 }
 
 impl RootSpan {
-    pub(crate) fn start(front_door: Cow<'static, str>, at: Instant) -> Self {
+    pub(crate) fn start(front_door: SpanName, at: Instant) -> Self {
         let recorder = Recorder::new(at);
         Self {
             span: OpenSpan::open(recorder, 0, Layer::Adapter, front_door, at),
