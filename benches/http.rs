@@ -56,7 +56,7 @@ async fn security_phase(on: bool, duration: Duration, connections: usize) -> Fig
     if !on {
         let (open, _) = start_agentos_configured("[audit]\nenabled = false\n[rate_limits]\nenabled = false\n", false);
         return load(
-            Target::post_json(open.addr, "/mcp", plain_body, "\"success\":true"),
+            Target::post_json(open.addr, "/mcp", plain_body, "\"success\":true").of(&open),
             duration,
             connections,
         )
@@ -80,7 +80,7 @@ async fn security_phase(on: bool, duration: Duration, connections: usize) -> Fig
         .and_then(|rest| rest.split('"').next())
         .unwrap_or_else(|| panic!("no token in {registered}"))
         .to_owned();
-    let mut target = Target::post_json(secured.addr, "/mcp", plain_body, "\"success\":true");
+    let mut target = Target::post_json(secured.addr, "/mcp", plain_body, "\"success\":true").of(&secured);
     target
         .headers
         .push(("authorization".into(), format!("Bearer {agent_token}")));
@@ -100,7 +100,8 @@ async fn observability_phase(on: bool, duration: Duration, connections: usize) -
             "/mcp",
             r#"{"tool":"agentos.time_now"}"#,
             "\"success\":true",
-        ),
+        )
+        .of(&agentos),
         duration,
         connections,
     )
@@ -205,7 +206,7 @@ async fn run(duration: Duration, connections: usize, starts: usize, rounds: usiz
     row("security off (--no-auth, no audit, no limits)", security_off, &baseline);
     row("security on (agent token, rate limit, audit)", security_on, &baseline);
     println!(
-        "authentication + rate limiting + audit keep {} of the calls/s (target: at least 80%)",
+        "authentication + rate limiting + audit (target: keep at least 80% of the calls/s): kept {}",
         security.describe()
     );
     row(
@@ -219,7 +220,7 @@ async fn run(duration: Duration, connections: usize, starts: usize, rounds: usiz
         &baseline,
     );
     println!(
-        "metrics + traces + logs keep {} of the calls/s (target: at least 95%)",
+        "metrics + traces + logs (target: keep at least 95% of the calls/s): kept {}",
         observability.describe()
     );
     println!();

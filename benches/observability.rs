@@ -47,7 +47,8 @@ async fn phase(config: &str, log: &str, duration: Duration, connections: usize) 
             "/mcp",
             r#"{"tool":"agentos.time_now"}"#,
             "\"success\":true",
-        ),
+        )
+        .of(&agentos),
         duration,
         connections,
     )
@@ -83,7 +84,9 @@ async fn run(duration: Duration, connections: usize, rounds: usize) {
     // Every round brackets its phases with the baseline (all off) and rotates their order, so
     // each phase is compared with the baseline of its own round and no phase always runs last.
     let mut baselines: Vec<Figures> = Vec::new();
-    let mut measured: Vec<Vec<(Figures, f64)>> = phases.iter().map(|_| Vec::new()).collect();
+    // Per phase, per round: the figures, calls/s against the round's baseline, and the server's
+    // CPU time per call against the baseline's.
+    let mut measured: Vec<Vec<(Figures, f64, Option<f64>)>> = phases.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds {
         let before = phase(ALL_OFF, "off", duration, connections).await;
         let mut this_round = Vec::new();
@@ -94,9 +97,14 @@ async fn run(duration: Duration, connections: usize, rounds: usize) {
         }
         let after = phase(ALL_OFF, "off", duration, connections).await;
         let base = (before.calls_per_sec + after.calls_per_sec) / 2.0;
+        let base_cpu = before
+            .cpu_us_per_call
+            .zip(after.cpu_us_per_call)
+            .map(|(b, a)| (b + a) / 2.0);
         for (index, figures) in this_round {
             let ratio = figures.calls_per_sec / base;
-            measured[index].push((figures, ratio));
+            let cpu_ratio = figures.cpu_us_per_call.zip(base_cpu).map(|(cpu, base)| cpu / base);
+            measured[index].push((figures, ratio, cpu_ratio));
         }
         println!(
             "round {}: baseline {:.0} calls/s before, {:.0} after",
@@ -108,25 +116,35 @@ async fn run(duration: Duration, connections: usize, rounds: usize) {
         baselines.push(after);
     }
     println!(
-        "\n{:<44} {:>10} {:>9} {:>9} {:>9}  rounds",
-        "configuration (median round)", "calls/s", "p50 us", "p99 us", "vs off"
+        "\n{:<44} {:>10} {:>9} {:>9} {:>9} {:>10}  rounds (calls/s)",
+        "configuration (median round)", "calls/s", "p50 us", "p99 us", "vs off", "CPU/call"
     );
     let base = median(baselines.iter().map(|f| f.calls_per_sec).collect());
     println!(
-        "{:<44} {:>10.0} {:>9} {:>9} {:>8}%",
-        "all off (audit, metrics, traces, logs)", base, "", "", 100
+        "{:<44} {:>10.0} {:>9} {:>9} {:>8}% {:>10}",
+        "all off (audit, metrics, traces, logs)", base, "", "", 100, "="
     );
     for ((name, _, _), rounds) in phases.iter().zip(&measured) {
-        let ratios: Vec<f64> = rounds.iter().map(|(_, ratio)| *ratio).collect();
+        let ratios: Vec<f64> = rounds.iter().map(|(_, ratio, _)| *ratio).collect();
         let middle = median(ratios.clone());
-        let (figures, _) = rounds.iter().find(|(_, ratio)| *ratio == middle).unwrap_or(&rounds[0]);
+        let (figures, _, _) = rounds
+            .iter()
+            .find(|(_, ratio, _)| *ratio == middle)
+            .unwrap_or(&rounds[0]);
+        let cpu: Vec<f64> = rounds.iter().filter_map(|(_, _, cpu)| *cpu).collect();
+        let cpu = if cpu.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{:+.0}%", 100.0 * (median(cpu) - 1.0))
+        };
         let each: Vec<String> = ratios.iter().map(|r| format!("{:.0}%", 100.0 * r)).collect();
         println!(
-            "{name:<44} {:>10.0} {:>9.0} {:>9.0} {:>8.0}%  {}",
+            "{name:<44} {:>10.0} {:>9.0} {:>9.0} {:>8.0}% {:>10}  {}",
             figures.calls_per_sec,
             figures.p50_us,
             figures.p99_us,
             100.0 * middle,
+            cpu,
             each.join(" ")
         );
     }

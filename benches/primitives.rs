@@ -141,6 +141,8 @@ async fn registry_load(tool: &'static str, duration: Duration, callers: usize) -
         calls_per_sec: all.len() as f64 / duration.as_secs_f64(),
         p50_us: percentile(0.5),
         p99_us: percentile(0.99),
+        // In process: the load generator shares the process, so its CPU time is not the server's.
+        cpu_us_per_call: None,
     }
 }
 

@@ -210,11 +210,19 @@ pub struct Target {
     pub body: &'static str,
     /// Open an MCP session per connection first and send its id with every request.
     pub per_connection_session: bool,
+    /// The server's process, to report its CPU time per call ([`Target::of`]).
+    pub server_pid: Option<u32>,
     /// A response body must contain this, or the run fails: we measure working calls only.
     pub expect: &'static str,
 }
 
 impl Target {
+    /// This target, served by `server` (its CPU time per call is reported).
+    pub fn of(mut self, server: &Proc) -> Self {
+        self.server_pid = Some(server.child.id());
+        self
+    }
+
     /// A JSON POST expecting `expect` in every answer; add headers and sessions as needed.
     pub fn post_json(addr: SocketAddr, path: &'static str, body: &'static str, expect: &'static str) -> Self {
         Self {
@@ -224,6 +232,7 @@ impl Target {
             headers: vec![("content-type".to_owned(), "application/json".to_owned())],
             body,
             per_connection_session: false,
+            server_pid: None,
             expect,
         }
     }
@@ -233,6 +242,21 @@ pub struct Figures {
     pub calls_per_sec: f64,
     pub p50_us: f64,
     pub p99_us: f64,
+    /// The server's CPU time (user + system, every thread) per call over the measured window,
+    /// when the target names the server's process. Less sensitive than calls/s to what else the
+    /// machine runs: it counts the server's work, not the share of the cores it got.
+    pub cpu_us_per_call: Option<f64>,
+}
+
+/// A process's CPU time so far (user + system, every thread), from /proc; `None` elsewhere.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line: 12th and 13th after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // /proc counts in USER_HZ, which Linux fixes at 100 for user space whatever the kernel's HZ.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 async fn worker(target: Arc<Target>, index: usize, until: Instant, warm_until: Instant) -> Vec<u32> {
@@ -299,16 +323,34 @@ pub async fn load(target: Target, duration: Duration, connections: usize) -> Fig
         .enumerate()
         .map(|(index, _)| tokio::spawn(worker(target.clone(), index, until, warm_until)))
         .collect();
+    // The server's CPU time from the end of the warm-up to the last answer.
+    let cpu_at_warm = target.server_pid.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(warm_until.into()).await;
+            cpu_time(pid)
+        })
+    });
     let mut all = Vec::new();
     for worker in workers {
         all.extend(worker.await.unwrap());
     }
+    let cpu_used = match (cpu_at_warm, target.server_pid) {
+        (Some(at_warm), Some(pid)) => at_warm
+            .await
+            .unwrap()
+            .zip(cpu_time(pid))
+            .map(|(before, after)| after.saturating_sub(before)),
+        _ => None,
+    };
     all.sort_unstable();
     let percentile = |p: f64| all.get(((all.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0) as f64;
     Figures {
         calls_per_sec: all.len() as f64 / duration.as_secs_f64(),
         p50_us: percentile(0.50),
         p99_us: percentile(0.99),
+        cpu_us_per_call: cpu_used
+            .filter(|_| !all.is_empty())
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / all.len() as f64),
     }
 }
 

@@ -47,10 +47,29 @@ impl Paired {
         (&self.off[index], &self.on[index])
     }
 
-    /// "89% (rounds: 85%, 89%, 93%)".
+    /// Each round's on/off ratio of the server's CPU time per call, when both sides have one.
+    pub fn cpu_ratios(&self) -> Vec<f64> {
+        self.off
+            .iter()
+            .zip(&self.on)
+            .filter_map(|(off, on)| Some(on.cpu_us_per_call? / off.cpu_us_per_call?))
+            .collect()
+    }
+
+    /// "89% (rounds: 85%, 89%, 93%); server CPU per call +6% (rounds: +5%, +6%, +9%)".
     pub fn describe(&self) -> String {
         let rounds: Vec<String> = self.ratios().iter().map(|r| format!("{:.0}%", 100.0 * r)).collect();
-        format!("{:.0}% (rounds: {})", 100.0 * self.median_ratio(), rounds.join(", "))
+        let mut text = format!("{:.0}% (rounds: {})", 100.0 * self.median_ratio(), rounds.join(", "));
+        let cpu = self.cpu_ratios();
+        if !cpu.is_empty() {
+            let each: Vec<String> = cpu.iter().map(|r| format!("{:+.0}%", 100.0 * (r - 1.0))).collect();
+            text.push_str(&format!(
+                "; server CPU per call {:+.0}% (rounds: {})",
+                100.0 * (median(cpu.clone()) - 1.0),
+                each.join(", ")
+            ));
+        }
+        text
     }
 }
 
