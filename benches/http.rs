@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use support::paired::{paired, rounds};
 use support::{
-    Figures, Target, exchange, load, row, rss_kib, start_agentos, start_agentos_configured, start_agentos_logged,
-    start_baseline,
+    Figures, Target, exchange, load, row, rss_kib, start_agentos, start_agentos_configured, start_baseline,
+    time_now_plain,
 };
 
 fn main() {
@@ -89,23 +89,17 @@ async fn security_phase(on: bool, duration: Duration, connections: usize) -> Fig
 
 /// The plain form with metrics, traces and info logs at their defaults, or with none of them.
 async fn observability_phase(on: bool, duration: Duration, connections: usize) -> Figures {
-    let (agentos, _) = if on {
-        start_agentos_logged("", false, "info")
+    if on {
+        time_now_plain("", "info", duration, connections).await
     } else {
-        start_agentos_logged("[metrics]\nenabled = false\n[traces]\nenabled = false\n", false, "off")
-    };
-    load(
-        Target::post_json(
-            agentos.addr,
-            "/mcp",
-            r#"{"tool":"agentos.time_now"}"#,
-            "\"success\":true",
+        time_now_plain(
+            "[metrics]\nenabled = false\n[traces]\nenabled = false\n",
+            "off",
+            duration,
+            connections,
         )
-        .of(&agentos),
-        duration,
-        connections,
-    )
-    .await
+        .await
+    }
 }
 
 async fn run(duration: Duration, connections: usize, starts: usize, rounds: usize) {

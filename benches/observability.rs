@@ -12,7 +12,7 @@ mod support;
 use std::time::Duration;
 
 use support::paired::{median, rounds};
-use support::{Figures, Target, load, start_agentos_logged};
+use support::{Figures, time_now_plain};
 
 const ALL_OFF: &str =
     "[audit]\nenabled = false\n[metrics]\nenabled = false\n[traces]\nenabled = false\n[rate_limits]\nenabled = false\n";
@@ -40,21 +40,7 @@ fn main() {
 }
 
 async fn phase(config: &str, log: &str, duration: Duration, connections: usize) -> Figures {
-    let (agentos, _) = start_agentos_logged(config, false, log);
-    let figures = load(
-        Target::post_json(
-            agentos.addr,
-            "/mcp",
-            r#"{"tool":"agentos.time_now"}"#,
-            "\"success\":true",
-        )
-        .of(&agentos),
-        duration,
-        connections,
-    )
-    .await;
-    drop(agentos);
-    figures
+    time_now_plain(config, log, duration, connections).await
 }
 
 async fn run(duration: Duration, connections: usize, rounds: usize) {

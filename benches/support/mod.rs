@@ -354,6 +354,19 @@ pub async fn load(target: Target, duration: Duration, connections: usize) -> Fig
     }
 }
 
+/// `agentos.time_now` over the plain form of POST /mcp against a fresh `--no-auth` agentos with
+/// `config` and `log` as its `AGENTOS_LOG` filter; the server's CPU time per call included.
+pub async fn time_now_plain(config: &str, log: &str, duration: Duration, connections: usize) -> Figures {
+    let (agentos, _) = start_agentos_logged(config, false, log);
+    let target = Target::post_json(
+        agentos.addr,
+        "/mcp",
+        r#"{"tool":"agentos.time_now"}"#,
+        "\"success\":true",
+    );
+    load(target.of(&agentos), duration, connections).await
+}
+
 /// Opens an MCP session (initialize + initialized) and returns its id.
 pub async fn open_session(addr: SocketAddr) -> String {
     let client = {

@@ -279,11 +279,10 @@ async fn as_caller(app: &App, caller: &Caller, tool: &str, input: Value) -> Call
     app.registry.call(&ctx, tool, input).await.unwrap()
 }
 
-#[tokio::test]
-async fn only_overseers_see_and_decide_and_approved_calls_run_as_the_agent_is_now() {
-    let dir = tempfile::tempdir().unwrap();
+/// An in-process instance where `agentos.time_now` needs approval (held calls wait 1 s).
+fn holding_time_now(dir: &Path) -> App {
     let config = Config {
-        data_dir: dir.path().to_owned(),
+        data_dir: dir.to_owned(),
         approvals: ApprovalsConfig {
             require: ToolPolicy::parse(&["agentos.time_now"]).unwrap(),
             wait_secs: 1,
@@ -291,7 +290,13 @@ async fn only_overseers_see_and_decide_and_approved_calls_run_as_the_agent_is_no
         },
         ..Config::default()
     };
-    let app = App::build(config).unwrap();
+    App::build(config).unwrap()
+}
+
+#[tokio::test]
+async fn only_overseers_see_and_decide_and_approved_calls_run_as_the_agent_is_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = holding_time_now(dir.path());
     let a = caller("agent-a", Role::Agent, Some("acct-1"));
     let b = caller("agent-b", Role::Agent, Some("acct-1"));
     let gone = caller("agent-gone", Role::Agent, Some("acct-1"));
@@ -385,16 +390,7 @@ async fn settled_in_process(app: &App, reader: &Caller, id: &str) -> Value {
 #[tokio::test]
 async fn an_agent_allowed_only_the_held_tool_can_still_fetch_its_outcome() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: dir.path().to_owned(),
-        approvals: ApprovalsConfig {
-            require: ToolPolicy::parse(&["agentos.time_now"]).unwrap(),
-            wait_secs: 1,
-            expire_secs: 600,
-        },
-        ..Config::default()
-    };
-    let app = App::build(config).unwrap();
+    let app = holding_time_now(dir.path());
     let mut narrow = caller("agent-narrow", Role::Agent, Some("acct-1"));
     narrow.tools = ToolPolicy::parse(&["agentos.time_now"]).unwrap();
     let other = {
