@@ -81,11 +81,12 @@ impl OkLimit {
 }
 
 impl TraceSink for TraceQueue {
-    fn record(&self, trace: FinishedTrace) {
+    fn record(&self, mut trace: FinishedTrace) {
         if trace.error.is_none() && !self.ok_limit.admits(trace.start_unix_ns) {
             self.loss.traces_sampled_out.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        trace.complete();
         if let Err(error) = self.traces.try_send(trace) {
             let dropped = self.loss.traces_dropped.fetch_add(1, Ordering::Relaxed) + 1;
             // The first drop and then every thousandth: a full queue must not flood the log too.

@@ -148,6 +148,26 @@ pub struct FinishedTrace {
     pub spans: Vec<SpanRecord>,
 }
 
+impl FinishedTrace {
+    /// Adds the summary's attributes to the spans that share it: agent, request id and tool to
+    /// the root, tool and agent to the root's registry span. The call path leaves them out (most
+    /// successful traces are never kept); a sink calls this for the traces it keeps.
+    pub fn complete(&mut self) {
+        let root_id = self.spans.iter().find(|s| s.parent_id == 0).map(|s| s.span_id);
+        for span in &mut self.spans {
+            if span.parent_id == 0 {
+                span.attributes.push(("agent", AttrValue::Str(self.agent_id.clone())));
+                span.attributes
+                    .push(("request_id", AttrValue::Str(self.request_id.clone())));
+                span.attributes.push(("tool", AttrValue::Str(self.tool.clone())));
+            } else if span.layer == Layer::Registry && Some(span.parent_id) == root_id {
+                span.attributes.push(("tool", AttrValue::Str(self.tool.clone())));
+                span.attributes.push(("agent", AttrValue::Str(self.agent_id.clone())));
+            }
+        }
+    }
+}
+
 /// Where finished traces go. `record` runs on the call path: queue or drop, never wait.
 pub trait TraceSink: Send + Sync {
     fn record(&self, trace: FinishedTrace);
@@ -448,6 +468,57 @@ mod tests {
         );
         assert!(trace.spans.iter().all(|s| s.start_unix_ns >= trace.start_unix_ns));
         assert_eq!(trace_id_hex(trace.trace_id).len(), 32);
+    }
+
+    #[test]
+    fn completing_a_kept_trace_adds_the_summary_to_the_root_and_its_registry_span_only() {
+        let root = RootSpan::start("http.plain".into(), Instant::now());
+        let registry = root.context().span(Layer::Registry, "registry");
+        let tool = registry.context().span(Layer::Tool, "agentos.workflow_run");
+        let mut nested = tool.context().span(Layer::Registry, "registry");
+        nested.attr("tool", AttrValue::Static("agentos.time_now"));
+        nested.end();
+        tool.end();
+        registry.end();
+        let mut trace = root.finish(Summary {
+            agent_id: "agent-a".into(),
+            account_id: None,
+            tool: "agentos.workflow_run".into(),
+            request_id: "req-1".into(),
+        });
+        trace.complete();
+        let attributes = |span: &SpanRecord| -> Vec<(&str, String)> {
+            span.attributes
+                .iter()
+                .map(|(key, value)| {
+                    let text = match value {
+                        AttrValue::Str(text) => text.to_string(),
+                        AttrValue::Static(text) => (*text).to_owned(),
+                        AttrValue::Int(number) => number.to_string(),
+                    };
+                    (*key, text)
+                })
+                .collect()
+        };
+        let root = trace.spans.iter().find(|s| s.parent_id == 0).unwrap();
+        assert_eq!(
+            attributes(root),
+            [
+                ("agent", "agent-a".to_owned()),
+                ("request_id", "req-1".to_owned()),
+                ("tool", "agentos.workflow_run".to_owned())
+            ]
+        );
+        let registries: Vec<&SpanRecord> = trace.spans.iter().filter(|s| s.layer == Layer::Registry).collect();
+        let (outer, inner): (Vec<_>, Vec<_>) = registries.iter().partition(|s| s.parent_id == root.span_id);
+        assert_eq!(
+            attributes(outer[0]),
+            [
+                ("tool", "agentos.workflow_run".to_owned()),
+                ("agent", "agent-a".to_owned())
+            ]
+        );
+        assert_eq!(attributes(inner[0]), [("tool", "agentos.time_now".to_owned())]);
     }
 
     #[test]

@@ -23,10 +23,9 @@ impl<'a> TraceTrail<'a> {
         let (root, registry) = match (&ctx.trace, sink) {
             (TraceLink::Within(parent), _) => (None, Some(parent.span(Layer::Registry, "registry"))),
             (TraceLink::Start { front_door, at }, Some(_)) => {
-                let mut root = RootSpan::start(front_door.clone(), *at);
-                let span = root.span_mut();
-                span.attr("agent", AttrValue::Str(ctx.caller.agent_id.clone()));
-                span.attr("request_id", AttrValue::Str(ctx.request_id.clone()));
+                // The root's and its registry span's summary attributes (agent, request id, tool)
+                // are added only to the traces that are kept (`FinishedTrace::complete`).
+                let root = RootSpan::start(front_door.clone(), *at);
                 let registry = root.context().span(Layer::Registry, "registry");
                 (Some(root), Some(registry))
             }
@@ -72,8 +71,11 @@ impl<'a> TraceTrail<'a> {
         let (Some(mut span), Some(summary)) = (self.registry.take(), self.summary.take()) else {
             return;
         };
-        span.attr("tool", AttrValue::Str(summary.tool.clone()));
-        span.attr("agent", AttrValue::Str(summary.agent_id.clone()));
+        if self.root.is_none() {
+            // A nested call's registry span: its tool and agent are not the trace's summary.
+            span.attr("tool", AttrValue::Str(summary.tool.clone()));
+            span.attr("agent", AttrValue::Str(summary.agent_id.clone()));
+        }
         span.attr("outcome", AttrValue::Static(outcome.as_str()));
         if let Some(error) = error {
             span.fail(error);
@@ -83,7 +85,6 @@ impl<'a> TraceTrail<'a> {
             if let Some(error) = error {
                 root.span_mut().fail(error);
             }
-            root.span_mut().attr("tool", AttrValue::Str(summary.tool.clone()));
             sink.record(root.finish(summary));
         }
     }
