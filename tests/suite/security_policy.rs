@@ -324,31 +324,31 @@ async fn agents_cannot_read_each_others_audit_records() {
             (status, response.json::<Value>().await.unwrap())
         }
     };
-    // Records are written in batches off the hot path: wait for them.
-    let mut own = Value::Null;
+    // Records are written in batches off the hot path: wait until the owner sees both, so that
+    // alice's view below is read when bob's record certainly exists.
+    let mut all = String::new();
     for _ in 0..100 {
-        let (status, body) = audit(alice.clone(), "").await;
+        let (status, body) = audit(server.token().to_owned(), "").await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        if body.to_string().contains("agentos.time_now") {
-            own = body;
+        all = body.to_string();
+        if all.contains("\"alice\"") && all.contains("\"bob\"") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    assert!(
+        all.contains("\"alice\"") && all.contains("\"bob\""),
+        "the owner sees both: {all}"
+    );
+    let (status, own) = audit(alice.clone(), "").await;
+    assert_eq!(status, StatusCode::OK, "{own}");
     let text = own.to_string();
-    assert!(text.contains("alice"), "{text}");
+    assert!(text.contains("alice") && text.contains("agentos.time_now"), "{text}");
     assert!(!text.contains("\"bob\""), "alice sees only her records: {text}");
     let (status, refused) = audit(alice.clone(), "?agentId=bob").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
     let (status, refused) = plain(&server, &alice, "agentos.audit_query", json!({"agentId": "bob"})).await;
     assert_ne!(status, StatusCode::OK, "the tool refuses too: {refused}");
-    let (status, all) = audit(server.token().to_owned(), "").await;
-    assert_eq!(status, StatusCode::OK);
-    let all = all.to_string();
-    assert!(
-        all.contains("\"alice\"") && all.contains("\"bob\""),
-        "the owner sees both: {all}"
-    );
 }
 
 /// An agent's call to a proxied tool that needs approval, over MCP streamable HTTP with its own
