@@ -39,10 +39,6 @@ fn main() {
         .block_on(run(Duration::from_secs_f64(secs), connections, rounds(smoke)));
 }
 
-async fn phase(config: &str, log: &str, duration: Duration, connections: usize) -> Figures {
-    time_now_plain(config, log, duration, connections).await
-}
-
 async fn run(duration: Duration, connections: usize, rounds: usize) {
     println!(
         "agentos record-keeping cost: {connections} connections, {:.1}s per phase, {rounds} rounds\n",
@@ -74,14 +70,14 @@ async fn run(duration: Duration, connections: usize, rounds: usize) {
     // CPU time per call against the baseline's.
     let mut measured: Vec<Vec<(Figures, f64, Option<f64>)>> = phases.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds {
-        let before = phase(ALL_OFF, "off", duration, connections).await;
+        let before = time_now_plain(ALL_OFF, "off", duration, connections).await;
         let mut this_round = Vec::new();
         for step in 0..phases.len() {
             let index = (step + round) % phases.len();
             let (_, config, log) = phases[index];
-            this_round.push((index, phase(config, log, duration, connections).await));
+            this_round.push((index, time_now_plain(config, log, duration, connections).await));
         }
-        let after = phase(ALL_OFF, "off", duration, connections).await;
+        let after = time_now_plain(ALL_OFF, "off", duration, connections).await;
         let base = (before.calls_per_sec + after.calls_per_sec) / 2.0;
         let base_cpu = before
             .cpu_us_per_call

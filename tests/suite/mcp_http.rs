@@ -333,13 +333,7 @@ fn a_bad_config_file_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("agentos.toml");
     std::fs::write(&config, "listen_address = \"0.0.0.0:1\"\n").unwrap();
-    let output = std::process::Command::new(common::agentos_bin())
-        .args(["serve", "--config", config.to_str().unwrap(), "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = common::refused_start(&["serve", "--config", config.to_str().unwrap()], dir.path());
     assert!(stderr.contains("listen_address"), "names the unknown key: {stderr}");
 }
 

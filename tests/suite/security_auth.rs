@@ -539,33 +539,20 @@ async fn password_reset_is_single_use_and_ends_old_credentials() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 
-    let (status, _) = post(
-        &server,
-        "/api/forgot-password/confirm",
-        json!({"email": "other@example.com", "token": token, "newPassword": "new password"}),
-    )
-    .await;
+    let confirm = |email: &'static str, new_password: &'static str| {
+        post(
+            &server,
+            "/api/forgot-password/confirm",
+            json!({"email": email, "token": token, "newPassword": new_password}),
+        )
+    };
+    let (status, _) = confirm("other@example.com", "new password").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "a token only works for its own email");
-    let (status, _) = post(
-        &server,
-        "/api/forgot-password/confirm",
-        json!({"email": "dan@example.com", "token": token, "newPassword": "short"}),
-    )
-    .await;
+    let (status, _) = confirm("dan@example.com", "short").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "the new password follows the rule");
-    let (status, answer) = post(
-        &server,
-        "/api/forgot-password/confirm",
-        json!({"email": "dan@example.com", "token": token, "newPassword": "new password"}),
-    )
-    .await;
+    let (status, answer) = confirm("dan@example.com", "new password").await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    let (status, _) = post(
-        &server,
-        "/api/forgot-password/confirm",
-        json!({"email": "dan@example.com", "token": token, "newPassword": "third password"}),
-    )
-    .await;
+    let (status, _) = confirm("dan@example.com", "third password").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "single use");
 
     assert_eq!(
@@ -615,13 +602,7 @@ async fn the_owner_token_is_private_works_and_survives_a_restart() {
 #[tokio::test]
 async fn no_auth_is_refused_beyond_loopback() {
     let dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(common::agentos_bin())
-        .args(["serve", "--no-auth", "--listen", "0.0.0.0:0", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = common::refused_start(&["serve", "--no-auth", "--listen", "0.0.0.0:0"], dir.path());
     assert!(stderr.contains("--no-auth"), "{stderr}");
 }
 

@@ -26,6 +26,19 @@ pub fn agentos_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_agentos"))
 }
 
+/// Runs `agentos <args> --data-dir <data_dir>`, which must refuse to start, and returns what it
+/// said on stderr.
+pub fn refused_start(args: &[&str], data_dir: &Path) -> String {
+    let output = std::process::Command::new(agentos_bin())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "agentos {args:?} started");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// A running `agentos serve`, killed when dropped.
 pub struct Server {
     child: Child,
