@@ -3,10 +3,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::governance::{Governance, Writers};
 use crate::identity::{Identity, IdentityError};
 use crate::ops::metrics::Metrics;
 use crate::primitives::{self, Services};
@@ -32,11 +32,11 @@ pub struct App {
     pub services: Services,
     /// Counts every call (the registry tells it) and, under `serve`, every HTTP request.
     pub metrics: Arc<Metrics>,
-    /// The audit writer: its own stop signal (a child of the one given to `start_background`)
-    /// and its task, so `shutdown` can wait until every queued record is written.
-    audit_writer: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
-    /// The trace writer, likewise (it also posts the last traces to the OTLP endpoint).
-    trace_writer: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
+    /// Audit, traces and approvals.
+    pub governance: Governance,
+    /// The audit and trace writers, so `shutdown` can wait until every queued record is written
+    /// (and the last traces posted to the OTLP endpoint).
+    writers: Mutex<Option<Writers>>,
     /// Accounts, agents and their tokens.
     pub identity: Arc<Identity>,
 }
@@ -52,14 +52,18 @@ impl App {
             registry.set_call_observer(metrics.clone());
         }
         metrics.set_sources(&registry, &upstreams, store.clone());
+        let shared_config = Arc::new(config.clone());
         let services = Services {
             store: store.clone(),
-            config: Arc::new(config.clone()),
+            config: shared_config.clone(),
             registry: Arc::downgrade(&registry),
             upstreams: Arc::downgrade(&upstreams),
-            metrics: metrics.clone(),
         };
-        primitives::register_all(&registry, services.clone())?;
+        let governance = Governance::new(store.clone(), shared_config.clone(), &registry, metrics.record_loss());
+        let mut tools = primitives::tools(&services);
+        tools.extend(governance.install());
+        tools.extend(crate::ops::metrics::tools(metrics.clone(), shared_config));
+        registry.register(tools)?;
         let identity = Identity::open(store.clone(), &config)?;
         // Work that runs later for an agent (approved calls) acts as that agent is *now*.
         registry.set_directory(identity.clone());
@@ -70,8 +74,8 @@ impl App {
             upstreams,
             services,
             metrics,
-            audit_writer: Mutex::new(None),
-            trace_writer: Mutex::new(None),
+            governance,
+            writers: Mutex::new(None),
             identity,
         })
     }
@@ -79,14 +83,8 @@ impl App {
     /// Starts background work (the audit writer, schedules, workflows, approval expiry) until
     /// `shutdown`; needs a Tokio runtime.
     pub fn start_background(&self, shutdown: CancellationToken) {
-        let audit_stop = shutdown.child_token();
-        if let Some(task) = primitives::audit::start(&self.services, &self.registry, audit_stop.clone()) {
-            *self.audit_writer.lock().unwrap_or_else(|p| p.into_inner()) = Some((audit_stop, task));
-        }
-        let trace_stop = shutdown.child_token();
-        if let Some(task) = crate::ops::traces::start(&self.services, &self.registry, trace_stop.clone()) {
-            *self.trace_writer.lock().unwrap_or_else(|p| p.into_inner()) = Some((trace_stop, task));
-        }
+        let writers = self.governance.start(&shutdown);
+        *self.writers.lock().unwrap_or_else(|p| p.into_inner()) = Some(writers);
         let identity = self.identity.clone();
         let prune_stop = shutdown.clone();
         tokio::spawn(async move {
@@ -121,14 +119,9 @@ impl App {
     /// traces still queued (the last calls' included).
     pub async fn shutdown(&self) {
         self.upstreams.shutdown().await;
-        for (what, writer) in [("audit", &self.audit_writer), ("trace", &self.trace_writer)] {
-            let writer = writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some((stop, task)) = writer {
-                stop.cancel();
-                if let Err(error) = task.await {
-                    tracing::warn!(%error, "the {what} writer ended abnormally");
-                }
-            }
+        let writers = self.writers.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(writers) = writers {
+            writers.flush().await;
         }
     }
 

@@ -9,9 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::registry::{NameStyle, ToolPolicy};
 
+mod families;
 mod oversight;
 
 use crate::store::Synchronous;
+pub use families::{
+    DatabaseConfig, EventsConfig, FilesConfig, KnowledgeConfig, NetworkConfig, QueueConfig, ScheduleConfig, SecretsConfig,
+    WorkflowConfig,
+};
 pub use oversight::{
     ApprovalsConfig, AuditConfig, IdentityConfig, LogFormat, LogsConfig, MetricsConfig, RateLimit, RateLimitConfig,
     ResetOutbox, TracesConfig,
@@ -48,15 +53,15 @@ pub struct Config {
     pub access: AccessConfig,
     pub limits: LimitsConfig,
     pub store: StoreConfig,
-    pub files: crate::primitives::files::FilesConfig,
-    pub network: crate::primitives::network::NetworkConfig,
-    pub database: crate::primitives::database::DatabaseConfig,
-    pub events: crate::primitives::events::EventsConfig,
-    pub queue: crate::primitives::queue::QueueConfig,
-    pub schedule: crate::primitives::schedule::ScheduleConfig,
-    pub workflow: crate::primitives::workflow::WorkflowConfig,
-    pub secrets: crate::primitives::secrets::SecretsConfig,
-    pub knowledge: crate::primitives::knowledge::KnowledgeConfig,
+    pub files: FilesConfig,
+    pub network: NetworkConfig,
+    pub database: DatabaseConfig,
+    pub events: EventsConfig,
+    pub queue: QueueConfig,
+    pub schedule: ScheduleConfig,
+    pub workflow: WorkflowConfig,
+    pub secrets: SecretsConfig,
+    pub knowledge: KnowledgeConfig,
     pub identity: IdentityConfig,
     pub rate_limits: RateLimitConfig,
     pub audit: AuditConfig,

@@ -1,5 +1,5 @@
-//! Operations: what operators read to trust agentos (metrics, health, traces).
+//! Operations: what operators watch to keep agentos running, metrics and health. (What they read
+//! to trust it, audit, traces and approvals, is `governance`.)
 
 pub mod health;
 pub mod metrics;
-pub mod traces;

@@ -1,8 +1,7 @@
 //! The built-in `agentos.*` primitives, one file per family. Each family registers its tools
 //! with the registry; state lives in the store, scoped to the calling agent.
 
-pub mod approvals;
-pub mod audit;
+mod data;
 pub mod database;
 pub mod events;
 pub mod files;
@@ -15,7 +14,6 @@ pub mod schedule;
 pub mod secrets;
 mod time;
 mod tools;
-mod util;
 pub mod workflow;
 
 use std::sync::{Arc, Weak};
@@ -23,7 +21,7 @@ use std::sync::{Arc, Weak};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::registry::{RegisterError, Registry, ToolFailure};
+use crate::registry::{Registry, Tool, ToolFailure};
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstreams;
 
@@ -37,8 +35,6 @@ pub struct Services {
     pub registry: Weak<Registry>,
     /// Weak for the same reason: upstreams register tools that hold these services.
     pub upstreams: Weak<Upstreams>,
-    /// The process's metrics collector (`agentos.ops_metrics` reports it).
-    pub metrics: Arc<crate::ops::metrics::Metrics>,
 }
 
 impl Services {
@@ -50,28 +46,24 @@ impl Services {
     }
 }
 
-/// Registers every primitive family.
-pub fn register_all(registry: &Arc<Registry>, services: Services) -> Result<(), RegisterError> {
+/// Every primitive family's tools, to register.
+pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
     let mut tools = Vec::new();
-    tools.extend(memory::tools(&services));
-    tools.extend(files::tools(&services));
-    tools.extend(network::tools(&services));
-    tools.extend(database::tools(&services));
-    tools.extend(events::tools(&services));
-    tools.extend(queue::tools(&services));
-    tools.extend(schedule::tools(&services));
-    tools.extend(workflow::tools(&services));
-    tools.extend(secrets::tools(&services));
-    tools.extend(knowledge::tools(&services));
+    tools.extend(memory::tools(services));
+    tools.extend(files::tools(services));
+    tools.extend(network::tools(services));
+    tools.extend(database::tools(services));
+    tools.extend(events::tools(services));
+    tools.extend(queue::tools(services));
+    tools.extend(schedule::tools(services));
+    tools.extend(workflow::tools(services));
+    tools.extend(secrets::tools(services));
+    tools.extend(knowledge::tools(services));
     tools.extend(time::tools());
-    tools.extend(util::tools(&services));
-    tools.extend(tools::tools(&services));
-    tools.extend(mcp_servers::tools(&services));
-    tools.extend(audit::tools(&services));
-    tools.extend(crate::ops::metrics::tools(&services));
-    tools.extend(crate::ops::traces::tools(&services));
-    tools.extend(approvals::install(registry, &services));
-    registry.register(tools)
+    tools.extend(data::tools());
+    tools.extend(tools::tools(services));
+    tools.extend(mcp_servers::tools(services));
+    tools
 }
 
 /// Starts the families' background work (firing schedules, expiring items) until `shutdown`.
@@ -79,7 +71,6 @@ pub fn register_all(registry: &Arc<Registry>, services: Services) -> Result<(), 
 pub fn start_background(services: &Services, shutdown: CancellationToken) {
     memory::start(services, shutdown.clone());
     schedule::start(services, shutdown.clone());
-    approvals::start(services, shutdown.clone());
     workflow::start(services, shutdown);
 }
 

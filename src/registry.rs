@@ -12,6 +12,7 @@ pub mod names;
 mod pipeline;
 mod policy;
 mod resources;
+mod results;
 mod tool;
 pub mod trace;
 mod trace_trail;
@@ -27,10 +28,7 @@ use tokio::sync::watch;
 pub use approval::{
     APPROVAL_TOOLS, ApprovalGate, CallerSnapshot, Hold, approval_id_of, is_approval_id, new_approval_id, run_approved,
 };
-pub use audit::{
-    AuditOutcome, AuditRecord, AuditSink, CallObservation, CallObserver, MAX_ERROR_CHARS, input_digest, result_text,
-    truncate,
-};
+pub use audit::{AuditOutcome, AuditRecord, AuditSink, CallObservation, CallObserver, MAX_ERROR_CHARS, input_digest};
 pub use catalog::{Entry, ToolStats};
 pub use context::{CallContext, Caller, CallerDirectory, ProgressSink, Role};
 pub use error::{CallError, RegisterError};
@@ -38,6 +36,7 @@ pub use names::NameStyle;
 pub use pipeline::failure_kind;
 pub use policy::{PolicyError, ToolPattern, ToolPolicy};
 pub use resources::{RESOURCE_SCHEME, ResourceError, ResourceProvider};
+pub use results::{bounded_json, output_of, result_text, truncate};
 pub use tool::{Audience, FailureKind, Hints, Origin, Tool, ToolFailure, ToolResult, ToolSpec};
 pub use trace::{TraceLink, TraceSink};
 pub use typed::{Empty, ToolBuilder};

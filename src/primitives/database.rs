@@ -23,36 +23,8 @@ use serde_json::Value;
 
 use self::scratch::{Failure, Limits, Mode, Outcome, Stop};
 use super::Services;
+use crate::config::DatabaseConfig;
 use crate::registry::{CallContext, Hints, Tool, ToolBuilder, ToolFailure};
-
-/// `[database]` in the config file.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct DatabaseConfig {
-    /// Most rows one call returns; the rest are left out and `truncated` is set (default 1000).
-    pub max_rows: usize,
-    /// Most bytes of JSON one call returns; rows past it are left out like rows past `max_rows`
-    /// (default 10 MiB).
-    pub max_result_bytes: usize,
-    /// Largest size of one agent's database file, in bytes (default 100 MiB).
-    pub max_db_bytes: u64,
-    /// How long one statement may run, in milliseconds, before it is stopped (default 5000).
-    pub timeout_ms: u64,
-    /// Longest SQL text accepted, in characters (default 100000).
-    pub max_sql_chars: usize,
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        Self {
-            max_rows: 1000,
-            max_result_bytes: 10 * 1024 * 1024,
-            max_db_bytes: 100 * 1024 * 1024,
-            timeout_ms: 5000,
-            max_sql_chars: 100_000,
-        }
-    }
-}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

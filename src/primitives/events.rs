@@ -26,34 +26,6 @@ const RECHECK: Duration = Duration::from_millis(250);
 /// A wait ends this long before the call's deadline, so the poll answers instead of timing out.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
-/// `[events]` in the config file.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct EventsConfig {
-    /// Most events kept per topic; each publish beyond it drops the topic's oldest event.
-    #[schemars(range(min = 1))]
-    pub max_events_per_topic: usize,
-    /// Largest event payload, in bytes of JSON.
-    #[schemars(range(min = 1))]
-    pub max_payload_bytes: usize,
-    /// Longest wait a poll may ask for (`waitMs`), in milliseconds.
-    pub max_wait_ms: u64,
-    /// Most events one poll returns (`limit`).
-    #[schemars(range(min = 1))]
-    pub max_page: usize,
-}
-
-impl Default for EventsConfig {
-    fn default() -> Self {
-        Self {
-            max_events_per_topic: 10_000,
-            max_payload_bytes: 256 * 1024,
-            max_wait_ms: 30_000,
-            max_page: 1000,
-        }
-    }
-}
-
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PublishArgs {

@@ -18,25 +18,6 @@ use crate::store::{FileLimits, FileWriteMode};
 const MAX_PATH_CHARS: usize = 1024;
 const DEFAULT_PAGE: usize = 100;
 
-/// `[files]` in the config file.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct FilesConfig {
-    /// Most bytes all of one agent's files may hold together (default 100 MiB).
-    pub quota_bytes: u64,
-    /// Largest single file, in bytes (default 10 MiB).
-    pub max_file_bytes: u64,
-}
-
-impl Default for FilesConfig {
-    fn default() -> Self {
-        Self {
-            quota_bytes: 100 * 1024 * 1024,
-            max_file_bytes: 10 * 1024 * 1024,
-        }
-    }
-}
-
 /// How file content travels in a call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

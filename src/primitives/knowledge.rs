@@ -10,28 +10,6 @@ use super::Services;
 use crate::registry::{Hints, Tool, ToolBuilder, ToolFailure};
 use crate::store::{MetadataValue, NewDocument};
 
-/// `[knowledge]` in the config file.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct KnowledgeConfig {
-    /// Longest document accepted, in characters.
-    pub max_document_chars: usize,
-    /// Target size of a chunk, in characters; paragraphs are kept together up to this size.
-    pub chunk_chars: usize,
-    /// Most documents one agent may keep.
-    pub max_documents_per_agent: usize,
-}
-
-impl Default for KnowledgeConfig {
-    fn default() -> Self {
-        Self {
-            max_document_chars: 1_000_000,
-            chunk_chars: 1200,
-            max_documents_per_agent: 10_000,
-        }
-    }
-}
-
 /// Splits text into chunks of at most `max` characters: whole paragraphs where they fit, else
 /// sentences, else words, else a hard cut. Chunks never split a character.
 pub fn chunk_text(text: &str, max: usize) -> Vec<String> {

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::Services;
+use crate::config::NetworkConfig;
 use crate::registry::{CallContext, Hints, Tool, ToolBuilder, ToolFailure};
 use guard::AddressPolicy;
 
@@ -45,43 +46,6 @@ const MAX_HEADERS: usize = 64;
 const MAX_HEADER_VALUE_BYTES: usize = 16 * 1024;
 /// Finish a little before the call's deadline, so the model hears why.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(25);
-
-/// `[network]` in the config file.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct NetworkConfig {
-    /// Let the network tools reach loopback, private (RFC 1918, carrier-grade NAT, IPv6
-    /// unique-local), link-local and other non-public addresses. Off by default so that agents
-    /// cannot probe this machine or its network. Cloud-metadata addresses stay refused unless
-    /// listed in `allowed_private_hosts`.
-    pub allow_private_addresses: bool,
-    /// Non-public hosts the network tools may reach even when `allow_private_addresses` is off:
-    /// host names (`nas.lan`), IP addresses (`10.0.0.5`, `fd00::1`) or CIDR ranges
-    /// (`192.168.1.0/24`).
-    pub allowed_private_hosts: Vec<String>,
-    /// Most redirects followed for one request; each hop is checked like the first URL.
-    pub max_redirects: usize,
-    /// Largest response body returned, in bytes; a longer one is cut off with `truncated: true`.
-    pub max_response_bytes: usize,
-    /// Largest request body accepted, in bytes.
-    pub max_request_bytes: usize,
-    /// Longest one request may take, in milliseconds, redirects and body included; also the
-    /// largest `timeoutMs` a call may ask for.
-    pub timeout_ms: u64,
-}
-
-impl Default for NetworkConfig {
-    fn default() -> Self {
-        Self {
-            allow_private_addresses: false,
-            allowed_private_hosts: Vec::new(),
-            max_redirects: 5,
-            max_response_bytes: 5 * 1024 * 1024,
-            max_request_bytes: 1024 * 1024,
-            timeout_ms: 30_000,
-        }
-    }
-}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -16,39 +16,6 @@ use crate::store::{now_ms, receipt_item_id};
 
 const DEFAULT_VISIBILITY_SECONDS: u64 = 30;
 
-/// `[queue]` in the config file.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct QueueConfig {
-    /// Largest item, in bytes of JSON.
-    #[schemars(range(min = 1))]
-    pub max_item_bytes: usize,
-    /// Longest visibility timeout a pop may ask for (`visibilitySeconds`), in seconds.
-    #[schemars(range(min = 1))]
-    pub max_visibility_seconds: u64,
-    /// Most items one pop may take (`max`).
-    #[schemars(range(min = 1))]
-    pub max_pop: usize,
-    /// Most items one queue holds, counting popped items not yet acknowledged; pushes beyond
-    /// it are refused.
-    #[schemars(range(min = 1))]
-    pub max_items_per_queue: usize,
-    /// Longest delay a push may ask for (`delaySeconds`), in seconds.
-    pub max_delay_seconds: u64,
-}
-
-impl Default for QueueConfig {
-    fn default() -> Self {
-        Self {
-            max_item_bytes: 256 * 1024,
-            max_visibility_seconds: 43_200,
-            max_pop: 100,
-            max_items_per_queue: 100_000,
-            max_delay_seconds: 7 * 24 * 3600,
-        }
-    }
-}
-
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PushArgs {

@@ -31,7 +31,6 @@ use crate::store::{NewSchedule, ScheduleEntry, ScheduleRun, now_ms};
 use timing::Spec;
 
 /// Turning a call's result into a JSON value of bounded size; workflows use them too.
-pub(crate) use runner::{bounded_json, output_of, text_of};
 
 /// Wakes the schedulers when a schedule is created. Process-wide: several in-process instances
 /// may share it, and a spurious wake-up only makes a scheduler look at its store once more.
@@ -41,31 +40,6 @@ const MAX_NAME_CHARS: usize = 200;
 /// Ten years, the longest interval.
 const MAX_INTERVAL_SECONDS: u64 = 315_360_000;
 const DEFAULT_RUNS_PAGE: usize = 20;
-
-/// `[schedule]` in the config file.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct ScheduleConfig {
-    /// Shortest interval `everySeconds` may ask for, in seconds.
-    pub min_interval_seconds: u64,
-    /// Most schedules one agent may have; finished one-shot schedules count until cancelled.
-    pub max_schedules_per_agent: usize,
-    /// Runs kept in each schedule's history; older runs are forgotten.
-    pub max_runs_kept: usize,
-    /// How long one firing may run, in seconds, before it is abandoned with outcome `timeout`.
-    pub run_timeout_secs: u64,
-}
-
-impl Default for ScheduleConfig {
-    fn default() -> Self {
-        Self {
-            min_interval_seconds: 1,
-            max_schedules_per_agent: 100,
-            max_runs_kept: 100,
-            run_timeout_secs: 60,
-        }
-    }
-}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

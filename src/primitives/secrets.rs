@@ -22,28 +22,6 @@ use crate::registry::{Empty, Hints, Tool, ToolBuilder, ToolFailure};
 const KEY_ENV: &str = "AGENTOS_SECRETS_KEY";
 const NONCE_BYTES: usize = 12;
 
-/// `[secrets]` in the config file.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct SecretsConfig {
-    /// Largest secret value, in bytes.
-    pub max_value_bytes: usize,
-    /// Most secrets one agent may keep.
-    pub max_secrets_per_agent: usize,
-    /// Key file; default `<data_dir>/secrets.key`. Ignored when AGENTOS_SECRETS_KEY is set.
-    pub key_file: Option<PathBuf>,
-}
-
-impl Default for SecretsConfig {
-    fn default() -> Self {
-        Self {
-            max_value_bytes: 64 * 1024,
-            max_secrets_per_agent: 1000,
-            key_file: None,
-        }
-    }
-}
-
 /// Loads the key once per process; a broken key is reported on every call, never guessed around.
 struct Sealer {
     key_file: PathBuf,

@@ -1,9 +1,11 @@
-//! Registry tools: let an agent facing hundreds of tools find the one it needs.
+//! Registry tools: let an agent facing hundreds of tools find the one it needs
+//! (`agentos.tools_search`) and learn how to call it (`agentos.tools_describe`).
 
 use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::Services;
 use crate::registry::{Hints, Tool, ToolBuilder, ToolFailure};
@@ -61,7 +63,34 @@ fn score(words: &[String], name: &str, title: &str, description: &str) -> u32 {
         .sum()
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DescribeArgs {
+    /// The tool's name, e.g. `agentos.mem_set`.
+    #[schemars(length(min = 1, max = 200))]
+    name: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct Description {
+    name: String,
+    /// The same tool's name in the strict `^[a-zA-Z0-9_-]{1,64}$` form.
+    strict_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<String>,
+    description: String,
+    /// Where the tool comes from: `primitive`, `skill` or `mcp`.
+    origin: String,
+    input_schema: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_schema: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<Value>,
+}
+
 pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
+    let describe = services.clone();
     let registry = services.registry.clone();
     vec![
         ToolBuilder::new("agentos.tools_search")
@@ -111,6 +140,42 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                     matches.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
                     matches.truncate(limit);
                     Ok(SearchResult { tools: matches })
+                }
+            }),
+        ToolBuilder::new("agentos.tools_describe")
+            .title("Describe a tool")
+            .description(
+                "Returns one tool's full description: input and output JSON Schemas, annotations, \
+                 origin and strict name. Use it after agentos.tools_search to learn how to call a tool.",
+            )
+            .hints(Hints::READ_ONLY)
+            .handler(move |args: DescribeArgs, ctx| {
+                let services = describe.clone();
+                async move {
+                    let registry = services.registry()?;
+                    let entry = registry.resolve_for(&ctx.caller, &args.name).ok_or_else(|| {
+                        ToolFailure::new(format!(
+                            "unknown tool `{}`; call agentos.tools_search to find available tools",
+                            args.name
+                        ))
+                    })?;
+                    let spec = entry.tool.spec();
+                    Ok(Description {
+                        name: spec.name.to_string(),
+                        strict_name: registry
+                            .strict_name(&spec.name)
+                            .map_or_else(|| spec.name.to_string(), |s| s.to_string()),
+                        title: spec.title.clone(),
+                        description: spec.description.clone(),
+                        origin: spec.origin.as_str().to_owned(),
+                        input_schema: Value::Object((*spec.input_schema).clone()),
+                        output_schema: spec.output_schema.as_ref().map(|s| Value::Object((**s).clone())),
+                        annotations: entry
+                            .listing
+                            .annotations
+                            .as_ref()
+                            .and_then(|a| serde_json::to_value(a).ok()),
+                    })
                 }
             }),
     ]

@@ -31,33 +31,6 @@ const INTERRUPTED: &str = "interrupted by restart: agentos stopped while this wo
 const RECOVERY_INTERVAL: Duration = Duration::from_secs(30);
 const MAX_STEP_ID_CHARS: usize = 64;
 
-/// `[workflow]` in the config file.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct WorkflowConfig {
-    /// Most steps one workflow may have. Steps of workflows started by its steps (nested
-    /// workflows) count toward the same budget.
-    pub max_steps: usize,
-    /// Largest step result kept, in bytes of JSON; a larger result keeps only its beginning
-    /// (later steps still receive the whole output through `$from`).
-    pub max_result_bytes: usize,
-    /// How deep workflows may nest (a step calling `agentos.workflow_run`); 1 forbids nesting.
-    pub max_depth: usize,
-    /// Finished runs kept per agent for `agentos.workflow_get`; older ones are forgotten.
-    pub max_runs_kept: usize,
-}
-
-impl Default for WorkflowConfig {
-    fn default() -> Self {
-        Self {
-            max_steps: 50,
-            max_result_bytes: 64 * 1024,
-            max_depth: 3,
-            max_runs_kept: 1000,
-        }
-    }
-}
-
 /// What to do when a step fails.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

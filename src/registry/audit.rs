@@ -13,6 +13,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::catalog::Entry;
+use super::results::{result_text, truncate};
 use super::{CallContext, CallError, FailureKind, Origin, failure_kind};
 
 /// Error texts are cut to this many characters: enough to see what went wrong, bounded in size.
@@ -136,35 +137,7 @@ pub trait CallObserver: Send + Sync {
 /// SHA-256 of the input's JSON encoding, in lowercase hex.
 pub fn input_digest(input: &Value) -> String {
     let bytes = serde_json::to_vec(input).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        hex.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
-        hex.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
-    }
-    hex
-}
-
-/// At most `max` characters of `text`, with an ellipsis when something was cut.
-pub fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        None => text.to_owned(),
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-    }
-}
-
-/// The text blocks of a result, joined by newlines: what a failed call says, for records and
-/// error bodies.
-pub fn result_text(result: &CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|block| match block {
-            rmcp::model::ContentBlock::Text(text) => Some(text.text.as_str()),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    hex::encode(Sha256::digest(&bytes))
 }
 
 /// The record of the call in progress. If the call's future is dropped before it finishes (the
@@ -271,15 +244,6 @@ mod tests {
         );
         assert_ne!(input_digest(&json!({"a": 1})), input_digest(&json!({"a": 2})));
         assert_eq!(input_digest(&json!({"a": 1})).len(), 64);
-    }
-
-    #[test]
-    fn errors_are_truncated_on_character_boundaries() {
-        assert_eq!(truncate("short", 10), "short");
-        let long = "é".repeat(600);
-        let cut = truncate(&long, MAX_ERROR_CHARS);
-        assert_eq!(cut.chars().count(), MAX_ERROR_CHARS + 1);
-        assert!(cut.ends_with('…'));
     }
 
     #[derive(Default)]

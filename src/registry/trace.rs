@@ -181,6 +181,11 @@ pub fn span_id_hex(id: u64) -> String {
     format!("{id:016x}")
 }
 
+/// Whether `text` is a trace id: 32 lowercase hex digits.
+pub fn is_trace_id(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// A fresh non-zero 64-bit id (splitmix64 over a per-thread state seeded from the OS).
 pub fn random_u64() -> u64 {
     thread_local! {
@@ -526,5 +531,13 @@ mod tests {
         let ids: std::collections::BTreeSet<u64> = (0..1000).map(|_| random_u64()).collect();
         assert_eq!(ids.len(), 1000);
         assert!(!ids.contains(&0));
+    }
+
+    #[test]
+    fn trace_ids_are_32_lowercase_hex_digits() {
+        assert!(is_trace_id("0123456789abcdef0123456789abcdef"));
+        assert!(!is_trace_id("0123456789ABCDEF0123456789abcdef"));
+        assert!(!is_trace_id("0123"));
+        assert!(!is_trace_id("0123456789abcdef0123456789abcdeg"));
     }
 }

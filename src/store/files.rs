@@ -138,13 +138,7 @@ fn get_u64(row: &rusqlite::Row<'_>, index: usize) -> Result<u64, rusqlite::Error
 }
 
 fn hex_sha256(data: &[u8]) -> String {
-    let digest = Sha256::digest(data);
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        use std::fmt::Write;
-        let _ = write!(hex, "{byte:02x}");
-    }
-    hex
+    hex::encode(Sha256::digest(data))
 }
 
 /// The write itself, inside the writer's transaction. `Ok(Err(message))` is a refusal: nothing

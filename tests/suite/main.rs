@@ -7,6 +7,7 @@ mod approvals;
 mod audit;
 mod crash_safety;
 mod examples;
+mod layering;
 mod mcp_http;
 mod mcp_stdio;
 mod ops_health;

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::common::{call, structured, text_of};
 use agentos::app::App;
 use agentos::config::Config;
-use agentos::primitives::files::FilesConfig;
+use agentos::config::FilesConfig;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rmcp::model::CallToolResult;

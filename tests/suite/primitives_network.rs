@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use agentos::app::App;
 use agentos::config::Config;
-use agentos::primitives::network::NetworkConfig;
+use agentos::config::NetworkConfig;
 use agentos::registry::{CallContext, Caller, ToolPolicy};
 use axum::Router;
 use axum::extract::{Path as UrlPath, Query, Request};

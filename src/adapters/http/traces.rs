@@ -10,7 +10,7 @@ use serde_json::json;
 use super::error_response;
 use super::governance::{Params, input_from};
 use super::ops::ToolCall;
-use crate::ops::traces::is_trace_id;
+use crate::registry::trace::is_trace_id;
 
 /// `GET /api/traces?agentId=&tool=&status=&since=&until=&limit=&cursor=`
 pub(super) async fn list(call: ToolCall, params: Params) -> Response {

@@ -12,7 +12,6 @@ use serde::Serialize;
 use super::histogram::{BUCKETS, HistogramSnapshot};
 use super::{Gauges, LIMIT_CLASSES, METHODS, Metrics, ORIGINS, UNKNOWN_TOOL};
 use crate::config::Config;
-use crate::primitives::Services;
 use crate::registry::{AuditOutcome, Empty, Hints, Tool, ToolBuilder};
 use crate::upstream::Health;
 
@@ -276,8 +275,7 @@ impl Metrics {
 }
 
 /// `agentos.ops_metrics`.
-pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
-    let services = services.clone();
+pub fn tools(metrics: Arc<Metrics>, config: Arc<Config>) -> Vec<Arc<dyn Tool>> {
     vec![
         ToolBuilder::new("agentos.ops_metrics")
             .title("Show agentos metrics")
@@ -291,11 +289,8 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
             )
             .hints(Hints::READ_ONLY)
             .handler(move |_: Empty, ctx| {
-                let services = services.clone();
-                async move {
-                    let report = services.metrics.report(&services.config, ctx.caller.is_admin()).await;
-                    Ok(report)
-                }
+                let (metrics, config) = (metrics.clone(), config.clone());
+                async move { Ok(metrics.report(&config, ctx.caller.is_admin()).await) }
             }),
     ]
 }

@@ -164,7 +164,7 @@ pub(super) struct Outcome {
 /// `<data_dir>/scratch/<hex SHA-256 of the agent id>.db`: a file name no agent id can steer.
 pub(super) fn path_for(data_dir: &Path, agent_id: &str) -> PathBuf {
     let digest = Sha256::digest(agent_id.as_bytes());
-    let name: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    let name = hex::encode(digest);
     data_dir.join("scratch").join(format!("{name}.db"))
 }
 

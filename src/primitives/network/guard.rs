@@ -8,6 +8,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use ipnet::{IpNet, Ipv4Net};
 use reqwest::Url;
 
 use super::NetworkConfig;
@@ -170,8 +171,8 @@ pub struct AddressPolicy {
     allow_private: bool,
     /// Lower-case host names from `allowed_private_hosts`.
     names: Vec<String>,
-    /// Addresses and ranges from `allowed_private_hosts`, as (network, prefix length).
-    ranges: Vec<(IpAddr, u8)>,
+    /// Addresses and ranges from `allowed_private_hosts`.
+    ranges: Vec<IpNet>,
 }
 
 impl AddressPolicy {
@@ -231,33 +232,23 @@ impl AddressPolicy {
 
     fn is_listed(&self, host: &str, ip: IpAddr) -> bool {
         let host = normalize_host(host);
-        self.names.contains(&host) || self.ranges.iter().any(|&(net, bits)| in_range(ip, net, bits))
+        self.names.contains(&host) || self.ranges.iter().any(|net| net.contains(&ip))
     }
 }
 
-/// `10.0.0.5`, `fd00::1`, `192.168.1.0/24` or `fd00::/8`, as (address, prefix length).
-fn parse_range(entry: &str) -> Option<(IpAddr, u8)> {
-    let (addr, bits) = match entry.split_once('/') {
-        Some((addr, bits)) => (addr, Some(bits.parse::<u8>().ok()?)),
-        None => (entry, None),
+/// `10.0.0.5`, `fd00::1`, `192.168.1.0/24` or `fd00::/8`. Addresses are compared in canonical
+/// form (`::ffff:10.0.0.5` is `10.0.0.5`), so IPv4-mapped entries become IPv4 ones.
+fn parse_range(entry: &str) -> Option<IpNet> {
+    let net = match entry.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => IpNet::from(entry.parse::<IpAddr>().ok()?),
     };
-    let ip = addr.parse::<IpAddr>().ok()?.to_canonical();
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let bits = bits.unwrap_or(max);
-    (bits <= max).then_some((ip, bits))
-}
-
-fn in_range(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(ip), IpAddr::V4(net)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
-            u32::from(ip) & mask == u32::from(net) & mask
-        }
-        (IpAddr::V6(ip), IpAddr::V6(net)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
-            u128::from(ip) & mask == u128::from(net) & mask
-        }
-        _ => false,
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => Ipv4Net::new(v4, v6.prefix_len() - 96).ok().map(IpNet::V4),
+            None => Some(net),
+        },
+        _ => Some(net),
     }
 }
 
@@ -584,17 +575,20 @@ mod tests {
 
     #[test]
     fn ranges_parse_and_match() {
-        assert_eq!(parse_range("10.0.0.0/8"), Some((ip("10.0.0.0"), 8)));
-        assert_eq!(parse_range("::ffff:10.0.0.1"), Some((ip("10.0.0.1"), 32)));
+        let net = |text: &str| text.parse::<IpNet>().unwrap();
+        assert_eq!(parse_range("10.0.0.0/8"), Some(net("10.0.0.0/8")));
+        assert_eq!(parse_range("::ffff:10.0.0.1"), Some(net("10.0.0.1/32")));
+        assert_eq!(parse_range("::ffff:10.0.0.0/104"), Some(net("10.0.0.0/8")));
         assert_eq!(parse_range("10.0.0.0/33"), None);
         assert_eq!(parse_range("fd00::/129"), None);
         assert_eq!(parse_range("example.com"), None);
-        assert!(in_range(ip("1.2.3.4"), ip("0.0.0.0"), 0));
-        assert!(in_range(ip("10.255.0.1"), ip("10.0.0.0"), 8));
-        assert!(!in_range(ip("11.0.0.1"), ip("10.0.0.0"), 8));
-        assert!(in_range(ip("fd00::1"), ip("fd00::"), 16));
-        assert!(!in_range(ip("fd01::1"), ip("fd00::"), 16));
-        assert!(!in_range(ip("10.0.0.1"), ip("fd00::"), 0));
+        let within = |address: &str, range: &str| parse_range(range).unwrap().contains(&ip(address));
+        assert!(within("1.2.3.4", "0.0.0.0/0"));
+        assert!(within("10.255.0.1", "10.0.0.0/8"));
+        assert!(!within("11.0.0.1", "10.0.0.0/8"));
+        assert!(within("fd00::1", "fd00::/16"));
+        assert!(!within("fd01::1", "fd00::/16"));
+        assert!(!within("10.0.0.1", "fd00::/0"));
     }
 
     fn allowed(url: &str, domains: &[&str]) -> bool {

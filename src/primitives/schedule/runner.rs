@@ -6,13 +6,14 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rmcp::model::CallToolResult;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{WAKE, timing};
 use crate::primitives::Services;
-use crate::registry::{CallContext, CallError, Caller, Registry, ToolPolicy};
+use crate::registry::{
+    CallContext, CallError, Caller, Registry, ToolPolicy, bounded_json, output_of, result_text, truncate,
+};
 use crate::store::{AdvanceFn, DueSchedule, ScheduleRun, now_ms};
 
 /// The longest the loop sleeps without looking at the store.
@@ -106,7 +107,7 @@ async fn fire(services: &Services, due: DueSchedule, shutdown: &CancellationToke
         finished_at_ms: now_ms(),
         outcome: outcome.outcome.to_owned(),
         missed: due.due.saturating_sub(1),
-        error: outcome.error.map(|e| cut_chars(&e, MAX_ERROR_CHARS)),
+        error: outcome.error.map(|e| truncate(&e, MAX_ERROR_CHARS)),
         result,
         result_truncated,
     };
@@ -186,7 +187,7 @@ async fn call(services: &Services, due: &DueSchedule, started: i64, shutdown: &C
         .with_cancel(shutdown.child_token())
         .with_front_door("schedule");
     match registry.call(&ctx, &due.tool, input).await {
-        Ok(result) if result.is_error == Some(true) => Outcome::error("error", text_of(&result)),
+        Ok(result) if result.is_error == Some(true) => Outcome::error("error", result_text(&result)),
         Ok(result) => Outcome {
             outcome: "ok",
             error: None,
@@ -197,57 +198,5 @@ async fn call(services: &Services, due: &DueSchedule, started: i64, shutdown: &C
             Outcome::error("cancelled", format!("{error}: agentos shut down during the run"))
         }
         Err(error) => Outcome::error("error", error.to_string()),
-    }
-}
-
-/// What a call produced: its structured content, else its text.
-pub(crate) fn output_of(result: &CallToolResult) -> Value {
-    match &result.structured_content {
-        Some(value) => value.clone(),
-        None => Value::String(text_of(result)),
-    }
-}
-
-/// The text blocks of a result, joined.
-pub(crate) fn text_of(result: &CallToolResult) -> String {
-    crate::registry::result_text(result)
-}
-
-/// `value` as JSON text if it fits in `max` bytes; otherwise a JSON string holding the
-/// beginning of that text, and `true`.
-pub(crate) fn bounded_json(value: &Value, max: usize) -> (String, bool) {
-    let text = value.to_string();
-    if text.len() <= max {
-        return (text, false);
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    (Value::String(text[..end].to_owned()).to_string(), true)
-}
-
-fn cut_chars(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn large_results_keep_their_beginning() {
-        let small = serde_json::json!({"a": 1});
-        assert_eq!(bounded_json(&small, 100), ("{\"a\":1}".to_owned(), false));
-        let large = serde_json::json!({"text": "é".repeat(100)});
-        let (text, truncated) = bounded_json(&large, 21);
-        assert!(truncated);
-        let preview: String = serde_json::from_str(&text).unwrap();
-        assert!(preview.starts_with("{\"text\":\"é") && preview.len() <= 21, "{preview}");
-        assert_eq!(cut_chars("abcdef", 3), "abc…");
-        assert_eq!(cut_chars("abc", 3), "abc");
     }
 }

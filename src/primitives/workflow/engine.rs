@@ -9,8 +9,7 @@ use serde_json::Value;
 use super::refs::{self, StepNames};
 use super::{OnError, StepInfo, WorkflowResult};
 use crate::primitives::Services;
-use crate::primitives::schedule::{bounded_json, output_of, text_of};
-use crate::registry::{CallContext, Caller, Registry};
+use crate::registry::{CallContext, Caller, Registry, bounded_json, output_of, result_text};
 use crate::store::{StepOutcome, Store, WORKFLOW_RUNNING, now_ms};
 
 /// A workflow whose steps were checked and stored.
@@ -159,7 +158,7 @@ pub(super) async fn execute(services: Services, registry: Arc<Registry>, plan: P
                 .call(&step_context(&mode, &plan.id, index), &step.tool, input)
                 .await
             {
-                Ok(call) if call.is_error == Some(true) => Err(text_of(&call)),
+                Ok(call) if call.is_error == Some(true) => Err(result_text(&call)),
                 Ok(call) => Ok(output_of(&call)),
                 Err(error) => Err(error.to_string()),
             },

@@ -1,28 +1,16 @@
-//! The rules of approvals apart from their mechanics: who may see and decide one, and what a
-//! held call's caller is told for each way it can end.
+//! The rules of approvals apart from their mechanics: what a held call's caller is told for each
+//! way it can end. Who may see and decide one is `governance::access`'s.
 
 use std::time::Duration;
 
 use rmcp::model::CallToolResult;
 use serde_json::Value;
 
-use crate::registry::{Caller, Hold, ToolFailure, truncate};
+use crate::registry::{Hold, ToolFailure, truncate};
 use crate::store::{ApprovalRecord, ApprovalStatus};
 
 /// Previews are cut to about this many characters; deciders need the gist, not megabytes.
 pub(super) const PREVIEW_CHARS: usize = 2048;
-
-/// Whether `caller` may decide `record`: it oversees the requester, and is not the requester
-/// itself unless it is an ops-admin (an agent must not approve its own calls).
-pub(super) fn may_decide(caller: &Caller, record: &ApprovalRecord) -> bool {
-    caller.oversees(&record.agent_id, record.account_id.as_deref())
-        && (caller.is_admin() || *caller.agent_id != *record.agent_id)
-}
-
-/// Whether `caller` may see `record`: the requester, or whoever oversees it.
-pub(super) fn may_see(caller: &Caller, record: &ApprovalRecord) -> bool {
-    caller.oversees(&record.agent_id, record.account_id.as_deref())
-}
 
 /// What one may not see looks like what does not exist.
 pub(super) fn not_found(id: &str) -> ToolFailure {
@@ -99,6 +87,8 @@ pub(super) fn pending_hold(record: &ApprovalRecord, waited: Duration) -> Hold {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::governance::access::{may_decide_approval as may_decide, may_see_approval as may_see};
+    use crate::registry::Caller;
 
     fn record(agent: &str, account: Option<&str>) -> ApprovalRecord {
         ApprovalRecord {

@@ -1,4 +1,5 @@
-//! Utilities: ids, hashes, JSON queries and tool descriptions.
+//! Data tools that touch no state: new ids (`agentos.uuid_new`), digests (`agentos.hash`) and
+//! values picked out of JSON documents (`agentos.json_query`).
 
 use std::sync::Arc;
 
@@ -8,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Digest;
 
-use super::Services;
 use crate::registry::{Hints, Tool, ToolBuilder, ToolFailure};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -70,32 +70,6 @@ struct QueryResult {
     found: bool,
     /// The value found; null when not found; an array for `[*]` paths.
     value: Value,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct DescribeArgs {
-    /// The tool's name, e.g. `agentos.mem_set`.
-    #[schemars(length(min = 1, max = 200))]
-    name: String,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-struct Description {
-    name: String,
-    /// The same tool's name in the strict `^[a-zA-Z0-9_-]{1,64}$` form.
-    strict_name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    title: Option<String>,
-    description: String,
-    /// Where the tool comes from: `primitive`, `skill` or `mcp`.
-    origin: String,
-    input_schema: Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    output_schema: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    annotations: Option<Value>,
 }
 
 /// One step of a dotted path.
@@ -205,8 +179,7 @@ fn run_query(document: &Value, query: &str) -> Result<QueryResult, String> {
     })
 }
 
-pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
-    let describe = services.clone();
+pub fn tools() -> Vec<Arc<dyn Tool>> {
     vec![
         ToolBuilder::new("agentos.uuid_new")
             .title("New UUIDs")
@@ -242,7 +215,7 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                     _ => return Err(ToolFailure::new("give exactly one of `text` and `base64`")),
                 };
                 let hex = match args.algorithm {
-                    Algorithm::Sha256 => hex(&sha2::Sha256::digest(&bytes)),
+                    Algorithm::Sha256 => hex::encode(&sha2::Sha256::digest(&bytes)),
                     Algorithm::Blake3 => blake3::hash(&bytes).to_hex().to_string(),
                 };
                 Ok(Hashed {
@@ -262,47 +235,7 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
             .handler(|args: QueryArgs, _ctx| async move {
                 run_query(&args.document, &args.query).map_err(|e| ToolFailure::new(format!("`query`: {e}")))
             }),
-        ToolBuilder::new("agentos.tools_describe")
-            .title("Describe a tool")
-            .description(
-                "Returns one tool's full description: input and output JSON Schemas, annotations, \
-                 origin and strict name. Use it after agentos.tools_search to learn how to call a tool.",
-            )
-            .hints(Hints::READ_ONLY)
-            .handler(move |args: DescribeArgs, ctx| {
-                let services = describe.clone();
-                async move {
-                    let registry = services.registry()?;
-                    let entry = registry.resolve_for(&ctx.caller, &args.name).ok_or_else(|| {
-                        ToolFailure::new(format!(
-                            "unknown tool `{}`; call agentos.tools_search to find available tools",
-                            args.name
-                        ))
-                    })?;
-                    let spec = entry.tool.spec();
-                    Ok(Description {
-                        name: spec.name.to_string(),
-                        strict_name: registry
-                            .strict_name(&spec.name)
-                            .map_or_else(|| spec.name.to_string(), |s| s.to_string()),
-                        title: spec.title.clone(),
-                        description: spec.description.clone(),
-                        origin: spec.origin.as_str().to_owned(),
-                        input_schema: Value::Object((*spec.input_schema).clone()),
-                        output_schema: spec.output_schema.as_ref().map(|s| Value::Object((**s).clone())),
-                        annotations: entry
-                            .listing
-                            .annotations
-                            .as_ref()
-                            .and_then(|a| serde_json::to_value(a).ok()),
-                    })
-                }
-            }),
     ]
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -329,7 +262,7 @@ mod tests {
     #[test]
     fn digests_match_known_values() {
         assert_eq!(
-            hex(&sha2::Sha256::digest(b"abc")),
+            hex::encode(&sha2::Sha256::digest(b"abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(

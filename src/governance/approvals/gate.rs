@@ -22,7 +22,8 @@ use crate::registry::{
 };
 use crate::store::{ApprovalRecord, ApprovalStatus, Store, now_ms};
 
-use super::rules::{final_hold, may_decide, not_found, not_pending, pending_hold, preview};
+use super::rules::{final_hold, not_found, not_pending, pending_hold, preview};
+use crate::governance::access::may_decide_approval;
 
 /// How often a waiting call reports progress and re-reads the store.
 const TICK: Duration = Duration::from_secs(2);
@@ -74,7 +75,7 @@ impl Approvals {
             .store
             .approval_get(id)
             .await?
-            .filter(|record| may_decide(decider, record))
+            .filter(|record| may_decide_approval(decider, record))
             .ok_or_else(|| not_found(id))?;
         if record.status != ApprovalStatus::Pending {
             return Err(not_pending(&record));

@@ -19,11 +19,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use query::{is_trace_id, tools};
+pub(super) use query::tools;
 
+use super::Governance;
 use crate::ops::metrics::RecordLoss;
-use crate::primitives::Services;
-use crate::registry::Registry;
 use crate::registry::trace::{AttrValue, FinishedTrace, SpanRecord, TraceSink, span_id_hex, trace_id_hex};
 use crate::store::{SpanRow, Store, TraceRow, now_ms};
 
@@ -100,8 +99,9 @@ impl TraceSink for TraceQueue {
 
 /// Installs the trace queue on `registry` and writes what it receives until `shutdown`; then
 /// writes (and exports) what is queued and ends. `None` when traces are off or already started.
-pub fn start(services: &Services, registry: &Registry, shutdown: CancellationToken) -> Option<JoinHandle<()>> {
-    let config = &services.config.traces;
+pub(super) fn start(gov: &Governance, shutdown: CancellationToken) -> Option<JoinHandle<()>> {
+    let registry = gov.registry()?;
+    let config = &gov.config.traces;
     if !config.enabled {
         return None;
     }
@@ -109,13 +109,13 @@ pub fn start(services: &Services, registry: &Registry, shutdown: CancellationTok
     let queue = Arc::new(TraceQueue {
         traces: sender,
         ok_limit: OkLimit::new(config.max_ok_per_second),
-        loss: services.metrics.record_loss(),
+        loss: gov.loss.clone(),
     });
     if !registry.set_trace_sink(queue) {
         return None;
     }
     let writer = Writer {
-        store: services.store.clone(),
+        store: gov.store.clone(),
         retention_ms: i64::from(config.retention_hours) * HOUR_MS,
         max_traces: config.max_traces,
         export: otlp::start(config),

@@ -12,12 +12,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::Services;
+use super::Governance;
+use super::access::{may_name, visibility};
+use super::filters::{time_arg, tool_filter};
 use crate::ops::metrics::RecordLoss;
 use crate::registry::{
-    AuditOutcome, AuditRecord, AuditSink, Caller, Hints, Registry, Role, Tool, ToolBuilder, ToolFailure,
+    AuditOutcome, AuditRecord, AuditSink, Caller, Hints, Tool, ToolBuilder, ToolFailure,
 };
-use crate::store::{AuditEntry, AuditFilter, Store, Visibility, now_ms};
+use crate::store::{AuditEntry, AuditFilter, Store, now_ms};
 
 /// Records waiting to be written; past this, new ones are dropped (and counted), never waited for.
 const QUEUE: usize = 65_536;
@@ -56,21 +58,22 @@ impl AuditSink for AuditQueue {
 
 /// Installs the audit queue on `registry` and starts writing it to the store until `shutdown`;
 /// then writes what is queued and ends. `None` when audit is off or was started already.
-pub fn start(services: &Services, registry: &Registry, shutdown: CancellationToken) -> Option<JoinHandle<()>> {
-    if !services.config.audit.enabled {
+pub(super) fn start(gov: &Governance, shutdown: CancellationToken) -> Option<JoinHandle<()>> {
+    let registry = gov.registry()?;
+    if !gov.config.audit.enabled {
         return None;
     }
     let (sender, receiver) = mpsc::channel(QUEUE);
     let queue = Arc::new(AuditQueue {
         records: sender,
-        loss: services.metrics.record_loss(),
+        loss: gov.loss.clone(),
     });
     if !registry.set_audit_sink(queue) {
         return None;
     }
-    let retention_ms = i64::from(services.config.audit.retention_days) * DAY_MS;
+    let retention_ms = i64::from(gov.config.audit.retention_days) * DAY_MS;
     Some(tokio::spawn(drain(
-        services.store.clone(),
+        gov.store.clone(),
         receiver,
         retention_ms,
         shutdown,
@@ -137,37 +140,6 @@ fn entry_of(record: AuditRecord) -> AuditEntry {
         outcome: record.outcome.as_str().to_owned(),
         latency_us: i64::try_from(record.latency_us).unwrap_or(i64::MAX),
         error: record.error,
-    }
-}
-
-/// Whose records (and approvals) `caller` may read without naming an agent.
-pub(crate) fn visibility(caller: &Caller) -> Visibility {
-    match (caller.role, &caller.account_id) {
-        (Role::OpsAdmin, _) => Visibility::All,
-        (Role::Operator, Some(account)) => Visibility::Account {
-            agent_id: caller.agent_id.to_string(),
-            account_id: account.to_string(),
-        },
-        _ => Visibility::Agent(caller.agent_id.to_string()),
-    }
-}
-
-/// Whether `caller` may ask for `agent_id`'s records by name. An operator's claim is checked
-/// against the agent's current account when a directory is set; the store's visibility filter
-/// applies either way, so without one the answer is simply empty for others' agents.
-pub(crate) async fn may_name(caller: &Caller, registry: Option<&Registry>, agent_id: &str) -> bool {
-    if caller.is_admin() || &*caller.agent_id == agent_id {
-        return true;
-    }
-    if caller.role != Role::Operator {
-        return false;
-    }
-    match registry.and_then(Registry::directory) {
-        Some(directory) => match directory.lookup(agent_id).await {
-            Some(agent) => caller.oversees(agent_id, agent.account_id.as_deref()),
-            None => true,
-        },
-        None => true,
     }
 }
 
@@ -263,36 +235,9 @@ struct QueryResult {
     next_cursor: Option<String>,
 }
 
-/// A `tool` filter argument: an exact name, or a prefix ending in `*` (`true`); `*` or nothing
-/// is no filter.
-pub(crate) fn tool_filter(pattern: Option<&str>) -> (Option<String>, bool) {
-    match pattern.map(str::trim) {
-        None | Some("" | "*") => (None, false),
-        Some(pattern) => match pattern.strip_suffix('*') {
-            Some(prefix) => (Some(prefix.to_owned()), true),
-            None => (Some(pattern.to_owned()), false),
-        },
-    }
-}
-
-/// An optional RFC 3339 time argument as epoch milliseconds; a clear failure naming `field`.
-pub(crate) fn time_arg(field: &str, value: Option<&str>) -> Result<Option<i64>, ToolFailure> {
-    value
-        .map(|text| {
-            chrono::DateTime::parse_from_rfc3339(text)
-                .map(|time| time.timestamp_millis())
-                .map_err(|_| {
-                    ToolFailure::invalid_input(format!(
-                        "`{field}` must be an RFC 3339 time such as `2025-01-31T09:30:00Z`, not `{text}`"
-                    ))
-                })
-        })
-        .transpose()
-}
-
-async fn query(services: &Services, args: QueryArgs, caller: &Caller) -> Result<QueryResult, ToolFailure> {
+async fn query(gov: &Governance, args: QueryArgs, caller: &Caller) -> Result<QueryResult, ToolFailure> {
     if let Some(agent) = &args.agent_id {
-        let registry = services.registry.upgrade();
+        let registry = gov.registry();
         if !may_name(caller, registry.as_deref(), agent).await {
             return Err(ToolFailure::forbidden(format!(
                 "you may only read your own audit records (and, as an operator, those of your \
@@ -319,7 +264,7 @@ async fn query(services: &Services, args: QueryArgs, caller: &Caller) -> Result<
         before_seq,
         limit,
     };
-    let entries = services.store.audit_query(&filter).await?;
+    let entries = gov.store.audit_query(&filter).await?;
     let next_cursor = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.seq.to_string()))
         .flatten();
@@ -344,8 +289,8 @@ async fn query(services: &Services, args: QueryArgs, caller: &Caller) -> Result<
     Ok(QueryResult { records, next_cursor })
 }
 
-pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
-    let services = services.clone();
+pub(super) fn tools(gov: &Governance) -> Vec<Arc<dyn Tool>> {
+    let gov = gov.clone();
     vec![
         ToolBuilder::new("agentos.audit_query")
             .title("Read the audit trail")
@@ -361,8 +306,8 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
             )
             .hints(Hints::READ_ONLY)
             .handler(move |args: QueryArgs, ctx| {
-                let services = services.clone();
-                async move { query(&services, args, &ctx.caller).await }
+                let gov = gov.clone();
+                async move { query(&gov, args, &ctx.caller).await }
             }),
     ]
 }

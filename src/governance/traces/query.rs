@@ -9,8 +9,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::primitives::Services;
-use crate::primitives::audit::{may_name, time_arg, tool_filter, visibility};
+use super::super::Governance;
+use super::super::access::{may_name, visibility};
+use super::super::filters::{time_arg, tool_filter};
+use crate::registry::trace::is_trace_id;
 use crate::registry::{Caller, Hints, Tool, ToolBuilder, ToolFailure};
 use crate::store::{SpanRow, TraceFilter, TraceRow};
 
@@ -117,11 +119,6 @@ struct QueryResult {
     next_cursor: Option<String>,
 }
 
-/// Whether `text` is a trace id: 32 lowercase hex digits.
-pub fn is_trace_id(text: &str) -> bool {
-    text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
 fn summary(row: &mut TraceRow) -> Summary {
     Summary {
         trace_id: std::mem::take(&mut row.trace_id),
@@ -171,7 +168,7 @@ fn tree(spans: Vec<SpanRow>) -> Vec<SpanOut> {
     build(None, &mut children)
 }
 
-async fn query(services: &Services, args: QueryArgs, caller: &Caller) -> Result<QueryResult, ToolFailure> {
+async fn query(gov: &Governance, args: QueryArgs, caller: &Caller) -> Result<QueryResult, ToolFailure> {
     if let Some(id) = &args.trace_id {
         if !is_trace_id(id) {
             return Err(ToolFailure::invalid_input(format!(
@@ -179,7 +176,7 @@ async fn query(services: &Services, args: QueryArgs, caller: &Caller) -> Result<
             )));
         }
         // Another agent's trace looks like no trace at all.
-        let Some(mut row) = services.store.trace_get(id, &visibility(caller)).await? else {
+        let Some(mut row) = gov.store.trace_get(id, &visibility(caller)).await? else {
             return Err(ToolFailure::not_found(format!("no trace `{id}` that you may see")));
         };
         let spans = tree(std::mem::take(&mut row.spans));
@@ -194,7 +191,7 @@ async fn query(services: &Services, args: QueryArgs, caller: &Caller) -> Result<
         });
     }
     if let Some(agent) = &args.agent_id {
-        let registry = services.registry.upgrade();
+        let registry = gov.registry();
         if !may_name(caller, registry.as_deref(), agent).await {
             return Err(ToolFailure::forbidden(format!(
                 "you may only read your own traces (and, as an operator, those of your account's \
@@ -224,7 +221,7 @@ async fn query(services: &Services, args: QueryArgs, caller: &Caller) -> Result<
         before_seq,
         limit,
     };
-    let mut rows = services.store.traces_query(&filter).await?;
+    let mut rows = gov.store.traces_query(&filter).await?;
     let next_cursor = (rows.len() == limit)
         .then(|| rows.last().map(|row| row.seq.to_string()))
         .flatten();
@@ -235,8 +232,8 @@ async fn query(services: &Services, args: QueryArgs, caller: &Caller) -> Result<
     })
 }
 
-pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
-    let services = services.clone();
+pub(in crate::governance) fn tools(gov: &Governance) -> Vec<Arc<dyn Tool>> {
+    let gov = gov.clone();
     vec![
         ToolBuilder::new("agentos.traces_query")
             .title("Read call traces")
@@ -252,8 +249,8 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
             )
             .hints(Hints::READ_ONLY)
             .handler(move |args: QueryArgs, ctx| {
-                let services = services.clone();
-                async move { query(&services, args, &ctx.caller).await }
+                let gov = gov.clone();
+                async move { query(&gov, args, &ctx.caller).await }
             }),
     ]
 }
@@ -297,13 +294,5 @@ mod tests {
         assert_eq!(names, ["up", "step2"]);
         assert_eq!(tool.attributes["tool"], "x");
         assert_eq!(tool.duration_us, 2);
-    }
-
-    #[test]
-    fn trace_ids_are_32_lowercase_hex_digits() {
-        assert!(is_trace_id("0123456789abcdef0123456789abcdef"));
-        assert!(!is_trace_id("0123456789ABCDEF0123456789abcdef"));
-        assert!(!is_trace_id("0123"));
-        assert!(!is_trace_id("0123456789abcdef0123456789abcdeg"));
     }
 }

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::Services;
-use super::audit::{may_name, visibility};
-use crate::registry::{Audience, Hints, Registry, Tool, ToolBuilder, ToolFailure};
+use super::Governance;
+use super::access::{may_name, may_see_approval, visibility};
+use crate::registry::{Audience, Hints, Tool, ToolBuilder, ToolFailure};
 use crate::store::{ApprovalRecord, ApprovalStatus};
 
 pub use gate::Approvals;
@@ -24,22 +24,25 @@ pub use gate::Approvals;
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
 
 /// Creates the gate, plugs it into `registry`'s pipeline and returns the approval tools.
-pub fn install(registry: &Arc<Registry>, services: &Services) -> Vec<Arc<dyn Tool>> {
+pub(super) fn install(gov: &Governance) -> Vec<Arc<dyn Tool>> {
+    let Some(registry) = gov.registry() else {
+        return Vec::new();
+    };
     let gate = Arc::new(Approvals::new(
-        services.store.clone(),
-        Arc::downgrade(registry),
-        &services.config.approvals,
-        services.config.call_timeout(),
+        gov.store.clone(),
+        Arc::downgrade(&registry),
+        &gov.config.approvals,
+        gov.config.call_timeout(),
     ));
     if !registry.set_approval_gate(gate.clone()) {
         tracing::warn!("an approval gate was already installed; keeping it");
     }
-    tools(gate, services)
+    tools(gate, gov)
 }
 
 /// Expires undecided approvals (waking their waiters) until `shutdown`.
-pub fn start(services: &Services, shutdown: CancellationToken) {
-    let Some(gate) = services.registry.upgrade().and_then(|r| r.approval_gate()) else {
+pub(super) fn start(gov: &Governance, shutdown: CancellationToken) {
+    let Some(gate) = gov.registry().and_then(|r| r.approval_gate()) else {
         return;
     };
     tokio::spawn(async move {
@@ -200,13 +203,13 @@ fn out(record: ApprovalRecord, with_preview: bool) -> ApprovalOut {
     }
 }
 
-fn tools(gate: Arc<Approvals>, services: &Services) -> Vec<Arc<dyn Tool>> {
+fn tools(gate: Arc<Approvals>, gov: &Governance) -> Vec<Arc<dyn Tool>> {
     let (decide_gate, result_gate, list_gate) = (gate.clone(), gate.clone(), gate);
-    let services = services.clone();
+    let gov = gov.clone();
     // A held call's message sends its agent here, so once calls can be held every agent may
     // fetch its outcome, whatever its policy (the tool shows no one else's approvals). Without
     // approval rules nothing is ever held, and the tool follows the policy like any other.
-    let result_audience = if services.config.approvals.require.is_empty() {
+    let result_audience = if gov.config.approvals.require.is_empty() {
         Audience::ByPolicy
     } else {
         Audience::Everyone
@@ -258,7 +261,7 @@ fn tools(gate: Arc<Approvals>, services: &Services) -> Vec<Arc<dyn Tool>> {
                         .store()
                         .approval_get(&args.id)
                         .await?
-                        .filter(|record| rules::may_see(&ctx.caller, record))
+                        .filter(|record| may_see_approval(&ctx.caller, record))
                         .ok_or_else(|| rules::not_found(&args.id))?;
                     Ok(out(record, false))
                 }
@@ -273,10 +276,10 @@ fn tools(gate: Arc<Approvals>, services: &Services) -> Vec<Arc<dyn Tool>> {
             )
             .hints(Hints::READ_ONLY)
             .handler(move |args: ListArgs, ctx| {
-                let (gate, services) = (list_gate.clone(), services.clone());
+                let (gate, gov) = (list_gate.clone(), gov.clone());
                 async move {
                     if let Some(agent) = &args.agent_id {
-                        let registry = services.registry.upgrade();
+                        let registry = gov.registry();
                         if !may_name(&ctx.caller, registry.as_deref(), agent).await {
                             return Err(ToolFailure::forbidden(format!(
                                 "you may only list your own approvals (and, as an operator, those of \
