@@ -10,7 +10,7 @@ use crate::governance::{Governance, Writers};
 use crate::identity::{Identity, IdentityError};
 use crate::ops::metrics::Metrics;
 use crate::primitives::{self, Services};
-use crate::registry::{Caller, RegisterError, Registry};
+use crate::registry::{Caller, RateLimits, RegisterError, Registry};
 use crate::store::{SqliteStore, StoreError};
 use crate::upstream::{ServerSpec, UpstreamError, Upstreams, spec};
 
@@ -60,13 +60,18 @@ impl App {
             upstreams: Arc::downgrade(&upstreams),
         };
         let governance = Governance::new(store.clone(), shared_config.clone(), &registry, metrics.record_loss());
-        let mut tools = primitives::tools(&services);
-        tools.extend(governance.install());
-        tools.extend(crate::ops::metrics::tools(metrics.clone(), shared_config));
-        registry.register(tools)?;
         let identity = Identity::open(store.clone(), &config)?;
         // Work that runs later for an agent (approved calls) acts as that agent is *now*.
         registry.set_directory(identity.clone());
+        identity.audit_through(&registry);
+        if config.rate_limits.enabled {
+            registry.set_rate_limits(Arc::new(RateLimits::new(config.rate_limits.budgets())));
+        }
+        let mut tools = primitives::tools(&services);
+        tools.extend(governance.install());
+        tools.extend(crate::ops::metrics::tools(metrics.clone(), shared_config));
+        tools.extend(crate::identity::tools::tools(&identity));
+        registry.register(tools)?;
         Ok(Self {
             config,
             registry,

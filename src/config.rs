@@ -14,8 +14,8 @@ mod oversight;
 
 use crate::store::Synchronous;
 pub use families::{
-    DatabaseConfig, EventsConfig, FilesConfig, KnowledgeConfig, NetworkConfig, QueueConfig, ScheduleConfig, SecretsConfig,
-    WorkflowConfig,
+    DatabaseConfig, EventsConfig, FilesConfig, KnowledgeConfig, NetworkConfig, QueueConfig, ScheduleConfig,
+    SecretsConfig, WorkflowConfig,
 };
 pub use oversight::{
     ApprovalsConfig, AuditConfig, IdentityConfig, LogFormat, LogsConfig, MetricsConfig, RateLimit, RateLimitConfig,

@@ -7,6 +7,9 @@
 //! - `agents`: registering agents, the local owner, disabling agents.
 //! - `bearer`: token verification, minting and revocation.
 //! - `reset`: forgotten passwords and the outbox that delivers reset tokens.
+//! - `gate`: the audit records of the gate's steps (sign-in, sign-up, ...).
+//! - `tools`: the operator actions as `agentos.*` tools (list, create, disable and enable
+//!   agents; revoke tokens), so they pass the registry's pipeline like every call.
 //! - `tokens`, `crypto`, `validate`: JWT signing, hashing and key files, input rules.
 
 mod accounts;
@@ -14,8 +17,10 @@ mod agents;
 mod bearer;
 mod crypto;
 mod error;
+mod gate;
 mod reset;
 mod tokens;
+pub mod tools;
 mod types;
 mod validate;
 
@@ -23,20 +28,21 @@ mod validate;
 mod tests;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use dashmap::DashMap;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
 pub use error::{AuthError, IdentityError};
+pub use gate::{Attributed, GateStep};
 pub use types::{
     AgentRecord, AuthMethod, Authenticated, Credentials, NewSession, RegisterRequest, Registered, ResetConfirm,
     SignedIn, SigninRequest, SignupRequest,
 };
 
 use crate::config::{Config, IdentityConfig};
-use crate::registry::{Caller, CallerDirectory, Role, ToolPolicy};
+use crate::registry::{Caller, CallerDirectory, Registry, Role, ToolPolicy};
 use crate::store::{AgentRow, Store, TokenRow, now_ms};
 use tokens::{Signer, TokenCache};
 use types::ACTIVE;
@@ -53,6 +59,8 @@ pub struct Identity {
     /// What the local owner may use (`access.allowed_tools`), for when its agent row does not
     /// exist yet (`agentos mcp` never creates it).
     owner_tools: ToolPolicy,
+    /// Where the gate's audit records go (see `gate`); weak: the registry holds our tools.
+    audit: OnceLock<Weak<Registry>>,
 }
 
 impl Identity {
@@ -69,6 +77,7 @@ impl Identity {
             cache: TokenCache::default(),
             revoked: DashMap::new(),
             owner_tools: config.access.allowed_tools.clone(),
+            audit: OnceLock::new(),
         }))
     }
 

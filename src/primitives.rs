@@ -96,6 +96,7 @@ impl From<StoreError> for ToolFailure {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Refused(message) => ToolFailure::new(message),
+            StoreError::Busy(_) => ToolFailure::busy(error.to_string()),
             error => {
                 tracing::error!(%error, "store operation failed");
                 ToolFailure::new(format!("agentos could not access its store ({error}); retry shortly"))

@@ -8,11 +8,14 @@ mod audit;
 mod catalog;
 mod context;
 mod error;
+mod limits;
 pub mod names;
+mod operation;
 mod pipeline;
 mod policy;
 mod resources;
 mod results;
+mod target;
 mod tool;
 pub mod trace;
 mod trace_trail;
@@ -32,8 +35,10 @@ pub use audit::{AuditOutcome, AuditRecord, AuditSink, CallObservation, CallObser
 pub use catalog::{Entry, ToolStats};
 pub use context::{CallContext, Caller, CallerDirectory, ProgressSink, Role};
 pub use error::{CallError, RegisterError};
+pub use limits::{Budget, LimitClass, LimitKey, RateLimits, Refusal, Verdict};
 pub use names::NameStyle;
-pub use pipeline::failure_kind;
+pub use operation::Operation;
+pub use pipeline::{failure_kind, refusal_result};
 pub use policy::{PolicyError, ToolPattern, ToolPolicy};
 pub use resources::{RESOURCE_SCHEME, ResourceError, ResourceProvider};
 pub use results::{bounded_json, output_of, result_text, truncate};
@@ -66,6 +71,8 @@ pub struct Registry {
     observer: OnceLock<Arc<dyn CallObserver>>,
     approvals: OnceLock<Arc<dyn ApprovalGate>>,
     traces: OnceLock<Arc<dyn TraceSink>>,
+    /// The limit stage's buckets; none set: nothing is limited.
+    limits: OnceLock<Arc<RateLimits>>,
     /// Replaceable (rarely read: only when work runs later for an agent), so embedders and tests
     /// can put their own directory in place of the identity service.
     directory: RwLock<Option<Arc<dyn CallerDirectory>>>,
@@ -84,6 +91,7 @@ impl Registry {
             observer: OnceLock::new(),
             approvals: OnceLock::new(),
             traces: OnceLock::new(),
+            limits: OnceLock::new(),
             directory: RwLock::new(None),
         }
     }
@@ -91,6 +99,14 @@ impl Registry {
     /// Sends a record of every call from now on to `sink`. Returns false if one was set already.
     pub fn set_audit_sink(&self, sink: Arc<dyn AuditSink>) -> bool {
         self.audit.set(sink).is_ok()
+    }
+
+    /// Records something that is not a call (a step of the identity gate: a sign-in, say) in the
+    /// audit trail, if audit is on. Like the pipeline's records, it is queued, never waited for.
+    pub fn audit_event(&self, record: AuditRecord) {
+        if let Some(sink) = self.audit.get() {
+            sink.record(record);
+        }
     }
 
     /// Tells `observer` how every call ends from now on. Returns false if one was set already.
@@ -106,6 +122,52 @@ impl Registry {
     /// Sends the span tree of every call from now on to `sink`. Returns false if one was set already.
     pub fn set_trace_sink(&self, sink: Arc<dyn TraceSink>) -> bool {
         self.traces.set(sink).is_ok()
+    }
+
+    /// Charges every call from now on to `limits`. Returns false if limits were set already.
+    pub fn set_rate_limits(&self, limits: Arc<RateLimits>) -> bool {
+        self.limits.set(limits).is_ok()
+    }
+
+    pub fn rate_limits(&self) -> Option<&Arc<RateLimits>> {
+        self.limits.get()
+    }
+
+    /// Charges one request by `caller` (from `client`, when known) to `class`'s budget, for what
+    /// a front door serves without a call (listings, the sign-in gate). `Ok(None)`: not
+    /// limited (no limits set, an ops-admin, or an anonymous caller without an address).
+    /// A refusal is counted in the metrics.
+    pub fn charge(
+        &self,
+        caller: &Caller,
+        client: Option<std::net::IpAddr>,
+        class: LimitClass,
+    ) -> Result<Option<Verdict>, Refusal> {
+        let Some(limits) = self.limits.get() else {
+            return Ok(None);
+        };
+        if caller.is_admin() {
+            return Ok(None);
+        }
+        let Some(key) = LimitKey::of(caller, client) else {
+            return Ok(None);
+        };
+        limits.charge(class, &key).map(Some).inspect_err(|refusal| {
+            if let Some(observer) = self.observer.get() {
+                observer.rate_limited(refusal.class);
+            }
+        })
+    }
+
+    /// The limit stage of a call: charges the context's caller and class, and leaves the
+    /// verdict where the front door asked for it.
+    fn charge_call(&self, ctx: &CallContext) -> Result<(), Refusal> {
+        if let Some(verdict) = self.charge(&ctx.caller, ctx.client, ctx.limit_class)?
+            && let Some(slot) = &ctx.rate_report
+        {
+            let _ = slot.set(verdict);
+        }
+        Ok(())
     }
 
     /// Holds calls to the tools `gate` requires approval for. Returns false if one was set already.

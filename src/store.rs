@@ -80,6 +80,10 @@ pub enum StoreError {
     /// A request the store refuses as such (a quota, a limit); the message says what to change.
     #[error("{0}")]
     Refused(String),
+    /// Every connection of the named kind is busy and its waiting line is full: the request was
+    /// not queued (a queue without bound would only grow). Retry shortly.
+    #[error("agentos is busy ({0} are all taken and their queue is full); retry in a moment")]
+    Busy(&'static str),
 }
 
 pub fn now_ms() -> i64 {

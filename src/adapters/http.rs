@@ -1,7 +1,7 @@
 //! The HTTP front door (`agentos serve`): MCP streamable HTTP and its plain JSON form on `/mcp`,
 //! the account and agent routes, `GET /tools`, `GET /health`, `GET /metrics` and the operations
-//! under `/api/`.
-//! Every request passes the Host/Origin guard, the body cap and authentication first.
+//! under `/api/`, all listed in one table (`routes`).
+//! Every request passes the Host/Origin guard, the body cap and its route's authentication first.
 
 mod accounts;
 mod auth;
@@ -10,30 +10,31 @@ mod governance;
 mod guard;
 mod json;
 mod layers;
-mod limit;
+mod mcp_route;
 mod metrics;
 mod openapi;
 mod ops;
 mod plain;
 mod probes;
 mod request;
+mod routes;
+mod tool_call;
+mod tools;
 mod traces;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Query, Request, State};
-use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::MethodRouter;
 use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
 use super::mcp::{McpHandler, RequestIdentity};
 use crate::app::App;
@@ -41,7 +42,9 @@ use crate::config::Config;
 use crate::identity::Identity;
 use crate::registry::{NameStyle, Registry};
 
-pub(crate) use errors::{call_error_status, error_response, error_text, failure_status};
+pub(crate) use errors::{
+    annotate_failure, annotate_verdict, call_error_response, error_response, error_text, failure_status,
+};
 pub use guard::HostGuard;
 pub use request::HttpRequestId;
 
@@ -63,7 +66,7 @@ struct Shared {
     registry: Arc<Registry>,
     /// Who a request acts as when authentication put nobody in its extensions (`--no-auth`).
     identity: RequestIdentity,
-    auth: auth::Authenticator,
+    auth: Arc<auth::Authenticator>,
     config: Arc<Config>,
     /// Readiness checks behind `/health/ready` and `/health/{service}`.
     health: crate::ops::health::Checker,
@@ -131,19 +134,13 @@ pub fn router(app: &App, identity: Arc<Identity>, access: Access, shutdown: Canc
             .try_read()
             .map_or_else(|_| bound.len(), |table| table.len())
     }));
-    let limiter = app
-        .config
-        .rate_limits
-        .enabled
-        .then(|| limit::RateLimiter::new(app.config.rate_limits.clone()));
-    let authenticator = auth::Authenticator::new(
+    let authenticator = Arc::new(auth::Authenticator::new(
         identity,
         access.require_auth,
         owner.caller.clone(),
-        limiter,
+        registry.clone(),
         app.config.name_style,
-        app.metrics.clone(),
-    );
+    ));
     let state = HttpState(Arc::new(Shared {
         registry,
         identity: owner,
@@ -155,42 +152,28 @@ pub fn router(app: &App, identity: Arc<Identity>, access: Access, shutdown: Canc
         max_body_bytes: http.max_body_bytes,
         metrics: app.metrics.clone(),
     }));
-    let mut router = Router::new()
-        .route("/mcp", axum::routing::any(mcp_entry))
-        .route("/tools", get(list_tools))
-        .route("/health", get(health))
-        .route("/metrics", get(metrics::scrape))
-        .route("/health/ready", get(probes::ready))
-        .route("/health/{service}", get(probes::service))
-        .route("/openapi.json", get(openapi::document))
-        .route("/docs", get(openapi::docs))
-        .route("/api/signup", post(accounts::signup))
-        .route("/api/signin", post(accounts::signin))
-        .route("/api/session", get(accounts::session).delete(accounts::sign_out))
-        .route("/api/session/token", post(accounts::mint_token))
-        .route("/api/forgot-password", post(accounts::forgot_password))
-        .route("/api/forgot-password/confirm", post(accounts::confirm_reset))
-        .route("/api/tokens/revoke", post(accounts::revoke_token))
-        .route(
-            "/api/agents/{agent_id}/tokens",
-            axum::routing::delete(accounts::revoke_agent_tokens),
-        )
-        .route("/register", post(accounts::register))
-        .route("/agent/me", get(accounts::me))
-        .route("/api/ops/metrics", get(ops::metrics))
-        .route("/api/ops/crew", get(ops::crew))
-        .route("/api/ops/crew/failover", post(ops::failover))
-        .route("/api/ops/crew/bootstrap", post(ops::bootstrap))
-        .route("/api/ops/crew/cron", post(ops::cron))
-        .route("/api/mcp/servers", get(ops::servers).post(ops::add_server))
-        .route("/api/mcp/servers/{name}", axum::routing::delete(ops::remove_server))
-        .route("/api/audit", get(governance::audit))
-        .route("/api/traces", get(traces::list))
-        .route("/api/traces/{id}", get(traces::one))
-        .route("/api/approvals", get(governance::approvals))
-        .route("/api/approvals/{id}", post(governance::decide))
+    // Each route behind its own guard (its row of the table says how it is reached and
+    // charged); methods of one path share one entry.
+    let mut paths: std::collections::BTreeMap<&'static str, MethodRouter<HttpState>> = Default::default();
+    for route in routes::table(app.config.metrics.public) {
+        let route_guard = auth::Guard {
+            auth: authenticator.clone(),
+            access: route.access,
+            charge: route.charge,
+        };
+        let handler = route
+            .handler
+            .route_layer(axum::middleware::from_fn_with_state(route_guard, auth::authenticate));
+        let merged = match paths.remove(route.path) {
+            Some(existing) => existing.merge(handler),
+            None => handler,
+        };
+        paths.insert(route.path, merged);
+    }
+    let mut router = paths
+        .into_iter()
+        .fold(Router::new(), |router, (path, handler)| router.route(path, handler))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(authenticator, auth::authenticate))
         .layer(axum::extract::DefaultBodyLimit::max(http.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             http.max_body_bytes,
@@ -274,109 +257,6 @@ fn identity_for(
             .map_err(|message| Box::new(error_response(StatusCode::BAD_REQUEST, "invalid_name_style", &message)))?;
     }
     Ok(identity)
-}
-
-/// `/mcp`: a POST whose JSON body has no `jsonrpc` member is the plain form; everything else is
-/// MCP streamable HTTP, handled by rmcp.
-async fn mcp_entry(State(state): State<HttpState>, Query(query): Query<NamesQuery>, request: Request) -> Response {
-    let identity = match identity_for(&state, &query, request.headers(), request.extensions()) {
-        Ok(identity) => identity,
-        Err(response) => return *response,
-    };
-    let (mut parts, body) = request.into_parts();
-    parts.extensions.insert(identity.clone());
-    if parts.method != Method::POST {
-        return forward_to_mcp(&state, &identity, Request::from_parts(parts, body)).await;
-    }
-    let bytes = match axum::body::to_bytes(body, state.max_body_bytes).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            return error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                &format!("request bodies are limited to {} bytes", state.max_body_bytes),
-            );
-        }
-    };
-    if plain::is_plain_form(&bytes) {
-        let id = request::of(&parts.headers, &parts.extensions);
-        return plain::handle(&state.registry, identity, id, &bytes).await;
-    }
-    forward_to_mcp(&state, &identity, Request::from_parts(parts, Body::from(bytes))).await
-}
-
-const SESSION_HEADER: &str = "mcp-session-id";
-
-async fn forward_to_mcp(state: &HttpState, identity: &RequestIdentity, request: Request) -> Response {
-    let ending_session = request.method() == Method::DELETE;
-    let agent = &identity.caller.agent_id;
-    let session = request
-        .headers()
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    if let Some(id) = &session
-        && state.session_owners.get(id).is_some_and(|owner| owner.value() != agent)
-    {
-        tracing::warn!(agent = %agent, "an MCP session id of another agent was presented");
-        return error_response(
-            StatusCode::NOT_FOUND,
-            "session_not_found",
-            "no such MCP session; start a new one with initialize",
-        );
-    }
-    let mut response = match state.mcp.clone().oneshot(request).await {
-        Ok(response) => response.map(Body::new),
-        Err(never) => match never {},
-    };
-    match (
-        &session,
-        response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()),
-    ) {
-        (None, Some(created)) => {
-            if state.session_owners.len() >= MAX_BOUND_SESSIONS {
-                state.session_owners.clear();
-            }
-            state.session_owners.insert(created.to_owned(), agent.clone());
-        }
-        (Some(id), _) if ending_session && response.status().is_success() => {
-            state.session_owners.remove(id);
-        }
-        _ => {}
-    }
-    // rmcp refuses (400, 404, 406, ...) with a text body but no Content-Type; say what it is.
-    if !response.headers().contains_key(axum::http::header::CONTENT_TYPE) && response.status().is_client_error() {
-        response.headers_mut().insert(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-    }
-    // rmcp answers a session's DELETE with 202; clients (the Python SDK among them) expect the
-    // usual 200/204 for a completed deletion.
-    if ending_session && response.status() == StatusCode::ACCEPTED {
-        *response.status_mut() = StatusCode::NO_CONTENT;
-    }
-    response
-}
-
-async fn list_tools(State(state): State<HttpState>, Query(query): Query<NamesQuery>, request: Request) -> Response {
-    let identity = match identity_for(&state, &query, request.headers(), request.extensions()) {
-        Ok(identity) => identity,
-        Err(response) => return *response,
-    };
-    let tools = state.registry.mcp_tools_for(&identity.caller, identity.name_style);
-    axum::Json(serde_json::json!({ "tools": tools })).into_response()
-}
-
-async fn health(State(state): State<HttpState>) -> Response {
-    axum::Json(serde_json::json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "tools": state.registry.len(),
-        "inFlight": state.registry.stats.in_flight.load(std::sync::atomic::Ordering::Relaxed),
-    }))
-    .into_response()
 }
 
 async fn not_found(request: Request) -> Response {

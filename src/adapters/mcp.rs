@@ -7,17 +7,19 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData, GetPromptRequestParams,
-    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ReadResourceRequestParams,
-    ReadResourceResponse, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ErrorData, GetPromptRequestParams, GetPromptResponse,
+    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{Peer, RoleServer, ServerHandler};
 use serde_json::Value;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::registry::{CallContext, CallError, Caller, NameStyle, ProgressSink, Registry, ResourceError};
+use crate::registry::{
+    CallContext, CallError, Caller, FailureKind, LimitClass, NameStyle, ProgressSink, Registry, refusal_result,
+};
 
 /// How often a session's list-change watcher checks that its client is still there.
 const LIVENESS_CHECK: Duration = Duration::from_secs(15);
@@ -54,6 +56,37 @@ impl McpHandler {
             _session_guard: Arc::new(session_end.clone().drop_guard()),
             session_end,
         }
+    }
+
+    /// The context of a call, read or get in this session: its caller, its request id (over
+    /// HTTP the HTTP request's, so logs, audit and traces agree on it; over stdio the JSON-RPC
+    /// id), cancellation and progress.
+    fn call_context(&self, context: &RequestContext<RoleServer>) -> CallContext {
+        let identity = self.identity(&context.extensions);
+        let parts = context.extensions.get::<http::request::Parts>();
+        let front_door = if parts.is_some() { "mcp.http" } else { "mcp.stdio" };
+        let request_id = parts
+            .and_then(|parts| parts.extensions.get::<super::http::HttpRequestId>())
+            .map(|id| id.0.to_string())
+            .unwrap_or_else(|| request_id_text(&context.id));
+        let mut ctx = CallContext::new(identity.caller, request_id, self.registry.default_timeout())
+            .with_cancel(context.ct.clone())
+            .with_front_door(front_door);
+        if let Some(token) = context.meta.get_progress_token() {
+            ctx = ctx.with_progress(Arc::new(PeerProgress {
+                peer: context.peer.clone(),
+                token,
+            }));
+        }
+        ctx
+    }
+
+    /// Charges a listing to the caller's MCP budget, like a call; refused, it is an error.
+    fn charge_listing(&self, caller: &Caller) -> Result<(), ErrorData> {
+        self.registry
+            .charge(caller, None, LimitClass::Mcp)
+            .map(drop)
+            .map_err(|refusal| call_error_to_protocol(CallError::RateLimited(refusal)))
     }
 
     fn identity(&self, extensions: &rmcp::model::Extensions) -> RequestIdentity {
@@ -98,6 +131,7 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let identity = self.identity(&context.extensions);
+        self.charge_listing(&identity.caller)?;
         let tools = self.registry.mcp_tools_for(&identity.caller, identity.name_style);
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -115,24 +149,7 @@ impl ServerHandler for McpHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let identity = self.identity(&context.extensions);
-        // Over HTTP the call carries the HTTP request's id (logs, audit and traces agree on it);
-        // over stdio there is only the JSON-RPC id.
-        let parts = context.extensions.get::<http::request::Parts>();
-        let front_door = if parts.is_some() { "mcp.http" } else { "mcp.stdio" };
-        let request_id = parts
-            .and_then(|parts| parts.extensions.get::<super::http::HttpRequestId>())
-            .map(|id| id.0.to_string())
-            .unwrap_or_else(|| request_id_text(&context.id));
-        let mut ctx = CallContext::new(identity.caller, request_id, self.registry.default_timeout())
-            .with_cancel(context.ct.clone())
-            .with_front_door(front_door);
-        if let Some(token) = context.meta.get_progress_token() {
-            ctx = ctx.with_progress(Arc::new(PeerProgress {
-                peer: context.peer.clone(),
-                token,
-            }));
-        }
+        let ctx = self.call_context(&context);
         let input = request.arguments.map(Value::Object).unwrap_or(Value::Null);
         match self.registry.call(&ctx, &request.name, input).await {
             Ok(result) => Ok(result.into()),
@@ -146,6 +163,7 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let identity = self.identity(&context.extensions);
+        self.charge_listing(&identity.caller)?;
         let resources = self.registry.list_resources_for(&identity.caller).await;
         Ok(ListResourcesResult::with_all_items(resources))
     }
@@ -156,6 +174,7 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         let identity = self.identity(&context.extensions);
+        self.charge_listing(&identity.caller)?;
         let templates = self.registry.list_resource_templates_for(&identity.caller).await;
         Ok(ListResourceTemplatesResult::with_all_items(templates))
     }
@@ -165,12 +184,12 @@ impl ServerHandler for McpHandler {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let identity = self.identity(&context.extensions);
+        let ctx = self.call_context(&context);
         self.registry
-            .read_resource_for(&identity.caller, &request.uri)
+            .read_resource(&ctx, &request.uri)
             .await
             .map(Into::into)
-            .map_err(resource_error_to_mcp)
+            .map_err(call_error_to_protocol)
     }
 
     async fn list_prompts(
@@ -179,6 +198,7 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let identity = self.identity(&context.extensions);
+        self.charge_listing(&identity.caller)?;
         let prompts = self.registry.list_prompts_for(&identity.caller).await;
         Ok(ListPromptsResult::with_all_items(prompts))
     }
@@ -188,12 +208,12 @@ impl ServerHandler for McpHandler {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let identity = self.identity(&context.extensions);
+        let ctx = self.call_context(&context);
         self.registry
-            .get_prompt_for(&identity.caller, &request.name, request.arguments)
+            .get_prompt(&ctx, &request.name, request.arguments)
             .await
             .map(Into::into)
-            .map_err(resource_error_to_mcp)
+            .map_err(call_error_to_protocol)
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
@@ -293,22 +313,42 @@ fn request_id_text(id: &rmcp::model::RequestId) -> String {
     }
 }
 
-/// Unknown or denied resources and prompts are "not found" (denied ones look unknown); a provider
-/// failure is an internal error carrying its reason.
-fn resource_error_to_mcp(error: ResourceError) -> ErrorData {
-    match error {
-        ResourceError::NotFound(message) => ErrorData::resource_not_found(message, None),
-        ResourceError::Failed(message) => ErrorData::internal_error(message, None),
+/// Refusals of what has no result channel (resource reads, prompt gets, listings) as JSON-RPC
+/// errors: unknown or denied resources and prompts are "not found" (denied ones look unknown),
+/// bad arguments are invalid params, and the rest an internal error whose `data` says its kind
+/// (and, when rate limited, the delay; when held, the approval).
+fn call_error_to_protocol(error: CallError) -> ErrorData {
+    let message = error.to_string();
+    match &error {
+        CallError::UnknownTool(_)
+        | CallError::NotFound(_)
+        | CallError::Failed {
+            kind: FailureKind::NotFound,
+            ..
+        } => ErrorData::resource_not_found(message, None),
+        CallError::InvalidArguments { .. } => ErrorData::invalid_params(message, None),
+        _ => {
+            let mut data = serde_json::json!({ "kind": error.code() });
+            if let CallError::RateLimited(refusal) = &error {
+                data["retryAfterSecs"] = refusal.retry_after_secs().into();
+            }
+            if let CallError::Failed {
+                approval_id: Some(id), ..
+            } = &error
+            {
+                data["approvalId"] = id.clone().into();
+            }
+            ErrorData::internal_error(message, Some(data))
+        }
     }
 }
 
-/// The one mapping of registry refusals onto MCP: unknown (or denied) tools are a protocol
-/// error, as the spec asks; everything a model can fix or retry is an `isError` result it reads.
+/// The one mapping of registry refusals onto MCP tool calls: unknown (or denied) tools are a
+/// protocol error, as the spec asks; everything a model can fix or retry (bad arguments, a
+/// deadline, a rate limit with its delay) is an `isError` result it reads.
 pub fn call_error_to_mcp(error: CallError) -> Result<CallToolResult, ErrorData> {
     match error {
         CallError::UnknownTool(_) => Err(ErrorData::invalid_params(error.to_string(), None)),
-        CallError::InvalidArguments { .. } | CallError::DeadlineExceeded { .. } | CallError::Cancelled(_) => {
-            Ok(CallToolResult::error(vec![ContentBlock::text(error.to_string())]))
-        }
+        error => Ok(refusal_result(&error)),
     }
 }

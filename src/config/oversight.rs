@@ -156,6 +156,16 @@ impl Default for IdentityConfig {
     }
 }
 
+impl RateLimitConfig {
+    /// The budgets in `LimitClass::ALL` order (mcp, api, auth).
+    pub fn budgets(&self) -> [crate::registry::Budget; 3] {
+        [self.mcp, self.api, self.auth].map(|limit| crate::registry::Budget {
+            per_minute: limit.per_minute,
+            burst: limit.burst,
+        })
+    }
+}
+
 impl Default for RateLimitConfig {
     fn default() -> Self {
         Self {

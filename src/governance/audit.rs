@@ -16,9 +16,7 @@ use super::Governance;
 use super::access::{may_name, visibility};
 use super::filters::{time_arg, tool_filter};
 use crate::ops::metrics::RecordLoss;
-use crate::registry::{
-    AuditOutcome, AuditRecord, AuditSink, Caller, Hints, Tool, ToolBuilder, ToolFailure,
-};
+use crate::registry::{AuditOutcome, AuditRecord, AuditSink, Caller, Hints, Tool, ToolBuilder, ToolFailure};
 use crate::store::{AuditEntry, AuditFilter, Store, now_ms};
 
 /// Records waiting to be written; past this, new ones are dropped (and counted), never waited for.
@@ -72,12 +70,7 @@ pub(super) fn start(gov: &Governance, shutdown: CancellationToken) -> Option<Joi
         return None;
     }
     let retention_ms = i64::from(gov.config.audit.retention_days) * DAY_MS;
-    Some(tokio::spawn(drain(
-        gov.store.clone(),
-        receiver,
-        retention_ms,
-        shutdown,
-    )))
+    Some(tokio::spawn(drain(gov.store.clone(), receiver, retention_ms, shutdown)))
 }
 
 async fn drain(
@@ -155,6 +148,8 @@ enum OutcomeArg {
     Timeout,
     ApprovalPending,
     ApprovalDenied,
+    NotFound,
+    RateLimited,
 }
 
 impl OutcomeArg {
@@ -168,6 +163,8 @@ impl OutcomeArg {
             Self::Timeout => AuditOutcome::Timeout,
             Self::ApprovalPending => AuditOutcome::ApprovalPending,
             Self::ApprovalDenied => AuditOutcome::ApprovalDenied,
+            Self::NotFound => AuditOutcome::NotFound,
+            Self::RateLimited => AuditOutcome::RateLimited,
         }
     }
 }
@@ -209,15 +206,18 @@ struct RecordOut {
     agent_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     account_id: Option<String>,
-    /// The tool called (as requested, when no such tool was available).
+    /// The tool called (as requested, when no such tool was available); `resource:<uri>` for a
+    /// resource read, the prompt's name for a prompt get, `gate:<step>` for a step of the
+    /// identity gate (`gate:signin`, `gate:signup`, `gate:register`, ...).
     tool: String,
-    /// `primitive`, `skill` or `mcp`; absent for unknown tools.
+    /// `primitive`, `skill` or `mcp`; absent for unknown tools and gate steps.
     #[serde(skip_serializing_if = "Option::is_none")]
     origin: Option<String>,
     /// SHA-256 (hex) of the input's JSON; the input itself is never kept.
     input_digest: String,
     /// `ok`, `error`, `unknown_tool`, `invalid_arguments`, `cancelled`, `timeout`,
-    /// `approval_pending` or `approval_denied`.
+    /// `approval_pending`, `approval_denied`, `not_found` (no such resource or prompt) or
+    /// `rate_limited`.
     outcome: String,
     latency_us: i64,
     /// What went wrong (truncated), unless the outcome is `ok`.
@@ -295,10 +295,11 @@ pub(super) fn tools(gov: &Governance) -> Vec<Arc<dyn Tool>> {
         ToolBuilder::new("agentos.audit_query")
             .title("Read the audit trail")
             .description(
-                "Reads the audit trail of tool calls, newest first: when, which agent, which tool, \
-                 how it ended (ok, error, unknown_tool, invalid_arguments, cancelled, timeout, \
-                 approval_pending, approval_denied), latency, the error text, and a SHA-256 digest \
-                 of the input (inputs themselves are never kept). You see your own calls; an \
+                "Reads the audit trail, newest first: every tool call, resource read \
+                 (`resource:<uri>`), prompt get and sign-in step (`gate:signin`, ...), with when, \
+                 which agent, how it ended (ok, error, unknown_tool, invalid_arguments, cancelled, \
+                 timeout, approval_pending, approval_denied, not_found, rate_limited), latency, the \
+                 error text, and a SHA-256 digest of the input (inputs themselves are never kept). You see your own calls; an \
                  operator also sees its account's agents, an ops-admin everyone. Filter by \
                  agentId, tool (exact or `prefix*`), outcome and a since/until time window; page \
                  back with `cursor` = the previous `nextCursor`. Records appear within about a \

@@ -30,12 +30,12 @@ pub(crate) fn random_token() -> Result<String, IdentityError> {
 
 /// `agent_` and 16 lowercase hex digits.
 pub(crate) fn new_agent_id() -> Result<String, IdentityError> {
-    Ok(format!("agent_{}", hex::encode(&random_bytes::<8>()?)))
+    Ok(format!("agent_{}", hex::encode(random_bytes::<8>()?)))
 }
 
 /// How session ids and reset tokens are stored: a leaked table cannot be replayed.
 pub(crate) fn sha256_hex(text: &str) -> String {
-    hex::encode(&Sha256::digest(text.as_bytes()))
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// Hashes a password with argon2id (default parameters) on a blocking thread: it takes tens of

@@ -64,6 +64,7 @@ impl IdentityError {
             Self::SignupClosed | Self::RegistrationClosed | Self::Forbidden(_) | Self::AgentDisabled(_) => 403,
             Self::AgentNotFound(_) | Self::TokenNotFound(_) => 404,
             Self::EmailTaken | Self::AgentExists(_) => 409,
+            Self::Storage(StoreError::Busy(_)) => 503,
             Self::SigningKey(_) | Self::Storage(_) | Self::Internal(_) => 500,
         }
     }
@@ -86,6 +87,7 @@ impl IdentityError {
             Self::TokenNotFound(_) => "token_not_found",
             Self::InvalidResetToken => "invalid_reset_token",
             Self::SigningKey(_) => "signing_key_error",
+            Self::Storage(StoreError::Busy(_)) => "busy",
             Self::Storage(_) => "storage_error",
             Self::Internal(_) => "internal_error",
         }

@@ -131,7 +131,7 @@ pub struct Registered {
 }
 
 /// An agent as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentRecord {
     pub agent_id: String,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-use crate::registry::{AuditOutcome, CallObservation, CallObserver, Origin, Registry};
+use crate::registry::{AuditOutcome, CallObservation, CallObserver, LimitClass, Origin, Registry};
 use crate::store::{Store, now_ms};
 use crate::upstream::{CrewMember, Upstreams};
 
@@ -37,7 +37,7 @@ pub const UNKNOWN_TOOL: &str = "unknown";
 const METHODS: [&str; 8] = ["GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS", "OTHER"];
 /// Origins as labels, in `Origin` order, then calls that reached no tool.
 const ORIGINS: [&str; 4] = ["primitive", "skill", "mcp", "unknown"];
-/// Rate-limit classes as labels (the HTTP adapter's route classes).
+/// Rate-limit classes as labels (`LimitClass::as_str`).
 const LIMIT_CLASSES: [&str; 3] = ["mcp", "api", "auth"];
 
 fn method_index(method: &axum::http::Method) -> usize {
@@ -250,6 +250,10 @@ impl Metrics {
 impl CallObserver for Metrics {
     fn observe(&self, call: &CallObservation<'_>) {
         self.record_call(call);
+    }
+
+    fn rate_limited(&self, class: LimitClass) {
+        self.record_rate_limited(class.as_str());
     }
 }
 

@@ -215,7 +215,7 @@ pub fn tools() -> Vec<Arc<dyn Tool>> {
                     _ => return Err(ToolFailure::new("give exactly one of `text` and `base64`")),
                 };
                 let hex = match args.algorithm {
-                    Algorithm::Sha256 => hex::encode(&sha2::Sha256::digest(&bytes)),
+                    Algorithm::Sha256 => hex::encode(sha2::Sha256::digest(&bytes)),
                     Algorithm::Blake3 => blake3::hash(&bytes).to_hex().to_string(),
                 };
                 Ok(Hashed {
@@ -262,7 +262,7 @@ mod tests {
     #[test]
     fn digests_match_known_values() {
         assert_eq!(
-            hex::encode(&sha2::Sha256::digest(b"abc")),
+            hex::encode(sha2::Sha256::digest(b"abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(

@@ -24,8 +24,8 @@ struct ServerList {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RemoveArgs {
-    /// The server's name as given when it was added.
-    #[schemars(length(min = 1, max = 64))]
+    /// The server's name as given when it was added (a-z, 0-9, `_` and `-`).
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-z0-9_-]+$"))]
     name: String,
 }
 

@@ -30,8 +30,6 @@ use crate::registry::{CallContext, Empty, Hints, Tool, ToolBuilder, ToolFailure}
 use crate::store::{NewSchedule, ScheduleEntry, ScheduleRun, now_ms};
 use timing::Spec;
 
-/// Turning a call's result into a JSON value of bounded size; workflows use them too.
-
 /// Wakes the schedulers when a schedule is created. Process-wide: several in-process instances
 /// may share it, and a spurious wake-up only makes a scheduler look at its store once more.
 static WAKE: Notify = Notify::const_new();

@@ -14,8 +14,8 @@ use rmcp::model::CallToolResult;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::catalog::Entry;
 use super::pipeline::failure_result;
+use super::target::Target;
 use super::{CallContext, CallError, Caller, FailureKind, Registry, Role, ToolFailure, ToolPolicy};
 
 /// The approval tools themselves never need approval: that would lock the deciders out.
@@ -45,10 +45,13 @@ pub enum Hold {
 
 /// Stores pending approvals and waits for their decisions.
 pub trait ApprovalGate: Send + Sync {
-    /// Whether calls to `tool` (native name) need approval.
+    /// Whether calls to `tool` need approval: a tool's native name, `resource:<uri>` or a
+    /// prompt's name.
     fn requires(&self, tool: &str) -> bool;
     /// Records a pending approval of this call and waits for its decision, reporting progress.
-    /// The wait is the gate's own (`approvals.wait_secs`), not the call's deadline.
+    /// The wait is the gate's own (`approvals.wait_secs`), not the call's deadline. `tool` is
+    /// the operation's encoding ([`super::Operation::encode`]); run it with
+    /// [`Registry::perform`] of [`super::Operation::decode`] inside [`run_approved`].
     fn hold<'a>(&'a self, ctx: &'a CallContext, tool: &'a str, input: &'a Value) -> BoxFuture<'a, Hold>;
     /// Expires pending approvals past their time and wakes whoever waits on them.
     fn sweep(&self) -> BoxFuture<'_, usize>;
@@ -58,17 +61,17 @@ impl Registry {
     /// The approve stage: `None` lets the call run now; `Some` is the held call's answer.
     pub(super) async fn approve(
         &self,
-        entry: &Entry,
+        target: &Target,
         ctx: &CallContext,
         input: &Value,
     ) -> Option<Result<CallToolResult, CallError>> {
         let gate = self.approvals.get()?;
-        let name = entry.name();
-        if APPROVAL_TOOLS.contains(&&**name) || !gate.requires(name) || take_approved(name) {
+        let name = &target.record;
+        if APPROVAL_TOOLS.contains(&&**name) || !gate.requires(name) || take_approved(&target.encoded) {
             return None;
         }
         tracing::info!("call held for approval");
-        Some(match gate.hold(ctx, name, input).await {
+        Some(match gate.hold(ctx, &target.encoded, input).await {
             Hold::Ran(result) => Ok(result),
             Hold::Denied(message) => Ok(failure_result(ToolFailure::new(message).with_kind(FailureKind::Denied))),
             Hold::Pending { id, message } => {

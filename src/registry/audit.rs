@@ -12,7 +12,6 @@ use rmcp::model::CallToolResult;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::catalog::Entry;
 use super::results::{result_text, truncate};
 use super::{CallContext, CallError, FailureKind, Origin, failure_kind};
 
@@ -34,10 +33,14 @@ pub enum AuditOutcome {
     ApprovalPending,
     /// A human denied the approval the call needed.
     ApprovalDenied,
+    /// No such resource or prompt (or one the caller may not use).
+    NotFound,
+    /// The caller's rate limit refused the call; nothing ran.
+    RateLimited,
 }
 
 impl AuditOutcome {
-    pub const ALL: [AuditOutcome; 8] = [
+    pub const ALL: [AuditOutcome; 10] = [
         Self::Ok,
         Self::Error,
         Self::UnknownTool,
@@ -46,6 +49,8 @@ impl AuditOutcome {
         Self::Timeout,
         Self::ApprovalPending,
         Self::ApprovalDenied,
+        Self::NotFound,
+        Self::RateLimited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +63,8 @@ impl AuditOutcome {
             Self::Timeout => "timeout",
             Self::ApprovalPending => "approval_pending",
             Self::ApprovalDenied => "approval_denied",
+            Self::NotFound => "not_found",
+            Self::RateLimited => "rate_limited",
         }
     }
 
@@ -65,26 +72,33 @@ impl AuditOutcome {
         Self::ALL.into_iter().find(|outcome| outcome.as_str() == text)
     }
 
+    fn of_failure(kind: FailureKind) -> Self {
+        match kind {
+            FailureKind::Pending => Self::ApprovalPending,
+            FailureKind::Denied => Self::ApprovalDenied,
+            _ => Self::Error,
+        }
+    }
+
     /// The outcome of a finished call and, unless it succeeded, its error text (truncated).
     pub fn of(result: &Result<CallToolResult, CallError>) -> (Self, Option<String>) {
         match result {
             Ok(result) => match failure_kind(result) {
                 None => (Self::Ok, None),
-                Some(kind) => {
-                    let outcome = match kind {
-                        FailureKind::Pending => Self::ApprovalPending,
-                        FailureKind::Denied => Self::ApprovalDenied,
-                        _ => Self::Error,
-                    };
-                    (outcome, Some(truncate(&result_text(result), MAX_ERROR_CHARS)))
-                }
+                Some(kind) => (
+                    Self::of_failure(kind),
+                    Some(truncate(&result_text(result), MAX_ERROR_CHARS)),
+                ),
             },
             Err(error) => {
                 let outcome = match error {
                     CallError::UnknownTool(_) => Self::UnknownTool,
+                    CallError::NotFound(_) => Self::NotFound,
                     CallError::InvalidArguments { .. } => Self::InvalidArguments,
                     CallError::Cancelled(_) => Self::Cancelled,
                     CallError::DeadlineExceeded { .. } => Self::Timeout,
+                    CallError::RateLimited(_) => Self::RateLimited,
+                    CallError::Failed { kind, .. } => Self::of_failure(*kind),
                 };
                 (outcome, Some(truncate(&error.to_string(), MAX_ERROR_CHARS)))
             }
@@ -132,6 +146,10 @@ pub struct CallObservation<'a> {
 /// path and must return at once.
 pub trait CallObserver: Send + Sync {
     fn observe(&self, call: &CallObservation<'_>);
+    /// A charge to `class` was refused (a call, or a request a front door charged itself).
+    fn rate_limited(&self, class: super::LimitClass) {
+        let _ = class;
+    }
 }
 
 /// SHA-256 of the input's JSON encoding, in lowercase hex.
@@ -182,15 +200,15 @@ impl<'a> AuditTrail<'a> {
         }
     }
 
-    /// The call reached a tool: record its native name and origin.
-    pub(super) fn resolved(&mut self, entry: &Entry) {
-        let origin = entry.tool.spec().origin;
+    /// The call reached a tool (or resource, or prompt): record its name and origin, and count
+    /// it under its metrics series.
+    pub(super) fn resolved(&mut self, record_name: &Arc<str>, series: &Arc<str>, origin: Origin) {
         if let Some(record) = &mut self.record {
-            record.tool = entry.name().clone();
+            record.tool = record_name.clone();
             record.origin = Some(origin);
         }
         if self.observer.is_some() {
-            self.tool = Some((entry.name().clone(), origin));
+            self.tool = Some((series.clone(), origin));
         }
     }
 

@@ -1,6 +1,7 @@
 //! The call context: who is calling, which request this is, and how long and whether it may run.
 
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -9,11 +10,12 @@ use tokio_util::sync::CancellationToken;
 
 use serde::{Deserialize, Serialize};
 
+use super::limits::{LimitClass, Verdict};
 use super::policy::ToolPolicy;
 use super::trace::TraceLink;
 
 /// What a caller is, beyond the tools its policy names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// An agent: calls the tools its policy allows.
@@ -60,9 +62,21 @@ impl Caller {
     /// The agent id of the machine's owner: `agentos mcp`, `serve --no-auth` and the holder of
     /// `<data_dir>/owner-token` run as this agent.
     pub const OWNER_ID: &'static str = "owner";
+    /// The agent id of an unauthenticated HTTP caller: it sees the public catalog and is
+    /// rate-limited by client address.
+    pub const ANONYMOUS_ID: &'static str = "anonymous";
 
     pub fn is_admin(&self) -> bool {
         self.role == Role::OpsAdmin
+    }
+
+    /// An unauthenticated caller allowed the given tools.
+    pub fn anonymous(tools: ToolPolicy) -> Self {
+        Self::agent(Self::ANONYMOUS_ID, tools, Vec::new())
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        &*self.agent_id == Self::ANONYMOUS_ID
     }
 
     /// The local owner with the given tool policy (normally `*`).
@@ -122,6 +136,13 @@ pub struct CallContext {
     /// Where this call's spans go: a new trace named for the front door, or a position inside
     /// the trace of the call that made this one (a workflow step, a proxied tool's run).
     pub trace: TraceLink,
+    /// Which rate-limit budget the call is charged to; nested calls inherit it.
+    pub limit_class: LimitClass,
+    /// The client's address, for front doors that have one: anonymous callers are limited by it.
+    pub client: Option<IpAddr>,
+    /// Where the first charge of this request leaves its verdict, for front doors that report
+    /// it (HTTP's `X-RateLimit-*` headers). Shared with nested calls, which leave theirs alone.
+    pub rate_report: Option<Arc<OnceLock<Verdict>>>,
 }
 
 impl CallContext {
@@ -133,7 +154,29 @@ impl CallContext {
             cancel: Arc::new(CancellationToken::new()),
             progress: None,
             trace: TraceLink::start("call"),
+            limit_class: LimitClass::default(),
+            client: None,
+            rate_report: None,
         }
+    }
+
+    /// Charges the call to `class`'s budget (the default is [`LimitClass::Mcp`]).
+    pub fn with_limit_class(mut self, class: LimitClass) -> Self {
+        self.limit_class = class;
+        self
+    }
+
+    /// The client's address (anonymous callers are limited by it).
+    pub fn with_client(mut self, client: Option<IpAddr>) -> Self {
+        self.client = client;
+        self
+    }
+
+    /// Asks the pipeline to leave its rate-limit verdict in the returned slot.
+    pub fn reporting_rate(&mut self) -> Arc<OnceLock<Verdict>> {
+        let slot = Arc::new(OnceLock::new());
+        self.rate_report = Some(slot.clone());
+        slot
     }
 
     /// Names the front door the call came through (`mcp.http`, `rest GET /api/audit`, `schedule`):

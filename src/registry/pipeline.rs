@@ -1,19 +1,22 @@
-//! The one call path: resolve → authorize → validate → approve → run under deadline and
-//! cancellation → record (stats, trace, audit). Every adapter, the scheduler and workflows call tools through here and nowhere else.
+//! The one call path: charge the rate limit → resolve and authorize → validate → approve → run
+//! under deadline and cancellation → record (stats, metrics, trace, audit). Every adapter, the
+//! scheduler, workflows and approved runs call tools, read resources and get prompts through
+//! here and nowhere else.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use rmcp::model::CallToolResult;
+use rmcp::model::{CallToolResult, GetPromptResult, JsonObject, ReadResourceResult};
 use serde_json::Value;
 use tracing::Instrument;
 
 use super::audit::AuditTrail;
 use super::catalog::Entry;
+use super::operation::Operation;
+use super::target::Target;
 use super::trace::Layer;
 use super::trace_trail::TraceTrail;
-use super::{CallContext, CallError, Registry};
+use super::{CallContext, CallError, FailureKind, Registry};
 
 /// At most this many schema violations are reported at once; the first few are what a model fixes.
 const MAX_REPORTED_VIOLATIONS: usize = 3;
@@ -21,19 +24,44 @@ const MAX_REPORTED_VIOLATIONS: usize = 3;
 impl Registry {
     /// Calls `name` (native or strict spelling) with `input` as the context's caller.
     pub async fn call(&self, ctx: &CallContext, name: &str, input: Value) -> Result<CallToolResult, CallError> {
+        self.perform(ctx, Operation::Tool(name), input).await
+    }
+
+    /// Runs any operation through the pipeline: charge → resolve (authorize) → validate →
+    /// approve → run under deadline and cancellation → record. A resource read or prompt get
+    /// answers in a tool result's shape (see `target`); [`Registry::read_resource`] and
+    /// [`Registry::get_prompt`] turn it back.
+    pub async fn perform(
+        &self,
+        ctx: &CallContext,
+        op: Operation<'_>,
+        input: Value,
+    ) -> Result<CallToolResult, CallError> {
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
-        let mut trail = AuditTrail::begin(self.trail_hooks(), ctx, name, &input);
-        let mut trace = TraceTrail::begin(self.traces.get().map(|sink| &**sink), ctx, name);
-        let Some(entry) = self.resolve_for(&ctx.caller, name) else {
+        let requested = op.record_name();
+        let mut trail = AuditTrail::begin(self.trail_hooks(), ctx, &requested, &input);
+        let mut trace = TraceTrail::begin(self.traces.get().map(|sink| &**sink), ctx, &requested);
+        if let Err(refusal) = self.charge_call(ctx) {
+            tracing::info!(agent = %ctx.caller.agent_id, class = refusal.class.as_str(), "rate limited");
+            let outcome = Err(CallError::RateLimited(refusal));
+            trail.finish(&outcome);
+            trace.finish(&outcome);
+            return outcome;
+        }
+        let Some(target) = self.resolve_target(&ctx.caller, &op) else {
             self.stats.unknown.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(tool = name, agent = %ctx.caller.agent_id, request_id = %ctx.request_id, "unknown or denied tool");
-            let outcome = Err(CallError::UnknownTool(name.to_owned()));
+            tracing::debug!(name = %requested, agent = %ctx.caller.agent_id, request_id = %ctx.request_id, "unknown or denied");
+            let outcome = Err(match op {
+                Operation::Tool(name) => CallError::UnknownTool(name.to_owned()),
+                Operation::Resource(uri) => CallError::NotFound(format!("no resource `{uri}`")),
+                Operation::Prompt(name) => CallError::NotFound(format!("no prompt `{name}`")),
+            });
             trail.finish(&outcome);
             trace.finish(&outcome);
             return outcome;
         };
-        trail.resolved(&entry);
-        trace.resolved(&entry);
+        trail.resolved(&target.record, &target.series, target.origin);
+        trace.resolved(&target.record, target.origin);
         let traced = trace.context(ctx);
         let ctx = traced.as_ref().unwrap_or(ctx);
         // Debug: the fmt layer formats a span's fields when it opens, which at info cost every call
@@ -41,36 +69,38 @@ impl Registry {
         // logged during the call use. `AGENTOS_LOG=info,agentos::registry=debug` turns it on.
         let span = tracing::debug_span!(
             "tool_call",
-            tool = %entry.name(),
-            origin = entry.tool.spec().origin.as_str(),
+            tool = %target.record,
+            origin = target.origin.as_str(),
             agent = %ctx.caller.agent_id,
             request_id = %ctx.request_id,
         );
-        let outcome = self.run(entry, ctx, input).instrument(span).await;
+        let outcome = self.run(&target, ctx, input).instrument(span).await;
         trail.finish(&outcome);
         trace.finish(&outcome);
         outcome
     }
 
-    async fn run(&self, entry: Arc<Entry>, ctx: &CallContext, input: Value) -> Result<CallToolResult, CallError> {
+    async fn run(&self, target: &Target, ctx: &CallContext, input: Value) -> Result<CallToolResult, CallError> {
         let started = Instant::now();
         let mut in_flight = InFlight::enter(&self.stats.in_flight);
         let input = match input {
             Value::Null => Value::Object(Default::default()),
             other => other,
         };
-        if let Err(message) = validate(&entry, &input) {
+        if let Err(message) = target.validate(&input) {
             self.stats.invalid.fetch_add(1, Ordering::Relaxed);
-            entry.stats.record(true, micros_since(started));
+            if let Some(entry) = target.entry() {
+                entry.stats.record(true, micros_since(started));
+            }
             tracing::debug!(%message, "invalid arguments");
             return Err(CallError::InvalidArguments {
-                tool: entry.name().to_string(),
+                tool: target.record.to_string(),
                 message,
             });
         }
-        let outcome = match self.approve(&entry, ctx, &input).await {
+        let outcome = match self.approve(target, ctx, &input).await {
             Some(held) => held,
-            None => self.execute(&entry, ctx, input).await,
+            None => self.execute(target, ctx, input).await,
         };
         let failed = match &outcome {
             Ok(result) => result.is_error == Some(true),
@@ -81,17 +111,19 @@ impl Registry {
         }
         let micros = micros_since(started);
         in_flight.finish();
-        entry.stats.record(failed, micros);
+        if let Some(entry) = target.entry() {
+            entry.stats.record(failed, micros);
+        }
         tracing::debug!(micros, failed, "tool call finished");
         outcome
     }
 
-    /// Runs the tool under the call's deadline and cancellation. A call held for approval never
-    /// gets here: its approved run is a fresh call with a fresh deadline (see `approval`).
-    async fn execute(&self, entry: &Entry, ctx: &CallContext, input: Value) -> Result<CallToolResult, CallError> {
+    /// Runs the target under the call's deadline and cancellation. A call held for approval
+    /// never gets here: its approved run is a fresh call with a fresh deadline (see `approval`).
+    async fn execute(&self, target: &Target, ctx: &CallContext, input: Value) -> Result<CallToolResult, CallError> {
         let started = tokio::time::Instant::now();
-        // The tool's own span; what it calls (an upstream, workflow steps) nests under it.
-        let mut span = ctx.trace.span(Layer::Tool, || entry.name().clone());
+        // The run's own span; what it calls (an upstream, workflow steps) nests under it.
+        let mut span = ctx.trace.span(Layer::Tool, || target.record.clone());
         let traced = span.as_ref().map(|span| CallContext {
             trace: super::TraceLink::Within(span.context()),
             ..ctx.clone()
@@ -101,18 +133,56 @@ impl Registry {
             biased;
             _ = ctx.cancel.cancelled() => {
                 tracing::info!("tool call cancelled by the client");
-                Err(CallError::Cancelled(entry.name().to_string()))
+                Err(CallError::Cancelled(target.record.to_string()))
             }
             _ = tokio::time::sleep_until(ctx.deadline) => Err(CallError::DeadlineExceeded {
-                tool: entry.name().to_string(),
+                tool: target.record.to_string(),
                 timeout: ctx.deadline.saturating_duration_since(started),
             }),
-            result = entry.tool.call(input, ctx) => Ok(result.unwrap_or_else(failure_result)),
+            result = target.invoke(input, ctx) => Ok(result.unwrap_or_else(failure_result)),
         };
         if let Some(span) = span.take() {
             super::trace_trail::end_tool_span(span, &outcome);
         }
         outcome
+    }
+
+    /// Reads a namespaced resource URI as the context's caller, through the whole pipeline.
+    pub async fn read_resource(&self, ctx: &CallContext, uri: &str) -> Result<ReadResourceResult, CallError> {
+        let result = self.perform(ctx, Operation::Resource(uri), Value::Null).await?;
+        if result.is_error == Some(true) {
+            return Err(failed(&result));
+        }
+        Ok(super::target::into_resource(result))
+    }
+
+    /// Gets a namespaced prompt as the context's caller, through the whole pipeline.
+    pub async fn get_prompt(
+        &self,
+        ctx: &CallContext,
+        name: &str,
+        arguments: Option<JsonObject>,
+    ) -> Result<GetPromptResult, CallError> {
+        let input = super::target::prompt_input(arguments);
+        let result = self.perform(ctx, Operation::Prompt(name), input).await?;
+        if result.is_error == Some(true) {
+            return Err(failed(&result));
+        }
+        super::target::into_prompt(result).ok_or_else(|| CallError::Failed {
+            kind: FailureKind::Failed,
+            message: format!("the result of prompt `{name}` is not a prompt"),
+            approval_id: None,
+        })
+    }
+}
+
+/// A failed resource read or prompt get, which has no result channel of its own.
+fn failed(result: &CallToolResult) -> CallError {
+    let (kind, message) = super::target::failure_of(result);
+    CallError::Failed {
+        kind,
+        message,
+        approval_id: super::approval_id_of(result).map(str::to_owned),
     }
 }
 
@@ -125,6 +195,27 @@ pub(super) fn failure_result(failure: super::ToolFailure) -> CallToolResult {
     let mut meta = rmcp::model::JsonObject::new();
     meta.insert(FAILURE_KIND_META.into(), Value::String(failure.kind.as_str().into()));
     result.meta = Some(rmcp::model::MetaObject(meta));
+    result
+}
+
+/// The `_meta` key of a rate-limited result: whole seconds until a call would pass.
+const RETRY_AFTER_META: &str = "agentos/retryAfterSecs";
+
+/// A refusal of the pipeline as a failed tool result, for front doors whose callers read those
+/// (MCP clients): its message as text, its kind in `_meta` and, when rate limited, the delay.
+pub fn refusal_result(error: &CallError) -> CallToolResult {
+    let kind = match error {
+        CallError::InvalidArguments { .. } => super::FailureKind::InvalidInput,
+        CallError::NotFound(_) | CallError::UnknownTool(_) => super::FailureKind::NotFound,
+        CallError::RateLimited(_) => super::FailureKind::RateLimited,
+        CallError::Failed { kind, .. } => *kind,
+        CallError::Cancelled(_) | CallError::DeadlineExceeded { .. } => super::FailureKind::Failed,
+    };
+    let mut result = failure_result(super::ToolFailure::new(error.to_string()).with_kind(kind));
+    if let (CallError::RateLimited(refusal), Some(meta)) = (error, &mut result.meta) {
+        meta.0
+            .insert(RETRY_AFTER_META.into(), Value::from(refusal.retry_after_secs()));
+    }
     result
 }
 
@@ -174,7 +265,7 @@ fn micros_since(started: Instant) -> u64 {
 }
 
 /// Checks `input` against the tool's compiled schema and says, per field, what is wrong.
-fn validate(entry: &Entry, input: &Value) -> Result<(), String> {
+pub(super) fn validate(entry: &Entry, input: &Value) -> Result<(), String> {
     if entry.validator.is_valid(input) {
         return Ok(());
     }

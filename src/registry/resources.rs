@@ -10,6 +10,10 @@
 //!   `agentos+mcp://<s>/<t>`, and a client filling it produces a URI that routes back to `s` with
 //!   the filled original. Contents returned by a read carry the namespaced URI as well.
 //!
+//! Reads and prompt gets are operations of the pipeline like tool calls ([`super::Operation`]):
+//! limited, approved, traced, metered and audited (a read as `resource:<uri>`, a prompt as its
+//! name). This file keeps the providers, the names and the listings.
+//!
 //! # Authorization
 //! A caller may list and read server `s`'s resources iff its tool policy allows the name
 //! `mcp.<s>.resources`, and list and get its prompts iff it allows `mcp.<s>.prompts`. So `*`,
@@ -89,7 +93,7 @@ pub fn may_use_prompts(caller: &Caller, server: &str) -> bool {
     caller.tools.allows(&format!("mcp.{server}.prompts"))
 }
 
-fn rename_contents(server: &str, contents: &mut ResourceContents) {
+pub(super) fn rename_contents(server: &str, contents: &mut ResourceContents) {
     if let ResourceContents::TextResourceContents { uri, .. } | ResourceContents::BlobResourceContents { uri, .. } =
         contents
     {
@@ -122,7 +126,7 @@ impl Registry {
             .collect()
     }
 
-    fn provider(&self, server: &str) -> Option<Arc<dyn ResourceProvider>> {
+    pub(super) fn provider(&self, server: &str) -> Option<Arc<dyn ResourceProvider>> {
         self.providers
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -174,21 +178,6 @@ impl Registry {
         all
     }
 
-    /// Reads a namespaced resource URI for this caller.
-    pub async fn read_resource_for(&self, caller: &Caller, uri: &str) -> Result<ReadResourceResult, ResourceError> {
-        let not_found = || ResourceError::NotFound(format!("no resource `{uri}`"));
-        let (server, original) = split_uri(uri).ok_or_else(not_found)?;
-        if !may_use_resources(caller, server) {
-            return Err(not_found());
-        }
-        let provider = self.provider(server).ok_or_else(not_found)?;
-        let mut result = provider.read_resource(original.to_owned()).await?;
-        for contents in &mut result.contents {
-            rename_contents(server, contents);
-        }
-        Ok(result)
-    }
-
     /// Every prompt this caller may get, named `mcp.<server>.<prompt>`.
     pub async fn list_prompts_for(&self, caller: &Caller) -> Vec<Prompt> {
         let visible: Vec<_> = self
@@ -209,22 +198,6 @@ impl Registry {
         }
         all
     }
-
-    /// Gets a prompt by its namespaced name for this caller.
-    pub async fn get_prompt_for(
-        &self,
-        caller: &Caller,
-        name: &str,
-        arguments: Option<JsonObject>,
-    ) -> Result<GetPromptResult, ResourceError> {
-        let not_found = || ResourceError::NotFound(format!("no prompt `{name}`"));
-        let (server, original) = split_prompt_name(name).ok_or_else(not_found)?;
-        if !may_use_prompts(caller, server) {
-            return Err(not_found());
-        }
-        let provider = self.provider(server).ok_or_else(not_found)?;
-        provider.get_prompt(original.to_owned(), arguments).await
-    }
 }
 
 #[cfg(test)]
@@ -234,7 +207,7 @@ mod tests {
     use futures::FutureExt;
 
     use super::*;
-    use crate::registry::ToolPolicy;
+    use crate::registry::{CallContext, CallError, ToolPolicy};
 
     struct Fake;
 
@@ -279,8 +252,9 @@ mod tests {
         assert_eq!(resources[0].uri, "agentos+mcp://fs/file:///a?b=c");
         let templates = registry.list_resource_templates_for(&all).await;
         assert_eq!(templates[0].uri_template, "agentos+mcp://fs/demo://x/{id}");
+        let as_caller = |caller: &Caller| CallContext::new(Arc::new(caller.clone()), "r", Duration::from_secs(5));
         let read = registry
-            .read_resource_for(&all, "agentos+mcp://fs/demo://x/7")
+            .read_resource(&as_caller(&all), "agentos+mcp://fs/demo://x/7")
             .await
             .unwrap();
         let ResourceContents::TextResourceContents { uri, .. } = &read.contents[0] else {
@@ -288,7 +262,10 @@ mod tests {
         };
         assert_eq!(uri, "agentos+mcp://fs/demo://x/7");
         assert_eq!(registry.list_prompts_for(&all).await[0].name, "mcp.fs.greet");
-        let prompt = registry.get_prompt_for(&all, "mcp.fs.greet", None).await.unwrap();
+        let prompt = registry
+            .get_prompt(&as_caller(&all), "mcp.fs.greet", None)
+            .await
+            .unwrap();
         assert_eq!(prompt.description.as_deref(), Some("greet"));
 
         let family = Caller::owner(ToolPolicy::parse(&["mcp.fs.*"]).unwrap());
@@ -301,12 +278,14 @@ mod tests {
         assert!(registry.list_resource_templates_for(&other).await.is_empty());
         assert!(registry.list_prompts_for(&other).await.is_empty());
         assert!(matches!(
-            registry.read_resource_for(&other, "agentos+mcp://fs/demo://x/7").await,
-            Err(ResourceError::NotFound(_))
+            registry
+                .read_resource(&as_caller(&other), "agentos+mcp://fs/demo://x/7")
+                .await,
+            Err(CallError::NotFound(_))
         ));
         assert!(matches!(
-            registry.get_prompt_for(&other, "mcp.fs.greet", None).await,
-            Err(ResourceError::NotFound(_))
+            registry.get_prompt(&as_caller(&other), "mcp.fs.greet", None).await,
+            Err(CallError::NotFound(_))
         ));
         assert!(registry.remove_resource_provider("fs"));
         assert!(registry.list_resources_for(&all).await.is_empty());

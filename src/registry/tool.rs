@@ -86,6 +86,9 @@ pub enum Audience {
     /// Ops-admins whose policy names it: the tool changes this agentos itself (starts programs,
     /// say).
     AdminsOnly,
+    /// Operators and ops-admins whose policy names it: the tool acts on other agents (creates,
+    /// disables, revokes), and on those the caller oversees only.
+    Operators,
     /// Every caller, whatever its policy: the tool only answers about the caller's own records
     /// and those of agents it oversees. For what an agent must always be able to reach, like the
     /// outcome of its own call that was held for approval.
@@ -98,6 +101,7 @@ impl Audience {
         match self {
             Audience::ByPolicy => caller.tools.allows(name),
             Audience::AdminsOnly => caller.is_admin() && caller.tools.allows(name),
+            Audience::Operators => caller.role >= super::Role::Operator && caller.tools.allows(name),
             Audience::Everyone => true,
         }
     }
@@ -142,6 +146,12 @@ pub enum FailureKind {
     Pending,
     /// A human denied the approval this call needed.
     Denied,
+    /// What the call would create exists already.
+    Conflict,
+    /// agentos is overloaded (its store's queues are full); nothing was done. Retry shortly.
+    Busy,
+    /// The caller's rate limit refused the call; nothing ran. Retry after the delay given.
+    RateLimited,
 }
 
 impl FailureKind {
@@ -153,6 +163,9 @@ impl FailureKind {
             FailureKind::InvalidInput => "invalid_input",
             FailureKind::Pending => "approval_pending",
             FailureKind::Denied => "approval_denied",
+            FailureKind::Conflict => "conflict",
+            FailureKind::Busy => "busy",
+            FailureKind::RateLimited => "rate_limited",
         }
     }
 
@@ -164,6 +177,9 @@ impl FailureKind {
             Self::InvalidInput,
             Self::Pending,
             Self::Denied,
+            Self::Conflict,
+            Self::Busy,
+            Self::RateLimited,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == text)
@@ -197,6 +213,10 @@ impl ToolFailure {
 
     pub fn invalid_input(message: impl Into<String>) -> Self {
         Self::new(message).with_kind(FailureKind::InvalidInput)
+    }
+
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(message).with_kind(FailureKind::Busy)
     }
 
     pub fn with_kind(mut self, kind: FailureKind) -> Self {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use rmcp::model::CallToolResult;
 
-use super::catalog::Entry;
 use super::trace::{AttrValue, Layer, OpenSpan, RootSpan, Summary, TraceLink, TraceSink};
 use super::{AuditOutcome, CallContext, CallError};
 
@@ -45,11 +44,11 @@ impl<'a> TraceTrail<'a> {
         }
     }
 
-    /// The call reached a tool: name it by its native name and origin.
-    pub(super) fn resolved(&mut self, entry: &Entry) {
+    /// The call reached a tool (or resource, or prompt): name it and its origin.
+    pub(super) fn resolved(&mut self, name: &Arc<str>, origin: super::Origin) {
         if let (Some(span), Some(summary)) = (&mut self.registry, &mut self.summary) {
-            summary.tool = entry.name().clone();
-            span.attr("origin", AttrValue::Static(entry.tool.spec().origin.as_str()));
+            summary.tool = name.clone();
+            span.attr("origin", AttrValue::Static(origin.as_str()));
         }
     }
 

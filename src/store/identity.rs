@@ -130,6 +130,14 @@ pub trait IdentityStore: Send + Sync {
     /// Creates an agent; `false` when the id is already taken.
     fn identity_create_agent(&self, agent: AgentRow) -> BoxFuture<'_, Result<bool, StoreError>>;
     fn identity_agent<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<AgentRow>, StoreError>>;
+    /// Agents in id order after `after` (a page of at most `limit`): every agent, or with
+    /// `account` those of that account and the agent `also` (an operator and its own agents).
+    fn identity_agents<'a>(
+        &'a self,
+        account: Option<(&'a str, &'a str)>,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<AgentRow>, StoreError>>;
     /// Replaces an agent's allowed tools; `false` when there is no such agent.
     fn identity_set_agent_tools<'a>(
         &'a self,

@@ -187,9 +187,8 @@ fn no_two_parts_depend_on_each_other() {
 fn the_scanner_sees_every_way_of_naming_a_part() {
     let parts: BTreeSet<String> = ["store", "registry", "upstream"].map(String::from).into();
     let module = ["adapters".to_owned(), "http".to_owned()];
-    let code = code(
-        "use crate::{registry::Caller, store};\n// crate::upstream in prose\nlet x = super::super::upstream::X;",
-    );
+    let code =
+        code("use crate::{registry::Caller, store};\n// crate::upstream in prose\nlet x = super::super::upstream::X;");
     let found = named_parts(&code, &module, &parts);
     assert_eq!(found, ["registry", "store", "upstream"].map(String::from).into());
     let plain = named_parts("use crate::store::Store;", &module, &parts);

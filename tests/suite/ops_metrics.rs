@@ -183,7 +183,11 @@ async fn counters_add_up_exactly_and_details_are_for_ops_admins() {
         .send()
         .await
         .unwrap();
-    assert_eq!(stray.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        stray.status(),
+        StatusCode::NOT_FOUND,
+        "unknown paths are no route, with or without credentials"
+    );
 
     let (after, text) = scrape(&server, None).await;
     let d = |series: &str| delta(&before, &after, series);
@@ -200,7 +204,7 @@ async fn counters_add_up_exactly_and_details_are_for_ops_admins() {
         16.0
     );
     assert_eq!(
-        d("agentos_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"401\"}"),
+        d("agentos_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}"),
         1.0
     );
     assert_eq!(
@@ -225,12 +229,15 @@ async fn counters_add_up_exactly_and_details_are_for_ops_admins() {
         .filter(|k| k.starts_with("agentos_tool_calls_total{"))
         .map(|k| d(k))
         .sum();
-    assert_eq!(all_calls, 12.0, "no refused request reached the registry");
+    // The 13th call was refused by the pipeline's limit stage, before any tool was resolved;
+    // the unauthenticated ones never reached the registry.
+    assert_eq!(call("unknown", "unknown", "rate_limited"), 1.0);
+    assert_eq!(all_calls, 13.0, "only authenticated calls reached the registry");
     assert_eq!(
         d("agentos_tool_call_duration_seconds_count{origin=\"primitive\"}"),
         10.0
     );
-    assert_eq!(d("agentos_tool_call_duration_seconds_count{origin=\"unknown\"}"), 2.0);
+    assert_eq!(d("agentos_tool_call_duration_seconds_count{origin=\"unknown\"}"), 3.0);
     assert_eq!(d("agentos_rate_limited_total{class=\"mcp\"}"), 1.0);
     for secret in ["no_such_tool_xyz", "mcp_server_add", "path-4711"] {
         assert!(!text.contains(secret), "`{secret}` became a label:\n{text}");

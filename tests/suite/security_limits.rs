@@ -72,7 +72,8 @@ async fn rate_limits_answer_429_with_the_headers_and_refill() {
     assert_eq!(headers["x-ratelimit-remaining"], "0");
     assert!(headers.contains_key("x-ratelimit-reset"));
     let body: Value = refused.json().await.unwrap();
-    assert_eq!(body["error"], "rate_limited");
+    assert_eq!(body["code"], "rate_limited", "{body}");
+    assert!(body["error"].as_str().unwrap().contains("retry after"), "{body}");
 
     assert_eq!(
         time_now(&server, &neighbour).await.status(),

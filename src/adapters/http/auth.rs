@@ -1,8 +1,10 @@
-//! Who is calling: every request is authenticated once, here, before any route runs, then charged
-//! to its rate limit. The caller travels in the request's extensions; routes never read
-//! credentials themselves, and the registry decides what that caller may see and call.
+//! Who is calling: every request is authenticated once, here, by its route's guard (built from
+//! the route table), and a route that reaches no tool is charged to its rate limit through the
+//! registry's limiter (calls are charged by the pipeline). The caller travels in the request's
+//! extensions; routes never read credentials themselves, and the registry decides what that
+//! caller may see and call.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -11,49 +13,17 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::error_response;
-use super::limit::{RateLimiter, RouteClass};
+use super::routes::{Access, Charge};
 use crate::adapters::mcp::RequestIdentity;
 use crate::identity::{AuthError, AuthMethod, Authenticated, Identity};
-use crate::ops::metrics::Metrics;
-use crate::registry::{Caller, NameStyle, ToolPolicy};
+use crate::registry::{CallError, Caller, LimitClass, NameStyle, Registry, ToolPolicy};
 
 /// The browser session cookie set by sign-up and sign-in.
 pub(super) const SESSION_COOKIE: &str = "agentos_session";
 /// Cookie-authenticated requests that change state must echo the session's CSRF token here.
 pub(super) const CSRF_HEADER: &str = "x-csrf-token";
 
-/// How a route may be reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
-    /// Liveness and (when `[metrics] public`) metrics: never authenticated, never limited.
-    Unchecked,
-    /// Open to anyone; credentials, when sent, must be valid and shape the answer.
-    Public,
-    /// The gate that produces credentials (sign-up, sign-in, reset): presented credentials are
-    /// ignored so a stale cookie never blocks signing in again.
-    Gate,
-    /// Needs a bearer token or a browser session.
-    Protected,
-}
-
-fn classify(method: &Method, path: &str) -> (Access, RouteClass) {
-    match (method, path) {
-        (_, "/health" | "/metrics") => (Access::Unchecked, RouteClass::Api),
-        (&Method::GET, "/tools" | "/api/skills" | "/api/ops/metrics" | "/api/ops/crew" | "/openapi.json" | "/docs") => {
-            (Access::Public, RouteClass::Api)
-        }
-        (&Method::POST, "/register") => (Access::Public, RouteClass::Auth),
-        (&Method::POST, "/api/signup" | "/api/signin" | "/api/forgot-password" | "/api/forgot-password/confirm") => {
-            (Access::Gate, RouteClass::Auth)
-        }
-        (_, "/mcp") => (Access::Protected, RouteClass::Mcp),
-        _ if path.starts_with("/health/") => (Access::Unchecked, RouteClass::Api),
-        _ => (Access::Protected, RouteClass::Api),
-    }
-}
-
-/// What the authentication layer needs; cheap to clone.
-#[derive(Clone)]
+/// What the authentication layer needs; shared by every route's guard.
 pub(super) struct Authenticator {
     identity: Arc<Identity>,
     /// `false` under `--no-auth`: every request acts as the local owner.
@@ -61,10 +31,9 @@ pub(super) struct Authenticator {
     owner: Arc<Caller>,
     /// Who an unauthenticated caller of a public route is: it sees the public catalog.
     anonymous: Arc<Caller>,
-    limiter: Option<Arc<RateLimiter>>,
+    /// Charges what reaches no tool to the same limits as calls.
+    registry: Arc<Registry>,
     name_style: NameStyle,
-    /// Counts rate-limit refusals; also says whether `/metrics` is open to anyone.
-    metrics: Arc<Metrics>,
 }
 
 impl Authenticator {
@@ -72,19 +41,17 @@ impl Authenticator {
         identity: Arc<Identity>,
         required: bool,
         owner: Arc<Caller>,
-        limiter: Option<RateLimiter>,
+        registry: Arc<Registry>,
         name_style: NameStyle,
-        metrics: Arc<Metrics>,
     ) -> Self {
         let public_catalog = ToolPolicy::parse(&["agentos.*"]).unwrap_or_else(|_| ToolPolicy::none());
         Self {
             identity,
             required,
             owner,
-            anonymous: Arc::new(Caller::agent("anonymous", public_catalog, Vec::new())),
-            limiter: limiter.map(Arc::new),
+            anonymous: Arc::new(Caller::anonymous(public_catalog)),
+            registry,
             name_style,
-            metrics,
         }
     }
 
@@ -93,17 +60,22 @@ impl Authenticator {
     }
 }
 
-/// The middleware: authenticate, check CSRF, rate-limit, then run the route with the caller.
-pub(super) async fn authenticate(State(auth): State<Authenticator>, mut request: Request, next: Next) -> Response {
-    let (mut access, class) = classify(request.method(), request.uri().path());
-    // A private `/metrics` needs a caller (the route itself then wants an ops-admin).
-    if access == Access::Unchecked && !auth.metrics.public() && request.uri().path() == "/metrics" {
-        access = Access::Protected;
-    }
-    if access == Access::Unchecked {
+/// One route's authentication: the shared authenticator and the route's row of the table.
+#[derive(Clone)]
+pub(super) struct Guard {
+    pub auth: Arc<Authenticator>,
+    pub access: Access,
+    pub charge: Charge,
+}
+
+/// The middleware in front of each route: authenticate, check CSRF, charge what reaches no
+/// tool, then run the route with the caller in the request's extensions.
+pub(super) async fn authenticate(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
+    let auth = &guard.auth;
+    if guard.access == Access::Unchecked {
         return next.run(request).await;
     }
-    let authenticated = if !auth.required || access == Access::Gate {
+    let authenticated = if !auth.required || guard.access == Access::Gate {
         None
     } else {
         match credentials(&auth.identity, request.headers()).await {
@@ -119,24 +91,23 @@ pub(super) async fn authenticate(State(auth): State<Authenticator>, mut request:
     let caller = match (&authenticated, auth.required) {
         (Some(found), _) => found.caller.clone(),
         (None, false) => auth.owner.clone(),
-        (None, true) if access == Access::Protected => return unauthenticated(),
+        (None, true) if guard.access == Access::Protected => return unauthenticated(),
         (None, true) => auth.anonymous.clone(),
     };
-    let verdict = match &auth.limiter {
-        Some(limiter) if !caller.is_admin() => {
-            let key = match &authenticated {
-                Some(found) => found.caller.agent_id.to_string(),
-                None => client_address(&request),
-            };
-            let verdict = limiter.check(class, &key);
-            if !verdict.allowed {
-                tracing::info!(agent = %caller.agent_id, class = ?class, "rate limited");
-                auth.metrics.record_rate_limited(class.as_str());
-                return RateLimiter::refusal(class, &verdict);
-            }
-            Some(verdict)
-        }
+    let class = match guard.charge {
+        Charge::Api => Some(LimitClass::Api),
+        Charge::Auth if caller.is_anonymous() => Some(LimitClass::Auth),
         _ => None,
+    };
+    let verdict = match class {
+        Some(class) => match auth.registry.charge(&caller, client_address(&request), class) {
+            Ok(verdict) => verdict,
+            Err(refusal) => {
+                tracing::info!(agent = %caller.agent_id, class = class.as_str(), "rate limited");
+                return super::call_error_response(&CallError::RateLimited(refusal));
+            }
+        },
+        None => None,
     };
     let extensions = request.extensions_mut();
     extensions.insert(RequestIdentity {
@@ -148,9 +119,20 @@ pub(super) async fn authenticate(State(auth): State<Authenticator>, mut request:
     }
     let mut response = next.run(request).await;
     if let Some(verdict) = verdict {
-        RateLimiter::annotate(response.headers_mut(), &verdict);
+        super::annotate_verdict(response.headers_mut(), &verdict);
     }
     response
+}
+
+/// The client's address, when the server knows it (it always does over TCP).
+pub(super) fn client_address(request: &Request) -> Option<IpAddr> {
+    client_of(request.extensions())
+}
+
+pub(super) fn client_of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_canonical())
 }
 
 /// The bearer token, else the session cookie, else nothing. Invalid credentials are a 401 even
@@ -218,14 +200,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn client_address(request: &Request) -> String {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
 fn with_challenge(mut response: Response) -> Response {
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
@@ -260,18 +234,6 @@ fn refused(error: &AuthError) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes_are_protected_unless_listed() {
-        assert_eq!(classify(&Method::GET, "/health").0, Access::Unchecked);
-        assert_eq!(classify(&Method::GET, "/tools").0, Access::Public);
-        assert_eq!(classify(&Method::POST, "/tools").0, Access::Protected);
-        assert_eq!(classify(&Method::POST, "/api/signin"), (Access::Gate, RouteClass::Auth));
-        assert_eq!(classify(&Method::POST, "/register"), (Access::Public, RouteClass::Auth));
-        assert_eq!(classify(&Method::POST, "/mcp"), (Access::Protected, RouteClass::Mcp));
-        assert_eq!(classify(&Method::GET, "/api/audit").0, Access::Protected);
-        assert_eq!(classify(&Method::GET, "/agent/me").0, Access::Protected);
-    }
 
     #[test]
     fn the_session_cookie_is_found_among_others() {

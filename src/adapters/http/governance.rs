@@ -8,11 +8,12 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::error_response;
 use super::json::JsonBody;
-use super::ops::ToolCall;
+use super::openapi::{Op, tool_schema};
+use super::tool_call::ToolCall;
 use crate::registry::is_approval_id;
 
 pub(super) type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
@@ -95,4 +96,103 @@ pub(super) async fn decide(call: ToolCall, Path(id): Path<String>, JsonBody(body
     }
     input.insert("id".into(), Value::String(id));
     call.run("agentos.approval_decide", Value::Object(input)).await
+}
+
+fn text() -> Value {
+    json!({"type": "string"})
+}
+
+/// `limit` and `cursor`, as the audit and trace listings page.
+pub(super) fn paged(op: Op, max: u32) -> Op {
+    op.param(
+        "query",
+        "limit",
+        false,
+        json!({"type": "integer", "minimum": 1, "maximum": max}),
+        &format!("1-{max}."),
+    )
+    .param("query", "cursor", false, text(), "`nextCursor` of the previous page.")
+}
+
+/// `agentId`, `tool`, `since` and `until`, as the audit and trace listings filter.
+pub(super) fn filtered(op: Op) -> Op {
+    op.param("query", "agentId", false, text(), "Only this agent's calls.")
+        .param(
+            "query",
+            "tool",
+            false,
+            text(),
+            "An exact tool name (`resource:<uri>` for resource reads) or a prefix ending in `*`.",
+        )
+        .param("query", "since", false, text(), "RFC 3339.")
+        .param("query", "until", false, text(), "RFC 3339.")
+}
+
+pub(super) fn audit_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
+    let outcomes: Vec<&str> = crate::registry::AuditOutcome::ALL.iter().map(|o| o.as_str()).collect();
+    let op = filtered(
+        op.named("audit", "Read the audit trail")
+            .describe("Backed by `agentos.audit_query`."),
+    )
+    .param(
+        "query",
+        "outcome",
+        false,
+        json!({"type": "string", "enum": outcomes}),
+        "Only calls that ended this way.",
+    );
+    paged(op, 500)
+        .reply(
+            200,
+            "Records, newest first.",
+            tool_schema!(schemas, "audit_query", "outputSchema"),
+        )
+        .tool_backed()
+}
+
+pub(super) fn approvals_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
+    let statuses =
+        json!({"type": "string", "enum": ["pending", "approved", "denied", "completed", "failed", "expired"]});
+    op.named("approvals", "List approvals")
+        .describe("Backed by `agentos.approvals_list`.")
+        .param("query", "status", false, statuses, "Only approvals in this state.")
+        .param("query", "agentId", false, text(), "Only this agent's requests.")
+        .param(
+            "query",
+            "limit",
+            false,
+            json!({"type": "integer", "minimum": 1, "maximum": 200}),
+            "1-200.",
+        )
+        .reply(
+            200,
+            "Approvals, newest first.",
+            tool_schema!(schemas, "approvals_list", "outputSchema"),
+        )
+        .tool_backed()
+}
+
+pub(super) fn decide_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
+    op.named("decide", "Approve or deny")
+        .describe("Backed by `agentos.approval_decide`.")
+        .param(
+            "path",
+            "id",
+            true,
+            json!({"type": "string", "pattern": "^apr_[0-9a-f]{32}$"}),
+            "The approval.",
+        )
+        .json_body(json!({
+            "type": "object", "required": ["decision"], "additionalProperties": false,
+            "properties": {
+                "decision": {"type": "string", "enum": ["approve", "deny"]},
+                "note": {"type": ["string", "null"], "maxLength": 1000},
+            },
+        }))
+        .reply(
+            200,
+            "Decided.",
+            tool_schema!(schemas, "approval_decide", "outputSchema"),
+        )
+        .tool_backed()
 }

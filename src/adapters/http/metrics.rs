@@ -5,7 +5,9 @@
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
 
+use super::openapi::Op;
 use super::{HttpState, error_response};
 use crate::adapters::mcp::RequestIdentity;
 use crate::ops::metrics::CONTENT_TYPE;
@@ -28,4 +30,17 @@ pub(super) async fn scrape(State(state): State<HttpState>, request: Request) -> 
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     response
+}
+
+/// `GET /metrics`: rendered straight from the collector, not a tool (a scrape is not a call).
+pub(super) fn scrape_doc(op: Op, _: &mut Map<String, Value>) -> Op {
+    op.named("prometheus", "Prometheus metrics")
+        .describe("Open to anyone with `[metrics] public = true` (the default); otherwise ops-admins only.")
+        .reply_as(
+            200,
+            "The text exposition format.",
+            "text/plain",
+            json!({"type": "string"}),
+        )
+        .errors(&[404])
 }

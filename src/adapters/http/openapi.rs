@@ -1,11 +1,11 @@
 //! `GET /openapi.json` (an OpenAPI 3.1 description of every HTTP route) and `GET /docs` (a page
-//! that renders it, embedded in the binary so it works with no network). Request bodies with a
-//! Rust type take their schema from it (schemars); the REST routes backed by tools answer with
-//! the tool's committed output schema (`schemas/tools/*.json`); the rest is written by hand in
-//! `openapi/paths.rs`. A test compares the documented operations with the `.route(...)` lines
-//! of the source, so a route cannot be added without being described.
+//! that renders it, embedded in the binary so it works with no network). The document is built
+//! from the route table: each route's row gives its method, path, access and tag, and its
+//! describer (beside its handler) the rest. Request and response bodies with a Rust type take
+//! their schema from it (schemars); the REST routes backed by tools answer with the tool's
+//! committed schemas (`schemas/tools/*.json`, see [`tool_schema!`]).
 
-mod paths;
+mod op;
 
 use std::sync::LazyLock;
 
@@ -13,12 +13,47 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-/// Built once: the document does not depend on configuration or requests.
+pub(super) use op::Op;
+
+/// Built once: the document does not depend on configuration or requests (`/metrics` is
+/// described as public, its default).
 static DOCUMENT: LazyLock<Value> = LazyLock::new(build);
+
+/// The input or output schema of a built-in tool, from its committed schema file:
+/// `tool_schema!(schemas, "audit_query", "outputSchema")`. Its `$defs` go to `schemas`.
+macro_rules! tool_schema {
+    ($schemas:expr, $name:literal, $which:literal) => {
+        $crate::adapters::http::openapi::schema_of_tool(
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/schemas/tools/agentos.",
+                $name,
+                ".json"
+            )),
+            $which,
+            $schemas,
+        )
+    };
+}
+pub(super) use tool_schema;
 
 /// `GET /openapi.json`
 pub(super) async fn document() -> Response {
     axum::Json(&*DOCUMENT).into_response()
+}
+
+pub(super) fn document_doc(op: Op, _: &mut Map<String, Value>) -> Op {
+    op.named("openapi", "This document")
+        .reply(200, "The OpenAPI 3.1 document.", json!({"type": "object"}))
+}
+
+pub(super) fn docs_doc(op: Op, _: &mut Map<String, Value>) -> Op {
+    op.named("docs", "A page that renders this document, offline").reply_as(
+        200,
+        "The page.",
+        "text/html",
+        json!({"type": "string"}),
+    )
 }
 
 const DOCS_HTML: &str = include_str!("openapi/docs.html");
@@ -45,7 +80,15 @@ pub(super) async fn docs() -> Response {
 
 fn build() -> Value {
     let mut schemas = components_schemas();
-    let mut paths = paths::all(&mut schemas);
+    let mut paths = Map::new();
+    for route in super::routes::table(true) {
+        let op = Op::new(&route.method, route.path, route.access, route.charge, route.tag);
+        let (path, method, body) = (route.describe)(op, &mut schemas).finish();
+        if let Value::Object(methods) = paths.entry(path).or_insert_with(|| json!({})) {
+            methods.insert(method, body);
+        }
+    }
+    let mut paths = Value::Object(paths);
     hoist_defs(&mut paths, &mut schemas);
     json!({
         "openapi": "3.1.0",
@@ -61,7 +104,8 @@ fn build() -> Value {
         "tags": [
             {"name": "health", "description": "Liveness and readiness, without credentials."},
             {"name": "tools", "description": "The tool registry and the calls into it (MCP and its plain form)."},
-            {"name": "accounts", "description": "Sign-up, sign-in, sessions, agents and their tokens."},
+            {"name": "accounts", "description": "Sign-up, sign-in, sessions, agents and their tokens (operator \
+                actions are the `agentos.agent*` and `agentos.token_revoke` tools)."},
             {"name": "governance", "description": "The audit trail and approvals."},
             {"name": "ops", "description": "Crew coverage and proxied MCP servers (ops-admins)."},
             {"name": "observability", "description": "Metrics and traces."},
@@ -122,10 +166,13 @@ fn error_responses() -> Value {
         ("409", "It exists already."),
         ("413", "The body is over `http.max_body_bytes`."),
         ("422", "The tool ran and failed."),
-        ("429", "Rate limited; `Retry-After` says when to come back."),
+        (
+            "429",
+            "Rate limited; `Retry-After` says when to come back, `X-RateLimit-*` the budget.",
+        ),
         (
             "503",
-            "A service agentos needs did not answer, or the call was cancelled.",
+            "agentos is busy (`Retry-After`), a service it needs did not answer, or the call was cancelled.",
         ),
         ("504", "The call's deadline passed."),
     ];
@@ -143,7 +190,7 @@ fn error_responses() -> Value {
 }
 
 /// The JSON Schema of a Rust type, as OpenAPI 3.1 takes it.
-fn schema_of<T: schemars::JsonSchema>() -> Value {
+pub(super) fn schema_of<T: schemars::JsonSchema>() -> Value {
     let mut schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_else(|_| json!({}));
     if let Value::Object(map) = &mut schema {
         map.remove("$schema");
@@ -153,7 +200,7 @@ fn schema_of<T: schemars::JsonSchema>() -> Value {
 
 /// The input or output schema of a tool from its committed schema file, its `$defs` moved to
 /// `components/schemas` as `<tool>.<Def>` so references resolve inside the document.
-fn tool_schema(file: &str, which: &str, schemas: &mut Map<String, Value>) -> Value {
+pub(super) fn schema_of_tool(file: &str, which: &str, schemas: &mut Map<String, Value>) -> Value {
     let parsed: Value = serde_json::from_str(file).unwrap_or_else(|_| json!({}));
     let name = parsed["name"]
         .as_str()

@@ -1,85 +1,14 @@
 //! `/api/ops/metrics`, `/api/ops/crew*` and `/api/mcp/servers*`: REST adapters over
-//! `agentos.ops_metrics` and the `agentos.crew_*` and `agentos.mcp_server*` tools. Each route calls the registry with the request's identity, as the
-//! plain form of `/mcp` does, and translates the result: the tool's structured content as the
-//! body, its failures as HTTP statuses.
+//! `agentos.ops_metrics` and the `agentos.crew_*` and `agentos.mcp_server*` tools. Each route
+//! calls its tool as the request's caller (`ToolCall`) and answers with the tool's result.
 
-use axum::extract::{FromRequestParts, Path, Query};
-use axum::http::StatusCode;
-use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use axum::extract::Path;
+use axum::response::Response;
+use serde_json::{Map, Value, json};
 
 use super::json::JsonBody;
-use super::{
-    HttpState, NamesQuery, call_error_status, error_response, error_text, failure_status, identity_for, request,
-};
-use crate::registry::{CallContext, FailureKind, approval_id_of, failure_kind};
-
-/// Who is calling a REST route, ready to call a tool as them.
-pub(super) struct ToolCall {
-    state: HttpState,
-    ctx: CallContext,
-}
-
-impl FromRequestParts<HttpState> for ToolCall {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, Response> {
-        let Query(query) = Query::<NamesQuery>::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let identity = identity_for(state, &query, &parts.headers, &parts.extensions).map_err(|response| *response)?;
-        // The route as declared (`/api/traces/{id}`), so traces group by route, not by id.
-        let route = parts
-            .extensions
-            .get::<axum::extract::MatchedPath>()
-            .map_or_else(|| parts.uri.path(), |matched| matched.as_str());
-        let ctx = CallContext::new(
-            identity.caller,
-            request::of(&parts.headers, &parts.extensions),
-            state.registry.default_timeout(),
-        )
-        .with_front_door(format!("rest {} {route}", parts.method));
-        Ok(Self {
-            state: state.clone(),
-            ctx,
-        })
-    }
-}
-
-impl ToolCall {
-    /// Calls `tool` with a JSON object body as its input; anything else is a 400 showing `expected`.
-    pub(super) async fn with_body(self, tool: &str, body: Value, expected: &str) -> Response {
-        match body {
-            input @ Value::Object(_) => self.run(tool, input).await,
-            _ => error_response(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                &format!("expected {expected}"),
-            ),
-        }
-    }
-
-    pub(super) async fn run(self, tool: &str, input: Value) -> Response {
-        match self.state.registry.call(&self.ctx, tool, input).await {
-            Ok(result) if failure_kind(&result) == Some(FailureKind::Pending) => {
-                // Accepted, not done: the body says which approval to ask about later.
-                let body = json!({
-                    "error": "approval_pending",
-                    "message": error_text(&result),
-                    "approvalId": approval_id_of(&result),
-                });
-                (StatusCode::ACCEPTED, axum::Json(body)).into_response()
-            }
-            Ok(result) if result.is_error == Some(true) => {
-                let (status, code) = failure_status(failure_kind(&result).unwrap_or_default());
-                error_response(status, code, &error_text(&result))
-            }
-            Ok(result) => axum::Json(result.structured_content.unwrap_or(Value::Null)).into_response(),
-            Err(error) => error_response(call_error_status(&error), error.code(), &error.to_string()),
-        }
-    }
-}
+use super::openapi::{Op, tool_schema};
+use super::tool_call::ToolCall;
 
 /// `GET /api/ops/metrics`
 pub(super) async fn metrics(call: ToolCall) -> Response {
@@ -126,18 +55,94 @@ pub(super) async fn add_server(call: ToolCall, JsonBody(body): JsonBody<Value>) 
     .await
 }
 
-/// `DELETE /api/mcp/servers/{name}`
+/// `DELETE /api/mcp/servers/{name}`: the tool checks the name.
 pub(super) async fn remove_server(call: ToolCall, Path(name): Path<String>) -> Response {
-    let well_formed = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if !well_formed {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            "invalid_server_name",
-            "server names are 1-64 characters of a-z, 0-9, `_` and `-`",
-        );
-    }
     call.run("agentos.mcp_server_remove", json!({ "name": name })).await
+}
+
+/// `/api/ops/*` and `/api/mcp/servers*` are ops-admin tools; others are told they do not exist.
+fn ops_only(op: Op) -> Op {
+    op.names().tool_backed()
+}
+
+pub(super) fn metrics_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
+    op.named("opsMetrics", "Metrics summary")
+        .describe("Backed by `agentos.ops_metrics`: aggregates for anyone, `metrics` (details) for ops-admins.")
+        .reply(
+            200,
+            "The summary.",
+            tool_schema!(schemas, "ops_metrics", "outputSchema"),
+        )
+        .tool_backed()
+}
+
+pub(super) fn crew_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
+    ops_only(
+        op.named("crew", "Crew coverage")
+            .describe("Backed by `agentos.crew_status`; ops-admins only (others get 404).")
+            .reply(200, "Coverage.", tool_schema!(schemas, "crew_status", "outputSchema")),
+    )
+}
+
+pub(super) fn failover_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
+    ops_only(
+        op.named("crewFailover", "Force a failover")
+            .json_body(tool_schema!(schemas, "crew_failover", "inputSchema"))
+            .reply(
+                200,
+                "Failed over.",
+                tool_schema!(schemas, "crew_failover", "outputSchema"),
+            ),
+    )
+}
+
+pub(super) fn bootstrap_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
+    ops_only(op.named("crewBootstrap", "Restore coverage").reply(
+        200,
+        "What was done.",
+        tool_schema!(schemas, "crew_bootstrap", "outputSchema"),
+    ))
+}
+
+pub(super) fn cron_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
+    ops_only(op.named("crewCron", "Run one health cycle").reply(
+        200,
+        "What was done.",
+        tool_schema!(schemas, "crew_cron", "outputSchema"),
+    ))
+}
+
+pub(super) fn servers_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
+    ops_only(op.named("mcpServers", "List proxied MCP servers").reply(
+        200,
+        "The servers.",
+        tool_schema!(schemas, "mcp_servers_list", "outputSchema"),
+    ))
+}
+
+pub(super) fn add_server_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
+    ops_only(
+        op.named("addMcpServer", "Add an MCP server")
+            .describe("Starts a program or connects an endpoint: ops-admins only.")
+            .json_body(tool_schema!(schemas, "mcp_server_add", "inputSchema"))
+            .reply(200, "Added.", tool_schema!(schemas, "mcp_server_add", "outputSchema")),
+    )
+}
+
+pub(super) fn remove_server_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
+    ops_only(
+        op.named("removeMcpServer", "Remove an MCP server")
+            .param(
+                "path",
+                "name",
+                true,
+                json!({"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}),
+                "The server.",
+            )
+            .reply(
+                200,
+                "Removed.",
+                tool_schema!(schemas, "mcp_server_remove", "outputSchema"),
+            ),
+    )
 }

@@ -1,6 +1,7 @@
 //! The plain JSON form of `POST /mcp`: `{"tool", "input" | "arguments", "server"?}` in,
 //! `{"success": true, "result": ...}` or `{"success": false, "error": ...}` out.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -11,9 +12,10 @@ use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use super::super::mcp::RequestIdentity;
-use super::{call_error_status, error_text, failure_status};
+use super::errors::{annotate_call_error, call_error_status};
+use super::{annotate_failure, annotate_verdict, error_text, failure_status};
 use crate::registry::names::with_server_hint;
-use crate::registry::{CallContext, Registry, approval_id_of, failure_kind};
+use crate::registry::{CallContext, CallError, Registry, approval_id_of, failure_kind};
 
 /// True when the body is a JSON object without a `jsonrpc` member. Anything else (JSON-RPC,
 /// batches, malformed JSON) goes to the MCP transport, which answers in JSON-RPC terms.
@@ -45,7 +47,13 @@ fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Respon
 
 /// Runs the call as `identity`; `request_id` is the HTTP request's, so the audit record matches
 /// the request's log lines.
-pub async fn handle(registry: &Arc<Registry>, identity: RequestIdentity, request_id: String, body: &[u8]) -> Response {
+pub async fn handle(
+    registry: &Arc<Registry>,
+    identity: RequestIdentity,
+    request_id: String,
+    client: Option<IpAddr>,
+    body: &[u8],
+) -> Response {
     let call: PlainCall = match serde_json::from_slice(body) {
         Ok(call) => call,
         Err(error) => {
@@ -67,8 +75,20 @@ pub async fn handle(registry: &Arc<Registry>, identity: RequestIdentity, request
         (input, arguments) => input.or(arguments).unwrap_or(Value::Null),
     };
     let name = with_server_hint(&call.tool, call.server.as_deref());
-    let ctx = CallContext::new(identity.caller, request_id, registry.default_timeout()).with_front_door("http.plain");
-    match registry.call(&ctx, &name, input).await {
+    let mut ctx = CallContext::new(identity.caller, request_id, registry.default_timeout())
+        .with_front_door("http.plain")
+        .with_client(client);
+    let verdict = ctx.reporting_rate();
+    let mut response = answer(registry.call(&ctx, &name, input).await);
+    if let Some(verdict) = verdict.get() {
+        annotate_verdict(response.headers_mut(), verdict);
+    }
+    response
+}
+
+/// The plain form's answer to a call's outcome.
+fn answer(outcome: Result<CallToolResult, CallError>) -> Response {
+    match outcome {
         Ok(result) if result.is_error == Some(true) => {
             let message = error_text(&result);
             let message = if message.is_empty() {
@@ -76,15 +96,22 @@ pub async fn handle(registry: &Arc<Registry>, identity: RequestIdentity, request
             } else {
                 message
             };
-            let (status, code) = failure_status(failure_kind(&result).unwrap_or_default());
+            let kind = failure_kind(&result).unwrap_or_default();
+            let (status, code) = failure_status(kind);
             let mut body = json!({ "success": false, "error": message, "code": code });
             if let Some(id) = approval_id_of(&result) {
                 body["approvalId"] = Value::String(id.to_owned());
             }
-            (status, axum::Json(body)).into_response()
+            let mut response = (status, axum::Json(body)).into_response();
+            annotate_failure(response.headers_mut(), kind);
+            response
         }
         Ok(result) => axum::Json(json!({ "success": true, "result": plain_result(result) })).into_response(),
-        Err(error) => failure(call_error_status(&error), error.code(), error.to_string()),
+        Err(error) => {
+            let mut response = failure(call_error_status(&error), error.code(), error.to_string());
+            annotate_call_error(response.headers_mut(), &error);
+            response
+        }
     }
 }
 

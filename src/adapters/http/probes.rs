@@ -1,13 +1,79 @@
-//! `GET /health/ready` and `GET /health/{service}`: readiness for load balancers and
-//! orchestrators, answered without credentials (see `ops::health` for what is checked and why
-//! the answers hold no endpoints or error texts). `GET /health` stays the cheap liveness check.
+//! `GET /health` (liveness), `GET /health/ready` and `GET /health/{service}` (readiness for load
+//! balancers and orchestrators), answered without credentials (see `ops::health` for what is
+//! checked and why the answers hold no endpoints or error texts).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
 
+use super::openapi::{Op, schema_of};
 use super::{HttpState, error_response};
-use crate::ops::health::valid_service_name;
+use crate::ops::health::{Report, ServiceHealth, valid_service_name};
+
+/// `GET /health`: the process serves HTTP.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Liveness {
+    /// Always `ok`.
+    #[schemars(extend("const" = "ok"))]
+    status: &'static str,
+    version: &'static str,
+    /// RFC 3339.
+    timestamp: String,
+    /// How many tools are registered.
+    tools: usize,
+    /// Calls running right now.
+    in_flight: u64,
+}
+
+/// `GET /health`
+pub(super) async fn liveness(State(state): State<HttpState>) -> Response {
+    axum::Json(Liveness {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        tools: state.registry.len(),
+        in_flight: state
+            .registry
+            .stats
+            .in_flight
+            .load(std::sync::atomic::Ordering::Relaxed),
+    })
+    .into_response()
+}
+
+pub(super) fn liveness_doc(op: Op, _: &mut Map<String, Value>) -> Op {
+    op.named("liveness", "Liveness")
+        .describe("Cheap: answers as long as the process serves HTTP.")
+        .reply(200, "Alive.", schema_of::<Liveness>())
+}
+
+pub(super) fn ready_doc(op: Op, _: &mut Map<String, Value>) -> Op {
+    op.named("readiness", "Readiness of every service")
+        .describe(
+            "Checks the store (a timed trivial read) and every upstream MCP server (`mcp.<server>`). \
+             Disabled servers are listed but do not make agentos unready.",
+        )
+        .reply(200, "Every service is healthy (or disabled).", schema_of::<Report>())
+        .reply(503, "A service is degraded or unhealthy.", schema_of::<Report>())
+}
+
+pub(super) fn service_doc(op: Op, _: &mut Map<String, Value>) -> Op {
+    op.named("serviceHealth", "Health of one service")
+        .param(
+            "path",
+            "service",
+            true,
+            json!({"type": "string", "pattern": "^[a-z0-9._-]{1,80}$"}),
+            "`store` or `mcp.<server>`.",
+        )
+        .reply(200, "Healthy (or disabled).", schema_of::<ServiceHealth>())
+        .reply(503, "Degraded or unhealthy.", schema_of::<ServiceHealth>())
+        .errors(&[404])
+}
 
 /// 200 when every service is healthy (or disabled), 503 when one is not: a probe needs only the
 /// status code.

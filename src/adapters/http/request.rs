@@ -40,6 +40,17 @@ pub(crate) fn of(headers: &HeaderMap, extensions: &axum::http::Extensions) -> St
     }
 }
 
+/// The request's id as a handler argument.
+pub(super) struct RequestId(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestId(of(&parts.headers, &parts.extensions)))
+    }
+}
+
 /// The outermost middleware, one layer for what every request needs (each layer costs a boxed
 /// future and a clone of the service beneath it): the id, a debug span, the metrics of the
 /// answer (`None` when `[metrics] enabled = false`) and the echoed id.

@@ -5,11 +5,12 @@
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use super::error_response;
-use super::governance::{Params, input_from};
-use super::ops::ToolCall;
+use super::governance::{Params, filtered, input_from, paged};
+use super::openapi::{Op, tool_schema};
+use super::tool_call::ToolCall;
 use crate::registry::trace::is_trace_id;
 
 /// `GET /api/traces?agentId=&tool=&status=&since=&until=&limit=&cursor=`
@@ -31,4 +32,39 @@ pub(super) async fn one(call: ToolCall, Path(id): Path<String>) -> Response {
         );
     }
     call.run("agentos.traces_query", json!({ "traceId": id })).await
+}
+
+pub(super) fn list_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
+    let op = filtered(
+        op.named("traces", "Recent traces")
+            .describe("Backed by `agentos.traces_query`."),
+    )
+    .param(
+        "query",
+        "status",
+        false,
+        json!({"type": "string", "enum": ["ok", "error"]}),
+        "Only traces that ended this way.",
+    );
+    paged(op, 500)
+        .reply(
+            200,
+            "Trace summaries, newest first.",
+            tool_schema!(schemas, "traces_query", "outputSchema"),
+        )
+        .tool_backed()
+}
+
+pub(super) fn one_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
+    op.named("trace", "One trace with its span tree")
+        .describe("Backed by `agentos.traces_query` with `traceId`.")
+        .param(
+            "path",
+            "id",
+            true,
+            json!({"type": "string", "pattern": "^[0-9a-f]{32}$"}),
+            "The trace id (32 lowercase hex digits).",
+        )
+        .reply(200, "The trace.", tool_schema!(schemas, "traces_query", "outputSchema"))
+        .tool_backed()
 }

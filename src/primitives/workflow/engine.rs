@@ -77,6 +77,10 @@ fn step_context(mode: &Mode, run_id: &str, index: usize) -> CallContext {
             progress: None,
             // Steps are children of the workflow_run call's span, in its trace.
             trace: parent.trace.clone(),
+            // Each step is charged like the call that started the workflow, to the same budget.
+            limit_class: parent.limit_class,
+            client: parent.client,
+            rate_report: parent.rate_report.clone(),
         },
         Mode::Background { caller, timeout } => {
             CallContext::new(caller.clone(), format!("workflow:{run_id}:{index}"), *timeout).with_front_door("workflow")

@@ -129,6 +129,33 @@ impl IdentityStore for SqliteStore {
         .boxed()
     }
 
+    fn identity_agents<'a>(
+        &'a self,
+        account: Option<(&'a str, &'a str)>,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<AgentRow>, StoreError>> {
+        let account = account.map(|(account, also)| (account.to_owned(), also.to_owned()));
+        let after = after.unwrap_or("").to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| match account {
+            None => conn
+                .prepare_cached(&format!(
+                    "SELECT {AGENT_COLUMNS} FROM agents WHERE id > ?1 ORDER BY id LIMIT ?2"
+                ))?
+                .query_map(params![after, limit], agent_from_row)?
+                .collect(),
+            Some((account, also)) => conn
+                .prepare_cached(&format!(
+                    "SELECT {AGENT_COLUMNS} FROM agents WHERE id > ?1 AND (account_id = ?2 OR id = ?3) \
+                     ORDER BY id LIMIT ?4"
+                ))?
+                .query_map(params![after, account, also, limit], agent_from_row)?
+                .collect(),
+        })
+        .boxed()
+    }
+
     fn identity_set_agent_tools<'a>(
         &'a self,
         id: &'a str,

@@ -323,14 +323,20 @@ pub fn in_process_app(data_dir: &Path) -> agentos::app::App {
     agentos::app::App::build(config).expect("build agentos in process")
 }
 
-/// Calls a tool through the registry pipeline as the agent `agent_id` (allowed every tool).
+/// Calls a tool through the registry pipeline as the agent `agent_id` (allowed every tool; the
+/// owner is the ops-admin it always is, so it is never rate-limited).
 pub async fn call_as(
     app: &agentos::app::App,
     agent_id: &str,
     tool: &str,
     input: Value,
 ) -> Result<CallToolResult, agentos::registry::CallError> {
-    let caller = agentos::registry::Caller::agent(agent_id, agentos::registry::ToolPolicy::allow_all(), Vec::new());
+    let everything = agentos::registry::ToolPolicy::allow_all();
+    let caller = if agent_id == agentos::registry::Caller::OWNER_ID {
+        agentos::registry::Caller::owner(everything)
+    } else {
+        agentos::registry::Caller::agent(agent_id, everything, Vec::new())
+    };
     let ctx = agentos::registry::CallContext::new(Arc::new(caller), "test", Duration::from_secs(30));
     app.registry.call(&ctx, tool, input).await
 }
