@@ -8,10 +8,12 @@ mod audit;
 mod catalog;
 mod context;
 mod error;
+mod listing;
 pub mod names;
 mod pipeline;
 mod policy;
 mod resources;
+mod startup;
 mod tool;
 pub mod trace;
 mod trace_trail;
@@ -38,6 +40,7 @@ pub use names::NameStyle;
 pub use pipeline::failure_kind;
 pub use policy::{PolicyError, ToolPattern, ToolPolicy};
 pub use resources::{RESOURCE_SCHEME, ResourceError, ResourceProvider};
+pub use startup::{DEFAULT_STARTUP_WAIT, Starting};
 pub use tool::{Audience, FailureKind, Hints, Origin, Tool, ToolFailure, ToolResult, ToolSpec};
 pub use trace::{TraceLink, TraceSink};
 pub use typed::{Empty, ToolBuilder};
@@ -70,6 +73,8 @@ pub struct Registry {
     /// Replaceable (rarely read: only when work runs later for an agent), so embedders and tests
     /// can put their own directory in place of the identity service.
     directory: RwLock<Option<Arc<dyn CallerDirectory>>>,
+    /// Providers still starting, which the first listing waits for (see `startup`).
+    startup: Arc<startup::Startup>,
 }
 
 impl Registry {
@@ -86,6 +91,7 @@ impl Registry {
             approvals: OnceLock::new(),
             traces: OnceLock::new(),
             directory: RwLock::new(None),
+            startup: Arc::default(),
         }
     }
 

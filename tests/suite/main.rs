@@ -30,3 +30,4 @@ mod upstream_core;
 mod upstream_crew;
 mod upstream_resources;
 mod upstream_servers;
+mod upstream_startup;
