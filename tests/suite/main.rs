@@ -9,6 +9,7 @@ mod crash_safety;
 mod examples;
 mod mcp_http;
 mod mcp_stdio;
+mod mcp_stdio_inputs;
 mod ops_health;
 mod ops_logs;
 mod ops_metrics;
