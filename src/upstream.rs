@@ -4,6 +4,8 @@
 //! it dies.
 
 mod crew;
+#[cfg(target_os = "linux")]
+mod lifeline;
 mod proxy;
 pub mod spec;
 mod supervisor;

@@ -238,6 +238,18 @@ impl Connection {
     }
 }
 
+/// Starts a stdio server so that it and its process group die with agentos (see `lifeline`).
+#[cfg(target_os = "linux")]
+async fn spawn(command: tokio::process::Command) -> std::io::Result<tokio::process::Child> {
+    super::lifeline::spawn(command).await
+}
+
+/// Elsewhere a server outlives an agentos that is killed without a chance to stop it.
+#[cfg(not(target_os = "linux"))]
+async fn spawn(mut command: tokio::process::Command) -> std::io::Result<tokio::process::Child> {
+    command.spawn()
+}
+
 /// Starts the server (or opens the HTTP session) and completes the MCP handshake.
 pub(crate) async fn connect(link: &Arc<Link>) -> Result<Connection, UpstreamError> {
     let spec = &link.active_spec();
@@ -261,7 +273,7 @@ pub(crate) async fn connect(link: &Arc<Link>) -> Result<Connection, UpstreamErro
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit());
-        let mut child = command.spawn().map_err(|source| UpstreamError::Spawn {
+        let mut child = spawn(command).await.map_err(|source| UpstreamError::Spawn {
             command: command_name.clone(),
             source,
         })?;

@@ -29,6 +29,7 @@ mod security_limits;
 mod security_policy;
 mod upstream_core;
 mod upstream_crew;
+mod upstream_lifeline;
 mod upstream_resources;
 mod upstream_servers;
 mod upstream_startup;
