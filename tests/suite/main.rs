@@ -27,6 +27,7 @@ mod schemas;
 mod security_auth;
 mod security_limits;
 mod security_policy;
+mod tools_catalog;
 mod upstream_core;
 mod upstream_crew;
 mod upstream_lifeline;
