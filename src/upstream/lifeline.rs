@@ -2,38 +2,45 @@
 //! process they started in their process group (`npx`, `sh -c`, `uvx` start children that a
 //! signal to the server alone never reaches).
 //!
-//! Two mechanisms, installed in the child between fork and exec:
-//! - `PR_SET_PDEATHSIG(SIGKILL)` on the server. The kernel sends it when the *thread* that forked
-//!   the child ends, not the process; so every server is spawned from one thread that lives as
-//!   long as agentos (`agentos-spawn` below). A Tokio worker would not do: blocking-pool threads
-//!   end after an idle spell, and a worker that called `block_in_place` becomes one.
-//! - A watcher for the whole group: a tiny process forked there (twice, so it is no child of the
-//!   server, which may wait for its own children) that stays in the server's process group,
-//!   closes every descriptor but two, and blocks in poll(2) on
-//!   - the read end of the *lifeline*, a pipe made once per agentos process whose write end only
-//!     agentos holds (both ends close-on-exec, so no server inherits them). When agentos ends,
-//!     however, the kernel closes that write end and the read end reports end-of-file;
-//!   - a pidfd of the server, readable when the server has exited (also when its exec failed).
+//! Two mechanisms:
+//! - `PR_SET_PDEATHSIG(SIGKILL)` on the server, set between fork and exec. The kernel sends it
+//!   when the *thread* that forked the child ends, not the process; so every server is spawned
+//!   from one thread that lives as long as agentos (`agentos-spawn` below). A Tokio worker would
+//!   not do: blocking-pool threads end after an idle spell, and a worker that called
+//!   `block_in_place` becomes one.
+//! - A watcher per server for its whole group: a `/bin/sh` (shown as `agentos-lifeline`) started
+//!   in the server's process group once the server runs, whose stdin is the read end of the
+//!   *lifeline*, a pipe made once per agentos process whose write end only agentos holds (both
+//!   ends close-on-exec: no server inherits them). It blocks reading; when agentos ends, however,
+//!   the kernel closes the write end, the read sees end-of-file, and the watcher kills the group
+//!   with SIGKILL, itself included. Being a member, it keeps the group id from being reused while
+//!   anything of the group may still run, so that kill never reaches a stranger's group. While
+//!   agentos lives it is agentos's child (reaped here) and dies with the group whenever agentos
+//!   kills it (remove, restart, shutdown, a server that exited).
 //!
-//!   Either way it kills the group with SIGKILL, itself included. Being a member, it also keeps
-//!   the group id from being reused while anything of the group may still run, so no kill ever
-//!   reaches a stranger's group. agentos's own `kill_group` kills it with the rest. Process
-//!   lists show it as `agentos-spawn`, the name of the thread it descends from.
+//! Why a separate program and not a process forked in `pre_exec`: a fork of agentos that never
+//! execs keeps agentos's memory as it was at the fork, and as agentos goes on writing to its heap,
+//! copy-on-write turns each such watcher into a private copy of it. And a watcher made after a
+//! successful spawn cannot outlive a server whose exec failed.
 //!
-//! Between fork and exec only async-signal-safe calls are allowed (another agentos thread may
-//! have held the allocator's lock at the fork): raw system calls, no allocation, no locks.
-//! What escapes: a process that leaves the group (setsid, setpgid) and was not reached by the
-//! server's own death; and on kernels before 5.3 (no pidfd) a watcher whose exec failed lingers
-//! until agentos ends.
+//! What escapes: a process that leaves the group (setsid, setpgid) and is not ended by the
+//! server's own death; children started in the instant between the server's exec and the
+//! watcher joining the group, if agentos dies in that instant; and, without `/bin/sh`, every
+//! child of a server (a warning says so; the server itself still has its parent-death signal).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::panic::AssertUnwindSafe;
+use std::process::Stdio;
 use std::sync::OnceLock;
 use std::sync::mpsc;
 
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
+
+/// What a watcher runs: wait for end-of-file on stdin (nothing is ever written to the
+/// lifeline), then kill the group `$1`. Signals sent to the server's group must not end it.
+const WATCH: &str = "trap '' HUP INT QUIT TERM PIPE USR1 USR2; while read -r _; do :; done; kill -KILL \"-$1\"";
 
 /// The pipe whose end-of-file tells watchers that agentos has ended. Never dropped: the write
 /// end closes only when the process does.
@@ -87,20 +94,26 @@ fn spawner() -> &'static mpsc::Sender<Job> {
 /// Spawns `command` (a stdio server started with `process_group(0)`) so that it and its group
 /// die with agentos. Needs a Tokio runtime.
 pub(crate) async fn spawn(mut command: Command) -> io::Result<Child> {
-    let lifeline = lifeline()?.read.as_raw_fd();
+    let lifeline = lifeline()?.read.try_clone()?;
     let agentos = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the forked child before exec and makes only async-signal-safe
-    // calls (see `in_child`).
+    // calls (see `arm`).
     unsafe {
-        command.pre_exec(move || in_child(agentos, lifeline));
+        command.pre_exec(move || arm(agentos));
     }
     let runtime = tokio::runtime::Handle::current();
     let (reply, spawned) = oneshot::channel();
     let job: Job = Box::new(move || {
         let _runtime = runtime.enter();
         // A panic must not end this thread: every server's parent-death signal would fire.
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| command.spawn()))
-            .unwrap_or_else(|_| Err(io::Error::other("spawning the server panicked")));
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let server = command.spawn()?;
+            if let Some(group) = server.id() {
+                watch(group, lifeline);
+            }
+            Ok(server)
+        }))
+        .unwrap_or_else(|_| Err(io::Error::other("spawning the server panicked")));
         let _ = reply.send(result);
     });
     spawner()
@@ -111,9 +124,9 @@ pub(crate) async fn spawn(mut command: Command) -> io::Result<Child> {
         .map_err(|_| io::Error::other("the spawner thread dropped the request"))?
 }
 
-/// In the server's process, between fork and exec.
-fn in_child(agentos: libc::pid_t, lifeline: RawFd) -> io::Result<()> {
-    // SAFETY: prctl, getppid, getpid and getpgrp are plain system calls.
+/// In the server's process, between fork and exec: arms the parent-death signal.
+fn arm(agentos: libc::pid_t) -> io::Result<()> {
+    // SAFETY: prctl and getppid are plain system calls.
     unsafe {
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
             return Err(io::Error::last_os_error());
@@ -122,161 +135,30 @@ fn in_child(agentos: libc::pid_t, lifeline: RawFd) -> io::Result<()> {
         if libc::getppid() != agentos {
             return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }
-        // Only a server leading its own group gets a watcher: killing any other group could
-        // reach agentos's own.
-        if libc::getpgrp() == libc::getpid() {
-            start_watcher(lifeline);
-        }
     }
     Ok(())
 }
 
-/// Forks the watcher, twice so that it is not the server's child. Without one (fork failed),
-/// the server still has its parent-death signal.
-///
-/// # Safety
-/// Only between fork and exec of a server that leads its own process group.
-unsafe fn start_watcher(lifeline: RawFd) {
-    // SAFETY: system calls only; each child ends in `_exit` or `watch`, never returning here.
-    unsafe {
-        let group = libc::getpgrp();
-        // -1 on kernels before 5.3: the watcher then watches the lifeline only.
-        let server = libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) as RawFd;
-        let middle = libc::fork();
-        if middle == 0 {
-            if libc::fork() == 0 {
-                watch(lifeline, server, group);
-            }
-            libc::_exit(0);
+/// Starts the watcher of `group` (see the module documentation), reading `lifeline`.
+fn watch(group: u32, lifeline: OwnedFd) {
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg0("agentos-lifeline")
+        .args(["-c", WATCH, "agentos-lifeline", &group.to_string()])
+        .stdin(Stdio::from(lifeline))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(group as i32);
+    match command.spawn() {
+        // Reaped when the group is killed; dropping the handle would leave that to chance.
+        Ok(mut watcher) => {
+            tokio::spawn(async move {
+                let _ = watcher.wait().await;
+            });
         }
-        if middle > 0 {
-            while libc::waitpid(middle, std::ptr::null_mut(), 0) < 0 && errno() == libc::EINTR {}
-        }
-        if server >= 0 {
-            libc::close(server);
-        }
-    }
-}
-
-fn errno() -> libc::c_int {
-    // SAFETY: the calling thread's errno.
-    unsafe { *libc::__errno_location() }
-}
-
-/// The watcher: waits for agentos or the server to end, then kills the group.
-///
-/// # Safety
-/// Only in the freshly forked watcher process.
-unsafe fn watch(lifeline: RawFd, server: RawFd, group: libc::pid_t) -> ! {
-    // SAFETY: system calls on descriptors this process owns; ends in `_exit`.
-    unsafe {
-        // agentos's signal handlers were inherited and make no sense here. Signals meant for
-        // the server's group (a wrapper's `kill 0`, a terminal's) must not end the watch.
-        for signal in 1..32 {
-            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-                libc::signal(signal, libc::SIG_DFL);
-            }
-        }
-        for signal in [
-            libc::SIGHUP,
-            libc::SIGINT,
-            libc::SIGQUIT,
-            libc::SIGTERM,
-            libc::SIGPIPE,
-            libc::SIGUSR1,
-            libc::SIGUSR2,
-            libc::SIGTSTP,
-            libc::SIGTTIN,
-            libc::SIGTTOU,
-        ] {
-            libc::signal(signal, libc::SIG_IGN);
-        }
-        close_all_but(lifeline, server);
-        let mut fds = [
-            libc::pollfd {
-                fd: lifeline,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: server,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        let watched = if server >= 0 { 2 } else { 1 };
-        loop {
-            if libc::poll(fds.as_mut_ptr(), watched, -1) < 0 {
-                if errno() == libc::EINTR {
-                    continue;
-                }
-                // Cannot watch; killing a healthy group on a guess would be worse.
-                libc::_exit(1);
-            }
-            if fds[1].revents != 0 {
-                break;
-            }
-            if fds[0].revents != 0 {
-                let mut byte = 0u8;
-                let read = libc::read(lifeline, (&mut byte as *mut u8).cast(), 1);
-                // Nobody writes to the lifeline: data is impossible, and EINTR means try again.
-                if read == 0 || (read < 0 && errno() != libc::EINTR && errno() != libc::EAGAIN) {
-                    break;
-                }
-            }
-        }
-        libc::kill(-group, libc::SIGKILL);
-        libc::_exit(0)
-    }
-}
-
-/// Closes every descriptor except `a` and `b` (either may be -1): the watcher must hold none
-/// of agentos's (sockets, the database, the write end of the lifeline) nor the server's pipes.
-///
-/// # Safety
-/// Only in the freshly forked watcher process.
-unsafe fn close_all_but(a: RawFd, b: RawFd) {
-    let (low, high) = if a <= b { (a, b) } else { (b, a) };
-    let mut from: libc::c_uint = 0;
-    for keep in [low, high] {
-        if keep < 0 {
-            continue;
-        }
-        let keep = keep as libc::c_uint;
-        if keep > from {
-            // SAFETY: closes descriptors of this process only.
-            unsafe { close_range(from, keep - 1) };
-        }
-        from = keep + 1;
-    }
-    // SAFETY: as above.
-    unsafe { close_range(from, libc::c_uint::MAX) };
-}
-
-/// close_range(2), or (before Linux 5.9) one close(2) per possible descriptor.
-///
-/// # Safety
-/// Closes descriptors other code may think it owns: only in a process about to exit or exec.
-unsafe fn close_range(first: libc::c_uint, last: libc::c_uint) {
-    // SAFETY: system calls only; getrlimit writes into a local.
-    unsafe {
-        if libc::syscall(libc::SYS_close_range, first, last, 0) == 0 {
-            return;
-        }
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur.min(1 << 20) as libc::c_uint
-        } else {
-            1024
-        };
-        let mut fd = first;
-        while fd <= last && fd < max {
-            libc::close(fd as RawFd);
-            fd += 1;
-        }
+        // The server may be gone already (no group to join), or there is no /bin/sh.
+        Err(error) => tracing::warn!(%error, group, "no watcher for an MCP server's process group: \
+            its children may outlive a killed agentos"),
     }
 }
 
@@ -286,44 +168,24 @@ mod tests {
 
     use super::*;
 
-    /// `/proc/<pid>/stat` fields after the command name: state, ppid, pgrp, ...
-    fn stats() -> Vec<(u32, String, Vec<String>)> {
-        let mut all = Vec::new();
+    /// Live (not zombie) processes of `group`, with their command lines.
+    fn running_in_group(group: u32) -> Vec<String> {
+        let mut running = Vec::new();
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
             let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
                 continue;
             };
-            let Some((head, after)) = stat.rsplit_once(')') else {
+            // pid (comm) state ppid pgrp ...
+            let Some((_, after)) = stat.rsplit_once(')') else {
                 continue;
             };
-            let comm = head.split_once('(').map(|(_, c)| c.to_owned()).unwrap_or_default();
-            all.push((pid, comm, after.split_whitespace().map(str::to_owned).collect()));
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            if fields[2] == group.to_string() && fields[0] != "Z" {
+                let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+                running.push(String::from_utf8_lossy(&cmdline).replace('\0', " "));
+            }
         }
-        all
-    }
-
-    /// Live (not zombie) processes of the group.
-    fn running_in_group(group: u32) -> Vec<u32> {
-        stats()
-            .into_iter()
-            .filter(|(_, _, fields)| fields[2] == group.to_string() && fields[0] != "Z")
-            .map(|(pid, _, _)| pid)
-            .collect()
-    }
-
-    /// Live watchers (forked from the `agentos-spawn` thread, so named after it) whose group
-    /// leader is gone.
-    fn stray_watchers() -> Vec<u32> {
-        stats()
-            .into_iter()
-            .filter(|(_, comm, fields)| {
-                comm == "agentos-spawn" && fields[0] != "Z" && !std::path::Path::new("/proc").join(&fields[2]).exists()
-            })
-            .map(|(pid, _, _)| pid)
-            .collect()
+        running
     }
 
     async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
@@ -343,38 +205,57 @@ mod tests {
         command
     }
 
+    fn kill_group(group: u32) {
+        // SAFETY: kill(2) on a process group this test started.
+        unsafe { libc::kill(-(group as libc::pid_t), libc::SIGKILL) };
+    }
+
     #[tokio::test]
-    async fn a_server_that_dies_takes_its_group_along() {
-        let mut child = spawn(server("sh", &["-c", "sleep 300 & exec sleep 301"]))
-            .await
-            .unwrap();
+    async fn a_spawned_server_gets_a_watcher_in_its_group() {
+        let child = spawn(server("sh", &["-c", "exec sleep 301"])).await.unwrap();
         let group = child.id().expect("running");
+        let has_watcher = || {
+            running_in_group(group)
+                .iter()
+                .any(|cmdline| cmdline.starts_with("agentos-lifeline"))
+        };
+        assert!(eventually(has_watcher).await, "{:?}", running_in_group(group));
+        kill_group(group);
+        assert!(
+            eventually(|| running_in_group(group).is_empty()).await,
+            "{:?}",
+            running_in_group(group)
+        );
+    }
+
+    /// What happens when agentos ends, with a lifeline of the test's own: its write end closes,
+    /// and the watcher kills the group, grandchildren included.
+    #[tokio::test]
+    async fn the_watcher_kills_the_group_when_the_lifeline_ends() {
+        let child = server("sh", &["-c", "sleep 300 & exec sleep 301"]).spawn().unwrap();
+        let group = child.id().expect("running");
+        let (read, write) = std::io::pipe().unwrap();
+        watch(group, OwnedFd::from(read));
         // The server, its child and the watcher.
         assert!(
             eventually(|| running_in_group(group).len() >= 3).await,
             "{:?}",
             running_in_group(group)
         );
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(group as libc::pid_t, libc::SIGKILL) };
-        child.wait().await.unwrap();
+        drop(write);
         assert!(
             eventually(|| running_in_group(group).is_empty()).await,
             "the watcher ended the group: {:?}",
             running_in_group(group)
         );
+        drop(child);
     }
 
     #[tokio::test]
-    async fn a_server_that_cannot_start_leaves_no_watcher() {
+    async fn a_server_that_cannot_start_is_reported() {
         let error = spawn(server("/nonexistent/agentos-test-server", &[]))
             .await
             .unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
-        assert!(
-            eventually(|| stray_watchers().is_empty()).await,
-            "{:?}",
-            stray_watchers()
-        );
     }
 }
