@@ -46,6 +46,7 @@ impl App {
         crate::tls::install_crypto_provider();
         let store = Arc::new(SqliteStore::open(&config.data_dir, config.store.synchronous)?);
         let registry = Arc::new(Registry::new(config.call_timeout()));
+        registry.set_startup_wait(config.mcp_startup_wait());
         let upstreams = Arc::new(Upstreams::new(registry.clone()));
         let metrics = Arc::new(Metrics::new(config.metrics.public));
         if config.metrics.enabled {

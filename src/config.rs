@@ -72,6 +72,10 @@ pub struct Config {
     /// Upstream MCP servers whose tools are offered as `mcp.<name>.<tool>` (more can be added as
     /// one file each in `tools/servers/*.toml`, next to this file or in the current directory).
     pub mcp_servers: Vec<crate::upstream::ServerSpec>,
+    /// How long, in seconds from start, a client's first `tools/list` waits for the enabled MCP
+    /// servers to connect (or fail), so clients that list only once see their tools. A server
+    /// still connecting after this is logged and its tools follow with `list_changed`. 0: no wait.
+    pub mcp_startup_wait_secs: f64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
@@ -145,6 +149,7 @@ impl Default for Config {
             traces: Default::default(),
             logs: Default::default(),
             mcp_servers: Vec::new(),
+            mcp_startup_wait_secs: crate::registry::DEFAULT_STARTUP_WAIT.as_secs_f64(),
         }
     }
 }
@@ -216,6 +221,13 @@ impl Config {
             return Err(ConfigError::Invalid {
                 setting: "limits.call_timeout_secs",
                 message: format!("{timeout} is not between 0 and 86400 seconds"),
+            });
+        }
+        let wait = self.mcp_startup_wait_secs;
+        if !(wait.is_finite() && (0.0..=300.0).contains(&wait)) {
+            return Err(ConfigError::Invalid {
+                setting: "mcp_startup_wait_secs",
+                message: format!("{wait} is not between 0 and 300 seconds"),
             });
         }
         if self.limits.max_page_size == 0 {
@@ -294,6 +306,11 @@ impl Config {
 
     pub fn call_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.limits.call_timeout_secs)
+    }
+
+    /// How long the first tool listing waits for the MCP servers (validated: 0 to 300 s).
+    pub fn mcp_startup_wait(&self) -> Duration {
+        Duration::try_from_secs_f64(self.mcp_startup_wait_secs).unwrap_or(crate::registry::DEFAULT_STARTUP_WAIT)
     }
 }
 

@@ -9,12 +9,14 @@ mod catalog;
 mod context;
 mod error;
 mod limits;
+mod listing;
 pub mod names;
 mod operation;
 mod pipeline;
 mod policy;
 mod resources;
 mod results;
+mod startup;
 mod target;
 mod tool;
 pub mod trace;
@@ -42,6 +44,7 @@ pub use pipeline::{failure_kind, refusal_result};
 pub use policy::{PolicyError, ToolPattern, ToolPolicy};
 pub use resources::{RESOURCE_SCHEME, ResourceError, ResourceProvider};
 pub use results::{bounded_json, output_of, result_text, truncate};
+pub use startup::{DEFAULT_STARTUP_WAIT, Starting};
 pub use tool::{Audience, FailureKind, Hints, Origin, Tool, ToolFailure, ToolResult, ToolSpec};
 pub use trace::{TraceLink, TraceSink};
 pub use typed::{Empty, ToolBuilder};
@@ -76,6 +79,8 @@ pub struct Registry {
     /// Replaceable (rarely read: only when work runs later for an agent), so embedders and tests
     /// can put their own directory in place of the identity service.
     directory: RwLock<Option<Arc<dyn CallerDirectory>>>,
+    /// Providers still starting, which the first listing waits for (see `startup`).
+    startup: Arc<startup::Startup>,
 }
 
 impl Registry {
@@ -93,6 +98,7 @@ impl Registry {
             traces: OnceLock::new(),
             limits: OnceLock::new(),
             directory: RwLock::new(None),
+            startup: Arc::default(),
         }
     }
 

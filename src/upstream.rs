@@ -4,6 +4,8 @@
 //! it dies.
 
 mod crew;
+#[cfg(target_os = "linux")]
+mod lifeline;
 mod proxy;
 pub mod spec;
 mod supervisor;
@@ -128,7 +130,13 @@ impl Upstreams {
             let link = Link::new(spec);
             self.reserve(&link)?;
             if link.spec.enabled {
-                let task = tokio::spawn(supervisor::supervise(self.registry.clone(), link.clone(), None));
+                // The first tool listing waits (briefly) until this server is connected or failed.
+                let starting = self.registry.starting(link.name());
+                let task = tokio::spawn(supervisor::supervise(
+                    self.registry.clone(),
+                    link.clone(),
+                    supervisor::First::Starting(starting),
+                ));
                 if let Some(managed) = self.servers().get_mut(link.name()) {
                     managed.task = Some(task);
                 }
@@ -170,7 +178,7 @@ impl Upstreams {
         let task = tokio::spawn(supervisor::supervise(
             self.registry.clone(),
             link.clone(),
-            Some(connection),
+            supervisor::First::Connected(Box::new(connection)),
         ));
         let mut servers = self.servers();
         match servers.get_mut(link.name()) {

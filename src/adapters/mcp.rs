@@ -1,7 +1,7 @@
 //! The MCP server both front doors share (stdio and streamable HTTP): a thin translation of MCP
 //! requests into registry calls, plus list-change notifications for live sessions.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -45,6 +45,7 @@ pub struct McpHandler {
     default_identity: RequestIdentity,
     session_end: CancellationToken,
     _session_guard: Arc<DropGuard>,
+    shown: Shown,
 }
 
 impl McpHandler {
@@ -55,6 +56,7 @@ impl McpHandler {
             default_identity,
             _session_guard: Arc::new(session_end.clone().drop_guard()),
             session_end,
+            shown: Shown::default(),
         }
     }
 
@@ -99,16 +101,45 @@ impl McpHandler {
     }
 }
 
-/// A cheap summary of what a caller sees, so a session is only told about changes to tools it can
-/// actually use.
-fn visible_fingerprint(registry: &Registry, caller: &Caller) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for entry in registry.list_for(caller) {
-        entry.name().hash(&mut hasher);
-        (Arc::as_ptr(&entry) as *const () as usize).hash(&mut hasher);
+/// The fingerprint of the listing a session was last given (or, before its first listing, of
+/// what it could see when start-up ended), so it is told only about changes that make its
+/// listing differ. Shared by the session's listings and its change watcher; the lock makes each
+/// "compute and record" step atomic, so a change can never fall between a listing and its record.
+#[derive(Clone, Default)]
+struct Shown(Arc<Mutex<Option<u64>>>);
+
+impl Shown {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-    hasher.finish()
+
+    /// The listing for `identity`, recorded as shown.
+    fn list(&self, registry: &Registry, identity: &RequestIdentity) -> Vec<Tool> {
+        let mut shown = self.lock();
+        // Fingerprint first: if a change lands in between, the record is older than the listing
+        // and the session gets one needless notification, never a missed one.
+        let fingerprint = registry.visible_fingerprint(&identity.caller, identity.name_style);
+        let tools = registry.mcp_tools_for(&identity.caller, identity.name_style);
+        *shown = Some(fingerprint);
+        tools
+    }
+
+    /// Records what the session can see now, unless it has listed already.
+    fn baseline(&self, registry: &Registry, caller: &Caller, style: NameStyle) {
+        let mut shown = self.lock();
+        if shown.is_none() {
+            *shown = Some(registry.visible_fingerprint(caller, style));
+        }
+    }
+
+    /// Whether the session's listing would now differ from the one recorded; records it if so.
+    fn changed(&self, registry: &Registry, caller: &Caller, style: NameStyle) -> bool {
+        let mut shown = self.lock();
+        let now = registry.visible_fingerprint(caller, style);
+        let changed = *shown != Some(now);
+        *shown = Some(now);
+        changed
+    }
 }
 
 impl ServerHandler for McpHandler {
@@ -130,10 +161,14 @@ impl ServerHandler for McpHandler {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        // Clients that list once (Claude Desktop, ...) would never see the configured upstream
+        // servers' tools if the first listing did not wait for them; later ones return at once.
+        self.registry.until_started().await;
         let identity = self.identity(&context.extensions);
         self.charge_listing(&identity.caller)?;
-        let tools = self.registry.mcp_tools_for(&identity.caller, identity.name_style);
-        Ok(ListToolsResult::with_all_items(tools))
+        Ok(ListToolsResult::with_all_items(
+            self.shown.list(&self.registry, &identity),
+        ))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -217,10 +252,17 @@ impl ServerHandler for McpHandler {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        let caller = self.identity(&context.extensions).caller;
-        let peer = context.peer.clone();
-        let (registry, session_end) = (self.registry.clone(), self.session_end.clone());
-        tokio::spawn(forward_list_changes(registry, caller, peer, session_end));
+        let identity = self.identity(&context.extensions);
+        let watch = ListWatch {
+            registry: self.registry.clone(),
+            identity,
+            shown: self.shown.clone(),
+        };
+        tokio::spawn(forward_list_changes(
+            watch,
+            context.peer.clone(),
+            self.session_end.clone(),
+        ));
     }
 
     fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
@@ -229,9 +271,16 @@ impl ServerHandler for McpHandler {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        let caller = self.identity(&context.request_context().extensions).caller;
-        let mut changes = self.registry.subscribe();
-        let mut seen = visible_fingerprint(&self.registry, &caller);
+        let watch = ListWatch {
+            registry: self.registry.clone(),
+            identity: self.identity(&context.request_context().extensions),
+            shown: self.shown.clone(),
+        };
+        let mut changes = watch.registry.subscribe();
+        tokio::select! {
+            _ = context.cancelled() => return Ok(()),
+            _ = watch.started() => {}
+        }
         loop {
             tokio::select! {
                 _ = context.cancelled() => return Ok(()),
@@ -239,12 +288,8 @@ impl ServerHandler for McpHandler {
                     if changed.is_err() {
                         return Ok(());
                     }
-                    let now = visible_fingerprint(&self.registry, &caller);
-                    if now != seen {
-                        seen = now;
-                        if context.sink().notify_tool_list_changed().await.is_err() {
-                            return Ok(());
-                        }
+                    if watch.changed() && context.sink().notify_tool_list_changed().await.is_err() {
+                        return Ok(());
                     }
                 }
             }
@@ -252,15 +297,36 @@ impl ServerHandler for McpHandler {
     }
 }
 
-/// Tells a pre-2026 session about changes to its tool list until the session ends.
-async fn forward_list_changes(
+/// What one session's change watcher compares.
+struct ListWatch {
     registry: Arc<Registry>,
-    caller: Arc<Caller>,
-    peer: Peer<RoleServer>,
-    session_end: CancellationToken,
-) {
-    let mut changes = registry.subscribe();
-    let mut seen = visible_fingerprint(&registry, &caller);
+    identity: RequestIdentity,
+    shown: Shown,
+}
+
+impl ListWatch {
+    /// Waits out start-up, then records the baseline: tools that arrive while the first listing
+    /// waits for them are in that listing, so they are no change to announce.
+    async fn started(&self) {
+        self.registry.until_started().await;
+        let RequestIdentity { caller, name_style } = &self.identity;
+        self.shown.baseline(&self.registry, caller, *name_style);
+    }
+
+    fn changed(&self) -> bool {
+        let RequestIdentity { caller, name_style } = &self.identity;
+        self.shown.changed(&self.registry, caller, *name_style)
+    }
+}
+
+/// Tells a pre-2026 session about changes to its tool list until the session ends.
+async fn forward_list_changes(watch: ListWatch, peer: Peer<RoleServer>, session_end: CancellationToken) {
+    // Subscribed before start-up ends, so no change after the baseline can be missed.
+    let mut changes = watch.registry.subscribe();
+    tokio::select! {
+        _ = session_end.cancelled() => return,
+        _ = watch.started() => {}
+    }
     let mut liveness = tokio::time::interval(LIVENESS_CHECK);
     loop {
         tokio::select! {
@@ -274,12 +340,8 @@ async fn forward_list_changes(
                 if changed.is_err() {
                     return;
                 }
-                let now = visible_fingerprint(&registry, &caller);
-                if now != seen {
-                    seen = now;
-                    if peer.notify_tool_list_changed().await.is_err() {
-                        return;
-                    }
+                if watch.changed() && peer.notify_tool_list_changed().await.is_err() {
+                    return;
                 }
             }
         }

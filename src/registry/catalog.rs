@@ -37,6 +37,9 @@ pub struct Entry {
     pub stats: ToolStats,
     /// The MCP listing form under the native name, built once.
     pub listing: rmcp::model::Tool,
+    /// A hash of `listing` as a client receives it, so list fingerprints compare content
+    /// without serializing every tool again (see `listing`).
+    pub listing_hash: u64,
 }
 
 impl Entry {
@@ -57,11 +60,13 @@ impl Entry {
             message: e.to_string(),
         })?;
         let listing = spec.to_mcp(&spec.name);
+        let listing_hash = super::listing::content_hash(&listing);
         Ok(Self {
             tool,
             validator,
             stats: ToolStats::default(),
             listing,
+            listing_hash,
         })
     }
 

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::proxy::{ProxyTool, UpstreamClient};
 use super::spec::{Endpoint, ServerSpec};
 use super::{CONNECT_TIMEOUT, UpstreamError};
-use crate::registry::{ProgressSink, Registry, Tool};
+use crate::registry::{ProgressSink, Registry, Starting, Tool};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -238,6 +238,18 @@ impl Connection {
     }
 }
 
+/// Starts a stdio server so that it and its process group die with agentos (see `lifeline`).
+#[cfg(target_os = "linux")]
+async fn spawn(command: tokio::process::Command) -> std::io::Result<tokio::process::Child> {
+    super::lifeline::spawn(command).await
+}
+
+/// Elsewhere a server outlives an agentos that is killed without a chance to stop it.
+#[cfg(not(target_os = "linux"))]
+async fn spawn(mut command: tokio::process::Command) -> std::io::Result<tokio::process::Child> {
+    command.spawn()
+}
+
 /// Starts the server (or opens the HTTP session) and completes the MCP handshake.
 pub(crate) async fn connect(link: &Arc<Link>) -> Result<Connection, UpstreamError> {
     let spec = &link.active_spec();
@@ -261,7 +273,7 @@ pub(crate) async fn connect(link: &Arc<Link>) -> Result<Connection, UpstreamErro
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit());
-        let mut child = command.spawn().map_err(|source| UpstreamError::Spawn {
+        let mut child = spawn(command).await.map_err(|source| UpstreamError::Spawn {
             command: command_name.clone(),
             source,
         })?;
@@ -355,11 +367,23 @@ pub(crate) fn publish(link: &Link, connection: &Connection) {
     state.misses = 0;
 }
 
-/// Runs until the server is removed or agentos stops. `first` is a connection already made
-/// (by `agentos.mcp_server_add`), with its tools registered.
-pub(crate) async fn supervise(registry: Arc<Registry>, link: Arc<Link>, mut first: Option<Connection>) {
+/// How a supervisor begins.
+pub(crate) enum First {
+    /// With a connection already made (by `agentos.mcp_server_add`), its tools registered.
+    Connected(Box<Connection>),
+    /// By connecting, as a configured server at start-up: the registry counts it as starting
+    /// until the first attempt (every endpoint tried once) succeeded or failed.
+    Starting(Starting),
+}
+
+/// Runs until the server is removed or agentos stops.
+pub(crate) async fn supervise(registry: Arc<Registry>, link: Arc<Link>, first: First) {
     let name = link.name().to_owned();
     let mut backoff = FIRST_BACKOFF;
+    let (mut first, mut starting) = match first {
+        First::Connected(connection) => (Some(*connection), None),
+        First::Starting(starting) => (None, Some(starting)),
+    };
     loop {
         let connection = match first.take() {
             Some(connection) => Ok(connection),
@@ -384,6 +408,7 @@ pub(crate) async fn supervise(registry: Arc<Registry>, link: Arc<Link>, mut firs
             Ok(connection) => {
                 publish(&link, &connection);
                 tracing::info!(server = %name, tools = link.state().tool_names.len(), "MCP server connected");
+                drop(starting.take());
                 backoff = FIRST_BACKOFF;
                 let (reason, forced) = match run(&registry, &link, connection).await {
                     End::Stopped => return,
@@ -420,6 +445,8 @@ pub(crate) async fn supervise(registry: Arc<Registry>, link: Arc<Link>, mut firs
         if !pause {
             continue;
         }
+        // Every endpoint failed once (logged above): start-up waits no longer for this server.
+        drop(starting.take());
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => break,

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use crate::common::{Client, Server, agentos_bin, call, eventually, http_client, stdio_client, structured, text_of};
 use serde_json::{Value, json};
 
-fn toml_str(value: impl AsRef<str>) -> String {
+pub(crate) fn toml_str(value: impl AsRef<str>) -> String {
     serde_json::to_string(value.as_ref()).unwrap()
 }
 
 /// A stdio `[[mcp_servers]]` entry running `agentos mcp` on its own data directory.
-fn inner_stdio(name: &str, data_dir: &Path, allow: &str, extra: &str) -> String {
+pub(crate) fn inner_stdio(name: &str, data_dir: &Path, allow: &str, extra: &str) -> String {
     format!(
         "[[mcp_servers]]\nname = {}\ncommand = {}\nargs = [\"mcp\", \"--data-dir\", {}, \"--allow-tools\", {}]\n{extra}\n",
         toml_str(name),
@@ -26,7 +26,7 @@ fn inner_stdio(name: &str, data_dir: &Path, allow: &str, extra: &str) -> String 
 
 /// Like `inner_stdio`, but the server first starts a grandchild (`sleep 300`) that ignores the
 /// closing of stdin: only killing the whole process group ends it.
-fn inner_with_grandchild(name: &str, data_dir: &Path, allow: &str, extra: &str) -> String {
+pub(crate) fn inner_with_grandchild(name: &str, data_dir: &Path, allow: &str, extra: &str) -> String {
     let script = format!(
         "sleep 300 & exec '{}' mcp --data-dir '{}' --allow-tools '{allow}'",
         agentos_bin().display(),
@@ -39,22 +39,22 @@ fn inner_with_grandchild(name: &str, data_dir: &Path, allow: &str, extra: &str) 
     )
 }
 
-fn write_config(dir: &Path, body: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, body: &str) -> PathBuf {
     let path = dir.join("agentos.toml");
     std::fs::write(&path, body).unwrap();
     path
 }
 
-async fn tools(client: &Client) -> Vec<rmcp::model::Tool> {
+pub(crate) async fn tools(client: &Client) -> Vec<rmcp::model::Tool> {
     client.peer().list_all_tools().await.expect("tools/list")
 }
 
-async fn names(client: &Client) -> Vec<String> {
+pub(crate) async fn names(client: &Client) -> Vec<String> {
     tools(client).await.into_iter().map(|t| t.name.to_string()).collect()
 }
 
 /// Waits until the client lists `name` (servers connect in the background).
-async fn wait_for_tool(client: &Client, name: &str, limit: Duration) -> bool {
+pub(crate) async fn wait_for_tool(client: &Client, name: &str, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if names(client).await.iter().any(|n| n == name) {
@@ -65,7 +65,7 @@ async fn wait_for_tool(client: &Client, name: &str, limit: Duration) -> bool {
     false
 }
 
-async fn server_summary(client: &Client, name: &str) -> Value {
+pub(crate) async fn server_summary(client: &Client, name: &str) -> Value {
     let list = structured(&call(client, "agentos.mcp_servers_list", json!({})).await);
     list["servers"]
         .as_array()
@@ -78,7 +78,7 @@ async fn server_summary(client: &Client, name: &str) -> Value {
 
 /// Processes whose process group is `pgid`, or the process `pid` itself if it still exists
 /// (a zombie counts: it was not reaped).
-fn processes_left(pgid: u32) -> Vec<String> {
+pub(crate) fn processes_left(pgid: u32) -> Vec<String> {
     let mut left = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {

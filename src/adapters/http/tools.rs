@@ -27,6 +27,8 @@ pub(super) async fn list(
         Ok(identity) => identity,
         Err(response) => return *response,
     };
+    // Like MCP's first `tools/list`: the configured upstream servers' tools are there at first sight.
+    state.registry.until_started().await;
     let tools = state.registry.mcp_tools_for(&identity.caller, identity.name_style);
     axum::Json(ToolList { tools }).into_response()
 }

@@ -26,6 +26,12 @@ pub fn agentos_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_agentos"))
 }
 
+/// Where agentos under test runs: the data directory, or the nearest ancestor that exists yet,
+/// never the repository, whose `tools/servers` presets would join every server list.
+pub fn working_dir(data_dir: &Path) -> &Path {
+    data_dir.ancestors().find(|dir| dir.is_dir()).unwrap_or(data_dir)
+}
+
 /// Runs `agentos <args> --data-dir <data_dir>`, which must refuse to start, and returns what it
 /// said on stderr.
 pub fn refused_start(args: &[&str], data_dir: &Path) -> String {
@@ -80,6 +86,7 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
+            .current_dir(working_dir(data_dir))
             .env("AGENTOS_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -200,6 +207,7 @@ pub async fn stdio_client(data_dir: &Path, extra: &[&str]) -> (Client, Arc<Obser
         .arg("--data-dir")
         .arg(data_dir)
         .args(extra)
+        .current_dir(working_dir(data_dir))
         .env("AGENTOS_LOG", "info");
     let (transport, stderr) = TokioChildProcess::builder(command)
         .stderr(Stdio::piped())
