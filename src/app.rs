@@ -44,7 +44,11 @@ pub struct App {
 impl App {
     pub fn build(config: Config) -> Result<Self, AppError> {
         crate::tls::install_crypto_provider();
-        let store = Arc::new(SqliteStore::open(&config.data_dir, config.store.synchronous)?);
+        let store = Arc::new(SqliteStore::open_with(
+            &config.data_dir,
+            config.store.synchronous,
+            config.store.limits(),
+        )?);
         let registry = Arc::new(Registry::new(config.call_timeout()));
         registry.set_startup_wait(config.mcp_startup_wait());
         let upstreams = Arc::new(Upstreams::new(registry.clone()));

@@ -120,6 +120,23 @@ pub struct StoreConfig {
     /// `full` (survives power loss) or `normal` (survives a process crash; faster).
     #[schemars(with = "String")]
     pub synchronous: Synchronous,
+    /// Writes that may wait for the writer (beyond the batch it is committing). Past this a
+    /// write is refused at once as `busy` (HTTP 503 with `Retry-After`) rather than queued.
+    #[schemars(range(min = 1))]
+    pub max_pending_writes: usize,
+    /// Reads that may wait for one of the reader connections, served in arrival order. Past
+    /// this a read is refused at once as `busy`.
+    #[schemars(range(min = 1))]
+    pub max_waiting_reads: usize,
+}
+
+impl StoreConfig {
+    pub fn limits(&self) -> crate::store::StoreLimits {
+        crate::store::StoreLimits {
+            max_pending_writes: self.max_pending_writes,
+            max_waiting_reads: self.max_waiting_reads,
+        }
+    }
 }
 
 impl Default for Config {
@@ -185,8 +202,11 @@ impl Default for LimitsConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
+        let limits = crate::store::StoreLimits::default();
         Self {
             synchronous: Synchronous::Full,
+            max_pending_writes: limits.max_pending_writes,
+            max_waiting_reads: limits.max_waiting_reads,
         }
     }
 }
@@ -236,7 +256,9 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
-        let must_be_positive: [(&'static str, u64); 32] = [
+        let must_be_positive: [(&'static str, u64); 34] = [
+            ("store.max_pending_writes", self.store.max_pending_writes as u64),
+            ("store.max_waiting_reads", self.store.max_waiting_reads as u64),
             ("files.quota_bytes", self.files.quota_bytes),
             ("files.max_file_bytes", self.files.max_file_bytes),
             ("network.max_response_bytes", self.network.max_response_bytes as u64),

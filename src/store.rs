@@ -25,7 +25,7 @@ pub use memory::*;
 pub use queue::*;
 pub use schedule::*;
 pub use secrets::*;
-pub use sqlite::{Migration, SqliteStore, Synchronous};
+pub use sqlite::{Migration, SqliteStore, StoreLimits, Synchronous};
 pub use traces::*;
 pub use workflow::*;
 

@@ -44,15 +44,17 @@ pub enum ResetOutbox {
     File,
 }
 
-/// Token buckets per caller (agent, or client address before sign-in) and route class. Ops-admins
-/// are not limited.
+/// Rate limits per caller (agent, or client address for anonymous callers) and class, charged
+/// by the registry's pipeline to every call from every door (each workflow step, schedule
+/// firing and approved run counts). Ops-admins are not limited.
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     pub enabled: bool,
-    /// `/mcp` requests (tool calls and other MCP messages) per agent.
+    /// Calls from MCP clients (stdio and `/mcp`), the plain form, and the calls they cause
+    /// (workflow steps, schedule firings); MCP listings too.
     pub mcp: RateLimit,
-    /// Other authenticated REST routes per agent.
+    /// REST routes (tool-backed or not) per agent, or per client address when anonymous.
     pub api: RateLimit,
     /// Sign-up, sign-in, password reset and registration per client address.
     pub auth: RateLimit,

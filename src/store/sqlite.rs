@@ -1,13 +1,19 @@
 //! The embedded SQLite store: one writer thread that commits writes in batches (group commit)
 //! and a small pool of reader connections. WAL lets `agentos mcp` and `agentos serve` share one
 //! data directory at once.
+//!
+//! Both have bounded waiting lines: writes wait in a queue of `max_pending_writes`, reads wait
+//! their turn for a connection (first come, first served) with at most `max_waiting_reads`
+//! waiting. Past either, the request is refused at once with [`StoreError::Busy`] instead of
+//! queueing without bound, and the caller is told to retry shortly.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, Transaction, params};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::StoreError;
 
@@ -32,9 +38,32 @@ pub enum Synchronous {
 type WriteJob = Box<dyn FnOnce(&Transaction<'_>) -> Reply + Send>;
 type Reply = Box<dyn FnOnce(Result<(), &rusqlite::Error>) + Send>;
 
+/// How long the store's waiting lines may grow before it answers "busy".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Writes waiting for the writer thread (beyond the batch it is committing).
+    pub max_pending_writes: usize,
+    /// Reads waiting for a reader connection (beyond the ones being served).
+    pub max_waiting_reads: usize,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        Self {
+            max_pending_writes: 10_000,
+            max_waiting_reads: 1024,
+        }
+    }
+}
+
 pub struct SqliteStore {
-    writes: mpsc::UnboundedSender<WriteJob>,
+    writes: mpsc::Sender<WriteJob>,
     readers: Arc<[Mutex<Connection>]>,
+    /// One permit per reader connection; tokio's semaphore serves waiters in order.
+    reader_turns: Arc<Semaphore>,
+    /// Reads holding or waiting for a permit.
+    reads_in_line: Arc<AtomicUsize>,
+    limits: StoreLimits,
 }
 
 /// One named schema change. Applied once, in list order, recorded in `schema_migrations`; a
@@ -61,8 +90,18 @@ const MIGRATIONS: &[&[Migration]] = &[
 ];
 
 impl SqliteStore {
-    /// Opens (creating if needed) `agentos.db` in `data_dir` and brings its schema up to date.
+    /// Opens (creating if needed) `agentos.db` in `data_dir` and brings its schema up to date,
+    /// with the default waiting lines.
     pub fn open(data_dir: &Path, synchronous: Synchronous) -> Result<Self, StoreError> {
+        Self::open_with(data_dir, synchronous, StoreLimits::default())
+    }
+
+    /// Like [`SqliteStore::open`], with these waiting lines (each at least 1).
+    pub fn open_with(data_dir: &Path, synchronous: Synchronous, limits: StoreLimits) -> Result<Self, StoreError> {
+        let limits = StoreLimits {
+            max_pending_writes: limits.max_pending_writes.max(1),
+            max_waiting_reads: limits.max_waiting_reads.max(1),
+        };
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
             path: data_dir.display().to_string(),
             source,
@@ -73,7 +112,7 @@ impl SqliteStore {
         let readers = (0..READERS)
             .map(|_| open_connection(&path, synchronous).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
-        let (writes, jobs) = mpsc::unbounded_channel();
+        let (writes, jobs) = mpsc::channel(limits.max_pending_writes);
         std::thread::Builder::new()
             .name("agentos-sqlite-writer".into())
             .spawn(move || write_loop(writer, jobs))
@@ -84,6 +123,9 @@ impl SqliteStore {
         Ok(Self {
             writes,
             readers: Arc::from(readers),
+            reader_turns: Arc::new(Semaphore::new(READERS)),
+            reads_in_line: Arc::new(AtomicUsize::new(0)),
+            limits,
         })
     }
 
@@ -113,7 +155,10 @@ impl SqliteStore {
                 let _ = reply.send(answer);
             })
         });
-        self.writes.send(job).map_err(|_| StoreError::Closed)?;
+        self.writes.try_send(job).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => StoreError::Busy("write slots"),
+            mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+        })?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -129,16 +174,47 @@ impl SqliteStore {
         &self,
         job: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let _place = InLine::join(&self.reads_in_line, READERS + self.limits.max_waiting_reads)?;
+        let turn = self
+            .reader_turns
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
+            // A turn guarantees a free connection: there are as many turns as connections, and
+            // a connection is unlocked before its turn is handed back.
             let conn = readers
                 .iter()
                 .find_map(|r| r.try_lock().ok())
                 .unwrap_or_else(|| readers[0].lock().unwrap_or_else(|p| p.into_inner()));
-            job(&conn).map_err(StoreError::from)
+            let answer = job(&conn).map_err(StoreError::from);
+            drop(conn);
+            drop(turn);
+            answer
         })
         .await
         .map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// A place in the line for reader connections, given back when the read is done.
+struct InLine<'a>(&'a AtomicUsize);
+
+impl<'a> InLine<'a> {
+    fn join(line: &'a AtomicUsize, max: usize) -> Result<Self, StoreError> {
+        if line.fetch_add(1, Ordering::AcqRel) >= max {
+            line.fetch_sub(1, Ordering::AcqRel);
+            return Err(StoreError::Busy("reader connections"));
+        }
+        Ok(Self(line))
+    }
+}
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -178,7 +254,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn write_loop(mut conn: Connection, mut jobs: mpsc::UnboundedReceiver<WriteJob>) {
+fn write_loop(mut conn: Connection, mut jobs: mpsc::Receiver<WriteJob>) {
     let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.blocking_recv() {
         batch.push(first);
@@ -299,5 +375,100 @@ mod tests {
             assert!(write.unwrap().unwrap());
         }
         assert_eq!(store.mem_list("a", "k", None, 500).await.unwrap().entries.len(), 200);
+    }
+
+    /// A store with waiting lines of two writes and one read.
+    fn small_store(dir: &Path) -> Arc<SqliteStore> {
+        let limits = StoreLimits {
+            max_pending_writes: 2,
+            max_waiting_reads: 1,
+        };
+        Arc::new(SqliteStore::open_with(dir, Synchronous::Normal, limits).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_full_write_queue_answers_busy_and_loses_nothing_it_took() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = small_store(dir.path());
+        // Hold the writer thread inside a job until told to go on.
+        let (started, started_rx) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let blocker = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(move |_| {
+                        let _ = started.send(());
+                        let _ = released.recv();
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        tokio::task::spawn_blocking(move || started_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let queued: Vec<_> = (0..2)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.mem_set("a", &format!("k{i}"), "1".into(), None).await })
+            })
+            .collect();
+        // Wait until both writes sit in the queue, then a third finds it full.
+        while store.writes.capacity() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = store.mem_set("a", "k-extra", "1".into(), None).await.unwrap_err();
+        assert!(matches!(refused, StoreError::Busy("write slots")), "{refused}");
+        assert!(refused.to_string().contains("retry"), "{refused}");
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        for write in queued {
+            assert!(write.await.unwrap().unwrap(), "every accepted write is acknowledged");
+        }
+        assert!(store.mem_get("a", "k0").await.unwrap().is_some());
+        assert!(store.mem_get("a", "k1").await.unwrap().is_some());
+        assert!(store.mem_get("a", "k-extra").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn reads_wait_their_turn_in_a_bounded_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = small_store(dir.path());
+        let gate = Arc::new(std::sync::Barrier::new(READERS + 1));
+        let holders: Vec<_> = (0..READERS)
+            .map(|_| {
+                let (store, gate) = (store.clone(), gate.clone());
+                tokio::spawn(async move {
+                    store
+                        .read(move |_| {
+                            gate.wait();
+                            Ok(())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        // Every connection is busy once READERS reads are in line; one more may wait.
+        while store.reads_in_line.load(Ordering::Acquire) < READERS {
+            tokio::task::yield_now().await;
+        }
+        let waiting = {
+            let store = store.clone();
+            tokio::spawn(async move { store.ping().await })
+        };
+        while store.reads_in_line.load(Ordering::Acquire) < READERS + 1 {
+            tokio::task::yield_now().await;
+        }
+        let refused = store.ping().await.unwrap_err();
+        assert!(matches!(refused, StoreError::Busy("reader connections")), "{refused}");
+        let gate_release = gate.clone();
+        tokio::task::spawn_blocking(move || gate_release.wait()).await.unwrap();
+        for holder in holders {
+            holder.await.unwrap().unwrap();
+        }
+        waiting.await.unwrap().unwrap();
+        store.ping().await.unwrap();
     }
 }

@@ -15,6 +15,8 @@ mod ops_health;
 mod ops_logs;
 mod ops_metrics;
 mod ops_traces;
+mod pipeline_limits;
+mod pipeline_records;
 mod primitives_database;
 mod primitives_events;
 mod primitives_files;

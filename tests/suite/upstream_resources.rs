@@ -299,3 +299,88 @@ async fn a_caller_not_allowed_the_server_sees_none_of_its_resources_or_prompts()
     );
     client.cancel().await.unwrap();
 }
+
+/// Issue 10: a resource read and a prompt get pass the pipeline like a tool call. Each is in the
+/// audit trail (`resource:<uri>`, the prompt's name), in the traces, counted in the metrics, and
+/// held for approval when a rule names it.
+#[tokio::test]
+async fn reads_and_prompt_gets_are_audited_traced_and_approved_like_calls() {
+    let Some(up) = upstreams() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agentos.toml");
+    std::fs::write(
+        &config,
+        "[approvals]\nrequire = [\"resource:agentos+mcp://everything/demo://resource/dynamic/*\"]\nwait_secs = 1\n",
+    )
+    .unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
+    let (client, _) = common::http_client(&server.mcp_url()).await;
+    add_server(&client, up.stdio_spec()).await;
+    let document = "demo://resource/static/document/architecture.md";
+    read(&client, &ours(document)).await;
+    client
+        .peer()
+        .get_prompt(GetPromptRequestParams::new(format!("mcp.{SERVER}.simple-prompt")))
+        .await
+        .expect("prompts/get");
+    // A read the approval rule names is held: the client is told which approval it waits for.
+    let held = client
+        .peer()
+        .read_resource(ReadResourceRequestParams::new(ours("demo://resource/dynamic/text/1")))
+        .await
+        .expect_err("a held read has no contents yet")
+        .to_string();
+    assert!(held.contains("approval"), "{held}");
+
+    let record_of = |records: &[Value], tool: &str| records.iter().find(|r| r["tool"] == tool).cloned();
+    let resource_name = format!("resource:{}", ours(document));
+    let prompt_name = format!("mcp.{SERVER}.simple-prompt");
+    let mut found = (None, None, None);
+    assert!(
+        common::eventually(Duration::from_secs(15), || {
+            let records = common::get_json_blocking(&server.addr, "/api/audit?limit=100")["records"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            found = (
+                record_of(&records, &resource_name),
+                record_of(&records, &prompt_name),
+                records.iter().find(|r| r["outcome"] == "approval_pending").cloned(),
+            );
+            found.0.is_some() && found.1.is_some() && found.2.is_some()
+        })
+        .await,
+        "audit records of the read, the prompt and the held read: {found:?}"
+    );
+    let (resource, prompt, pending) = found;
+    let (resource, prompt, pending) = (resource.unwrap(), prompt.unwrap(), pending.unwrap());
+    assert_eq!(
+        (resource["outcome"].as_str(), resource["origin"].as_str()),
+        (Some("ok"), Some("mcp"))
+    );
+    assert_eq!(prompt["outcome"], "ok", "{prompt}");
+    assert!(pending["tool"].as_str().unwrap().starts_with("resource:"), "{pending}");
+
+    let traces = common::get_json_blocking(&server.addr, "/api/traces?limit=100");
+    let traced: Vec<&str> = traces["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tool"].as_str().unwrap())
+        .collect();
+    assert!(traced.contains(&resource_name.as_str()), "{traced:?}");
+    assert!(traced.contains(&prompt_name.as_str()), "{traced:?}");
+    let metrics = common::http()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!("tool=\"mcp.{SERVER}.resources\"")),
+        "reads are counted per server, not per URI"
+    );
+    client.cancel().await.unwrap();
+}

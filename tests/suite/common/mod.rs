@@ -129,6 +129,50 @@ impl Server {
         }
     }
 
+    /// `agentos serve` as shipped, configured by `toml` (written beside `data_dir`, which is
+    /// `<dir>/data`).
+    pub fn start_secure_configured(dir: &Path, toml: &str) -> Self {
+        let config = dir.join("agentos.toml");
+        std::fs::write(&config, toml).expect("write the config file");
+        Self::start_secure(&dir.join("data"), &["--config", config.to_str().expect("utf-8 path")])
+    }
+
+    /// Registers an agent with the owner's token (`agentos.agent_create` behind `POST
+    /// /register`); returns its whole answer (`token`, `jti`, ...).
+    pub async fn register_agent(&self, agent_id: &str, allowed_tools: &[&str]) -> Value {
+        let response = http()
+            .post(self.url("/register"))
+            .bearer_auth(self.token())
+            .json(&serde_json::json!({"agentId": agent_id, "name": agent_id, "allowedTools": allowed_tools}))
+            .send()
+            .await
+            .expect("POST /register");
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::CREATED,
+            "registering {agent_id}"
+        );
+        response.json().await.expect("a JSON answer")
+    }
+
+    /// A plain-form call as `token`: its status, headers and body.
+    pub async fn plain(
+        &self,
+        token: &str,
+        tool: &str,
+        input: Value,
+    ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Value) {
+        let response = http()
+            .post(self.mcp_url())
+            .bearer_auth(token)
+            .json(&serde_json::json!({"tool": tool, "input": input}))
+            .send()
+            .await
+            .expect("POST /mcp");
+        let (status, headers) = (response.status(), response.headers().clone());
+        (status, headers, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// The owner's token; panics for a `--no-auth` server.
     pub fn token(&self) -> &str {
         self.owner_token.as_deref().expect("a server started with start_secure")
