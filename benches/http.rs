@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use support::paired::{paired, rounds};
 use support::{
-    Figures, Target, exchange, load, row, rss_kib, start_agentos, start_agentos_configured, start_baseline,
+    Figures, Target, load, register_agent, row, rss_kib, start_agentos, start_agentos_configured, start_baseline,
     time_now_plain,
 };
 
@@ -66,20 +66,7 @@ async fn security_phase(on: bool, duration: Duration, connections: usize) -> Fig
         "[rate_limits]\nmcp = { per_minute = 1000000000, burst = 1000000 }\n",
         true,
     );
-    let registered = exchange(
-        secured.addr,
-        "POST",
-        "/register",
-        owner.as_deref(),
-        r#"{"agentId":"bench-agent","name":"Benchmark agent"}"#,
-    )
-    .expect("register the benchmark agent");
-    let agent_token = registered
-        .split("\"token\":\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("no token in {registered}"))
-        .to_owned();
+    let agent_token = register_agent(secured.addr, owner.as_deref());
     let mut target = Target::post_json(secured.addr, "/mcp", plain_body, "\"success\":true").of(&secured);
     target
         .headers

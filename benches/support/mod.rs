@@ -97,6 +97,12 @@ pub fn start_agentos_configured(config: &str, secure: bool) -> (Proc, Option<Str
 /// Like [`start_agentos_configured`], with `log` as the `AGENTOS_LOG` filter (`info` is what
 /// `agentos serve` logs by default; `off` turns logging off).
 pub fn start_agentos_logged(config: &str, secure: bool, log: &str) -> (Proc, Option<String>) {
+    start_agentos_binary(std::path::Path::new(env!("CARGO_BIN_EXE_agentos")), config, secure, log)
+}
+
+/// Like [`start_agentos_logged`], running the agentos binary at `binary` (another build, to
+/// compare two versions in one run).
+pub fn start_agentos_binary(binary: &std::path::Path, config: &str, secure: bool, log: &str) -> (Proc, Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("agentos.toml");
     std::fs::write(&config_path, config).unwrap();
@@ -105,7 +111,7 @@ pub fn start_agentos_logged(config: &str, secure: bool, log: &str) -> (Proc, Opt
     if !secure {
         args.push("--no-auth");
     }
-    let (proc, _) = launch(dir, &args, secure, log);
+    let (proc, _) = launch_binary(binary, dir, &args, secure, log);
     let token = secure.then(|| {
         std::fs::read_to_string(proc.data_dir().join("owner-token"))
             .unwrap()
@@ -119,6 +125,25 @@ impl Proc {
     fn data_dir(&self) -> std::path::PathBuf {
         self._dir.as_ref().expect("agentos has a data dir").path().join("data")
     }
+}
+
+/// Registers the agent `bench-agent` with the owner's token; returns its bearer token. The
+/// benchmarks call as an agent: the owner is an ops-admin, whom rate limits never charge.
+pub fn register_agent(addr: SocketAddr, owner: Option<&str>) -> String {
+    let registered = exchange(
+        addr,
+        "POST",
+        "/register",
+        owner,
+        r#"{"agentId":"bench-agent","name":"Benchmark agent"}"#,
+    )
+    .expect("register the benchmark agent");
+    registered
+        .split("\"token\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no token in {registered}"))
+        .to_owned()
 }
 
 /// A blocking HTTP/1.1 exchange on a fresh connection; returns the whole response text.
@@ -139,6 +164,22 @@ pub fn exchange(addr: SocketAddr, method: &str, path: &str, token: Option<&str>,
 }
 
 fn launch(dir: tempfile::TempDir, args: &[&str], secure: bool, log: &str) -> (Proc, Duration) {
+    launch_binary(
+        std::path::Path::new(env!("CARGO_BIN_EXE_agentos")),
+        dir,
+        args,
+        secure,
+        log,
+    )
+}
+
+fn launch_binary(
+    binary: &std::path::Path,
+    dir: tempfile::TempDir,
+    args: &[&str],
+    secure: bool,
+    log: &str,
+) -> (Proc, Duration) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -147,7 +188,7 @@ fn launch(dir: tempfile::TempDir, args: &[&str], secure: bool, log: &str) -> (Pr
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let data_dir = dir.path().join("data");
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_agentos"))
+    let child = Command::new(binary)
         .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
         .arg(&data_dir)
         .args(args)

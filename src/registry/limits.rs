@@ -107,7 +107,10 @@ impl Refusal {
     }
 }
 
-type Limiter<C> = RateLimiter<LimitKey, DashMapStateStore<LimitKey>, C, StateInformationMiddleware>;
+/// Keys are hashed with foldhash's seeded quality hasher: callers choose their agent ids and,
+/// anonymous, their addresses, so the seed must be random; SipHash cost a tenth of a charge.
+type KeyHasher = foldhash::quality::RandomState;
+type Limiter<C> = RateLimiter<LimitKey, DashMapStateStore<LimitKey, KeyHasher>, C, StateInformationMiddleware>;
 
 struct ClassLimiter<C: Clock> {
     limiter: Limiter<C>,
@@ -139,7 +142,11 @@ impl<C: Clock + Clone> RateLimits<C> {
             let quota = Quota::with_period(period)
                 .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
                 .allow_burst(burst);
-            let limiter: Limiter<C> = RateLimiter::new(quota, DashMapStateStore::default(), clock.clone());
+            let limiter: Limiter<C> = RateLimiter::new(
+                quota,
+                DashMapStateStore::with_hasher(KeyHasher::default()),
+                clock.clone(),
+            );
             ClassLimiter {
                 limiter,
                 budget: Budget {
