@@ -115,7 +115,7 @@ impl App {
     }
 
     /// Connects, in the background, the servers of `[[mcp_servers]]` and of the
-    /// `tools/servers/*.toml` files (beside `config_file`, else in the current directory).
+    /// `tools/servers/*.toml` files (beside `config_file` when given, else in the current directory).
     /// Fails only on an invalid spec or a duplicate name; needs a Tokio runtime.
     pub fn start_upstreams(&self, config_file: Option<&std::path::Path>) -> Result<(), UpstreamError> {
         let mut specs: Vec<ServerSpec> = self.config.mcp_servers.clone();

@@ -70,7 +70,8 @@ pub struct Config {
     pub traces: TracesConfig,
     pub logs: LogsConfig,
     /// Upstream MCP servers whose tools are offered as `mcp.<name>.<tool>` (more can be added as
-    /// one file each in `tools/servers/*.toml`, next to this file or in the current directory).
+    /// one file each in `tools/servers/*.toml`, next to this file, or in the current directory
+    /// when agentos runs without one).
     pub mcp_servers: Vec<crate::upstream::ServerSpec>,
     /// How long, in seconds from start, a client's first `tools/list` waits for the enabled MCP
     /// servers to connect (or fail), so clients that list only once see their tools. A server

@@ -352,15 +352,16 @@ pub fn validate_all(specs: &[ServerSpec]) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// `tools/servers` next to the config file, else in the current directory, if it exists.
+/// The presets directory: `tools/servers` beside the config file when agentos was given one,
+/// else in the current directory; `None` when that directory does not exist. With a config file
+/// the current directory is never consulted, so starting agentos from a checkout (whose own
+/// `tools/servers` ships presets) with `--config elsewhere.toml` picks up nothing by surprise.
 pub fn servers_dir(config_file: Option<&Path>) -> Option<PathBuf> {
-    let beside_config = config_file
-        .and_then(Path::parent)
-        .map(|dir| dir.join("tools").join("servers"));
-    beside_config
-        .into_iter()
-        .chain(std::iter::once(PathBuf::from("tools").join("servers")))
-        .find(|dir| dir.is_dir())
+    let dir = match config_file {
+        Some(config) => config.parent().unwrap_or(Path::new(".")).join("tools").join("servers"),
+        None => PathBuf::from("tools").join("servers"),
+    };
+    dir.is_dir().then_some(dir)
 }
 
 /// Reads every `*.toml` in `dir`, each one server, in file-name order.
@@ -394,6 +395,24 @@ mod tests {
         let spec: ServerSpec = toml::from_str(text).map_err(|e| e.to_string())?;
         spec.validate().map_err(|e| e.to_string())?;
         Ok(spec)
+    }
+
+    #[test]
+    fn presets_are_read_beside_the_config_file_only() {
+        let root = tempfile::tempdir().unwrap();
+        let with_presets = root.path().join("with");
+        std::fs::create_dir_all(with_presets.join("tools").join("servers")).unwrap();
+        let without = root.path().join("without");
+        std::fs::create_dir_all(&without).unwrap();
+        assert_eq!(
+            servers_dir(Some(&with_presets.join("agentos.toml"))),
+            Some(with_presets.join("tools").join("servers"))
+        );
+        // The crate's own checkout has tools/servers in the current directory of `cargo test`;
+        // a config file elsewhere must not pick it up.
+        assert!(Path::new("tools/servers").is_dir());
+        assert_eq!(servers_dir(Some(&without.join("agentos.toml"))), None);
+        assert_eq!(servers_dir(None), Some(PathBuf::from("tools").join("servers")));
     }
 
     #[test]

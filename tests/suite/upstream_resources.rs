@@ -331,6 +331,36 @@ async fn reads_and_prompt_gets_are_audited_traced_and_approved_like_calls() {
         .expect_err("a held read has no contents yet")
         .to_string();
     assert!(held.contains("approval"), "{held}");
+    // Approved, the read runs as its caller and its contents become the approval's result.
+    let pending = structured(&call(&client, "agentos.approvals_list", json!({"status": "pending"})).await);
+    let id = pending["approvals"][0]["id"]
+        .as_str()
+        .expect("a pending approval")
+        .to_owned();
+    assert!(
+        pending["approvals"][0]["tool"]
+            .as_str()
+            .unwrap()
+            .starts_with("resource:"),
+        "{pending}"
+    );
+    call(
+        &client,
+        "agentos.approval_decide",
+        json!({"id": id, "decision": "approve"}),
+    )
+    .await;
+    let mut outcome = Value::Null;
+    for _ in 0..100 {
+        outcome = structured(&call(&client, "agentos.approval_result", json!({"id": id})).await);
+        if outcome["status"] != "approved" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(outcome["status"], "completed", "{outcome}");
+    let uri = &outcome["result"]["content"][0]["resource"]["uri"];
+    assert_eq!(uri, &json!(ours("demo://resource/dynamic/text/1")), "{outcome}");
 
     let record_of = |records: &[Value], tool: &str| records.iter().find(|r| r["tool"] == tool).cloned();
     let resource_name = format!("resource:{}", ours(document));

@@ -17,8 +17,8 @@ use tokio::time::Instant;
 
 use crate::config::ApprovalsConfig;
 use crate::registry::{
-    ApprovalGate, CallContext, Caller, CallerSnapshot, Hold, Registry, ToolFailure, ToolPolicy, new_approval_id,
-    run_approved,
+    ApprovalGate, CallContext, Caller, CallerSnapshot, Hold, Operation, Registry, ToolFailure, ToolPolicy,
+    new_approval_id, run_approved,
 };
 use crate::store::{ApprovalRecord, ApprovalStatus, Store, now_ms};
 
@@ -145,7 +145,9 @@ impl Approvals {
             serde_json::from_str(&record.input).map_err(|e| format!("the stored input is unreadable: {e}"))?;
         let ctx = CallContext::new(Arc::new(caller), record.request_id.as_str(), registry.default_timeout())
             .with_front_door("approval");
-        run_approved(&record.tool, registry.call(&ctx, &record.tool, input))
+        // The record names a tool call, a resource read or a prompt get (`Operation::encode`).
+        let operation = Operation::decode(&record.tool);
+        run_approved(&record.tool, registry.perform(&ctx, operation, input))
             .await
             .map_err(|error| error.to_string())
     }
