@@ -93,6 +93,30 @@ pub struct HttpConfig {
     /// Browser origins allowed to call the REST routes cross-origin (CORS), e.g.
     /// `https://app.example.com`; `["*"]` allows any origin without credentials. Empty: no CORS.
     pub cors_origins: Vec<String>,
+    /// Seconds a connection has to deliver a complete request head (request line and headers),
+    /// counted from when it opens or, on a kept-alive connection, from the first byte of the next
+    /// request. Past it the connection is closed without an answer.
+    #[schemars(range(min = 1))]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request body has, from the end of its head, to arrive in full. Past it the
+    /// request gets 408 and the connection is closed.
+    #[schemars(range(min = 1))]
+    pub body_read_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait, with no request in progress, for the next
+    /// request to start. Past it the connection is closed. Responses still streaming (the SSE
+    /// stream of `GET /mcp`) are in progress, never idle.
+    #[schemars(range(min = 1))]
+    pub idle_timeout_secs: u64,
+    /// Most connections served at once. Past it a new connection is answered `503` with
+    /// `Retry-After: 1` and closed. Lowered at start, and logged, when the open-file limit could
+    /// not hold this many beside the files, database and upstream pipes agentos needs.
+    #[schemars(range(min = 1))]
+    pub max_connections: usize,
+    /// Bytes of request bodies one caller (its agent when authenticated, else its address) may
+    /// have in transit at once, counted by `Content-Length` when given and as they arrive
+    /// otherwise. Past it a request is refused with `503` and `Retry-After` before its body is
+    /// read. At least `max_body_bytes`.
+    pub max_body_bytes_in_flight_per_caller: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
@@ -179,6 +203,17 @@ impl Default for HttpConfig {
             allowed_origins: Vec::new(),
             max_body_bytes: 1024 * 1024,
             cors_origins: Vec::new(),
+            // A client on a slow link sends a request head (well under 8 KiB) in far less
+            // than 10 s; a connection that has sent nothing by then is holding a descriptor.
+            header_read_timeout_secs: 10,
+            // 1 MiB (the default body cap) in 30 s is ~35 KB/s, slower than any real client.
+            body_read_timeout_secs: 30,
+            // Below the 90 s after which pooling clients (reqwest, hyper) drop idle connections
+            // themselves, and above the seconds between the calls of a busy agent.
+            idle_timeout_secs: 60,
+            max_connections: 1024,
+            // Eight bodies of the default cap at once per caller.
+            max_body_bytes_in_flight_per_caller: 8 * 1024 * 1024,
         }
     }
 }
@@ -257,7 +292,11 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
-        let must_be_positive: [(&'static str, u64); 34] = [
+        let must_be_positive: [(&'static str, u64); 38] = [
+            ("http.header_read_timeout_secs", self.http.header_read_timeout_secs),
+            ("http.body_read_timeout_secs", self.http.body_read_timeout_secs),
+            ("http.idle_timeout_secs", self.http.idle_timeout_secs),
+            ("http.max_connections", self.http.max_connections as u64),
             ("store.max_pending_writes", self.store.max_pending_writes as u64),
             ("store.max_waiting_reads", self.store.max_waiting_reads as u64),
             ("files.quota_bytes", self.files.quota_bytes),
@@ -322,6 +361,27 @@ impl Config {
             return Err(ConfigError::Invalid {
                 setting: "http.max_body_bytes",
                 message: "must be at least 1024".into(),
+            });
+        }
+        if self.http.max_body_bytes_in_flight_per_caller < self.http.max_body_bytes {
+            return Err(ConfigError::Invalid {
+                setting: "http.max_body_bytes_in_flight_per_caller",
+                message: format!(
+                    "must be at least http.max_body_bytes ({}), or no body of the largest size could be read",
+                    self.http.max_body_bytes
+                ),
+            });
+        }
+        let a_day = 86_400;
+        let timeouts = [
+            ("http.header_read_timeout_secs", self.http.header_read_timeout_secs),
+            ("http.body_read_timeout_secs", self.http.body_read_timeout_secs),
+            ("http.idle_timeout_secs", self.http.idle_timeout_secs),
+        ];
+        if let Some((setting, value)) = timeouts.iter().find(|(_, value)| *value > a_day) {
+            return Err(ConfigError::Invalid {
+                setting,
+                message: format!("{value} is more than a day"),
             });
         }
         Ok(())

@@ -137,6 +137,9 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             config.listen
         );
     }
+    // Before the store opens: every connection, file and pipe is a descriptor.
+    let open_file_limit = agentos::ops::fds::raise_open_file_limit();
+    tracing::info!(open_file_limit, "open-file limit");
     let app = App::build(config).context("starting agentos")?;
     let token_file = app
         .identity
@@ -162,14 +165,21 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let access = http::Access {
         require_auth: !args.no_auth,
     };
-    let router = http::router(&app, app.identity.clone(), access, shutdown.clone());
+    let connections = http::Connections::new(&app.config.http, open_file_limit);
+    let router = http::router(
+        &app,
+        app.identity.clone(),
+        access,
+        shutdown.clone(),
+        connections.clone(),
+    );
     let signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
         signal.cancel();
     });
-    let served = http::serve(app.config.listen, router, shutdown, json_logs).await;
+    let served = http::serve(app.config.listen, router, connections, shutdown, json_logs).await;
     app.shutdown().await;
     served.with_context(|| format!("serving on {}", app.config.listen))?;
     Ok(())
@@ -178,6 +188,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn run_mcp(args: McpArgs) -> anyhow::Result<()> {
     let config = load_config(&args.common)?;
     init_logging("warn", config.logs.format);
+    agentos::ops::fds::raise_open_file_limit();
     let app = App::build(config).context("starting agentos")?;
     let shutdown = CancellationToken::new();
     app.start_background(shutdown.clone());

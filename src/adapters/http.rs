@@ -1,10 +1,14 @@
 //! The HTTP front door (`agentos serve`): MCP streamable HTTP and its plain JSON form on `/mcp`,
 //! the account and agent routes, `GET /tools`, `GET /health`, `GET /metrics` and the operations
 //! under `/api/`, all listed in one table (`routes`).
-//! Every request passes the Host/Origin guard, the body cap and its route's authentication first.
+//! Every request passes the Host/Origin guard, the body cap and its route's authentication first,
+//! then has its body read in full under the body deadline and its caller's budget (`bodies`).
+//! Connections are accepted, capped and timed out by `conn`.
 
 mod accounts;
 mod auth;
+mod bodies;
+mod conn;
 mod errors;
 mod governance;
 mod guard;
@@ -30,7 +34,6 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::MethodRouter;
-use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde::Deserialize;
@@ -42,6 +45,7 @@ use crate::config::Config;
 use crate::identity::Identity;
 use crate::registry::{NameStyle, Registry};
 
+pub use conn::Connections;
 pub(crate) use errors::{
     annotate_failure, annotate_verdict, call_error_response, error_response, error_text, failure_status,
 };
@@ -76,6 +80,8 @@ struct Shared {
     session_owners: Arc<dashmap::DashMap<String, Arc<str>>>,
     max_body_bytes: usize,
     metrics: Arc<crate::ops::metrics::Metrics>,
+    /// The connection cap and count, for `/health/ready`'s detail to ops-admins.
+    connections: Arc<Connections>,
 }
 
 /// Past this many bound sessions the table is cleared: unbound sessions still work (rmcp knows
@@ -90,8 +96,15 @@ pub struct Access {
     pub require_auth: bool,
 }
 
-/// Builds the router. `shutdown` ends open MCP sessions and streams when cancelled.
-pub fn router(app: &App, identity: Arc<Identity>, access: Access, shutdown: CancellationToken) -> Router {
+/// Builds the router. `shutdown` ends open MCP sessions and streams when cancelled;
+/// `connections` is what [`serve`] will count connections in.
+pub fn router(
+    app: &App,
+    identity: Arc<Identity>,
+    access: Access,
+    shutdown: CancellationToken,
+    connections: Arc<Connections>,
+) -> Router {
     let http = &app.config.http;
     let registry = app.registry.clone();
     let owner = RequestIdentity {
@@ -151,7 +164,9 @@ pub fn router(app: &App, identity: Arc<Identity>, access: Access, shutdown: Canc
         session_owners,
         max_body_bytes: http.max_body_bytes,
         metrics: app.metrics.clone(),
+        connections,
     }));
+    let bodies = bodies::Bodies::new(http);
     // Each route behind its own guard (its row of the table says how it is reached and
     // charged); methods of one path share one entry.
     let mut paths: std::collections::BTreeMap<&'static str, MethodRouter<HttpState>> = Default::default();
@@ -161,8 +176,13 @@ pub fn router(app: &App, identity: Arc<Identity>, access: Access, shutdown: Canc
             access: route.access,
             charge: route.charge,
         };
+        // Authentication outermost: the body's budget is its caller's.
         let handler = route
             .handler
+            .route_layer(axum::middleware::from_fn_with_state(
+                bodies.clone(),
+                bodies::read_in_full,
+            ))
             .route_layer(axum::middleware::from_fn_with_state(route_guard, auth::authenticate));
         let merged = match paths.remove(route.path) {
             Some(existing) => existing.merge(handler),
@@ -190,28 +210,21 @@ pub fn router(app: &App, identity: Arc<Identity>, access: Access, shutdown: Canc
         .layer(axum::middleware::from_fn_with_state(metrics, request::front))
 }
 
-/// Binds `addr` and serves until `shutdown` is cancelled. Prints the bound address to stderr so
-/// scripts and tests that asked for port 0 can find the real one.
-/// With `json_logs` the notice is a JSON line like the log lines.
+/// Binds `addr` and serves until `shutdown` is cancelled, then lets requests in flight finish.
+/// Prints the bound address to stderr so scripts and tests that asked for port 0 can find the
+/// real one. With `json_logs` the notice is a JSON line like the log lines.
 pub async fn serve(
     addr: SocketAddr,
     router: Router,
+    connections: Arc<Connections>,
     shutdown: CancellationToken,
     json_logs: bool,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     notice(json_logs, &format!("agentos listening on http://{local}"));
-    // Streamed (SSE) answers go out in several writes; without TCP_NODELAY, Nagle's algorithm
-    // and the client's delayed ACK hold each answer back by ~40 ms.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    conn::accept_loop(listener, router, connections, shutdown).await;
+    Ok(())
 }
 
 /// A startup line for people and scripts, written whatever the log filter says: plain text, or

@@ -69,6 +69,23 @@ pub struct Report {
     pub services: BTreeMap<String, ServiceHealth>,
     /// Unix time in milliseconds.
     pub timestamp: i64,
+    /// The HTTP server's connections and the limits on them; for ops-admins only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<Connections>,
+}
+
+/// How close the HTTP server is to its connection limits (ops-admins only: it tells an attacker
+/// how many connections would shut others out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Connections {
+    /// The process's soft limit on open files (raised to the hard limit at start); absent when
+    /// unlimited or unknown.
+    pub open_file_limit: Option<u64>,
+    /// Connections served at once (`http.max_connections`, lowered to fit the open-file limit).
+    pub max_connections: usize,
+    /// Connections open now.
+    pub open_connections: usize,
 }
 
 impl Report {
@@ -78,6 +95,7 @@ impl Report {
             status: if degraded { Overall::Degraded } else { Overall::Healthy },
             services,
             timestamp: chrono::Utc::now().timestamp_millis(),
+            connections: None,
         }
     }
 }

@@ -52,45 +52,29 @@ pub(super) fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLay
 const DRAIN_BYTES: usize = 16 * 1024 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(2);
 
-/// Bodies over the cap get a JSON 413. A declared length over it is refused before the body is
-/// used; a body without a declared length (chunked) is read here up to the cap and handed on
-/// whole. Either way the rest of a refused body is drained, within bounds: a server that closes
-/// a connection with unread data makes the kernel reset it, and the client, still sending, then
-/// sees a broken pipe instead of the answer.
+/// Bodies declared over the cap get a JSON 413 before they are used, and the rest of a refused
+/// body is drained, within bounds: a server that closes a connection with unread data makes the
+/// kernel reset it, and the client, still sending, then sees a broken pipe instead of the answer.
+/// Bodies without a declared length (chunked) are counted as they arrive, after authentication,
+/// by `bodies::read_in_full`, under the body deadline and the caller's budget.
 pub(super) async fn refuse_large_bodies(
     State(max): State<usize>,
     request: Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let headers = request.headers();
-    let declared = headers
+    let declared = request
+        .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let chunked = declared.is_none() && headers.contains_key(header::TRANSFER_ENCODING);
     if declared.is_some_and(|length| length > max as u64) {
         drain(request.into_body()).await;
         return too_large(max);
     }
-    if !chunked {
-        return next.run(request).await;
-    }
-    let (parts, body) = request.into_parts();
-    match read_capped(body, max).await {
-        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
-        Err(Some(rest)) => {
-            drain(rest).await;
-            too_large(max)
-        }
-        Err(None) => error_response(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "the request body could not be read",
-        ),
-    }
+    next.run(request).await
 }
 
-fn too_large(max: usize) -> Response {
+pub(super) fn too_large(max: usize) -> Response {
     error_response(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
@@ -98,24 +82,8 @@ fn too_large(max: usize) -> Response {
     )
 }
 
-/// The whole body if it fits in `max` bytes; else `Err(Some(rest))` to drain, or `Err(None)`
-/// when reading failed (the client went away).
-async fn read_capped(mut body: Body, max: usize) -> Result<Vec<u8>, Option<Body>> {
-    let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| None)?;
-        if let Some(data) = frame.data_ref() {
-            if bytes.len() + data.len() > max {
-                return Err(Some(body));
-            }
-            bytes.extend_from_slice(data);
-        }
-    }
-    Ok(bytes)
-}
-
 /// Reads and discards what is left of `body`, at most [`DRAIN_BYTES`] for [`DRAIN_TIME`].
-async fn drain(mut body: Body) {
+pub(super) async fn drain(mut body: Body) {
     let discard = async {
         let mut drained = 0usize;
         while let Some(Ok(frame)) = body.frame().await {

@@ -2,7 +2,7 @@
 //! balancers and orchestrators), answered without credentials (see `ops::health` for what is
 //! checked and why the answers hold no endpoints or error texts).
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use schemars::JsonSchema;
@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::openapi::{Op, schema_of};
 use super::{HttpState, error_response};
+use crate::adapters::mcp::RequestIdentity;
 use crate::ops::health::{Report, ServiceHealth, valid_service_name};
 
 /// `GET /health`: the process serves HTTP.
@@ -55,7 +56,9 @@ pub(super) fn ready_doc(op: Op, _: &mut Map<String, Value>) -> Op {
     op.named("readiness", "Readiness of every service")
         .describe(
             "Checks the store (a timed trivial read) and every upstream MCP server (`mcp.<server>`). \
-             Disabled servers are listed but do not make agentos unready.",
+             Disabled servers are listed but do not make agentos unready. No credentials are \
+             needed; with an ops-admin's, the answer adds `connections` (the open-file limit, the \
+             connection cap and the connections open).",
         )
         .reply(200, "Every service is healthy (or disabled).", schema_of::<Report>())
         .reply(503, "A service is degraded or unhealthy.", schema_of::<Report>())
@@ -85,9 +88,17 @@ fn status_for(degraded: bool) -> StatusCode {
     }
 }
 
-/// `GET /health/ready`
-pub(super) async fn ready(State(state): State<HttpState>) -> Response {
-    let report = state.health.report().await;
+/// `GET /health/ready`. Probes send no credentials and get the services; an ops-admin's token
+/// adds the connection limits and count.
+pub(super) async fn ready(State(state): State<HttpState>, request: Request) -> Response {
+    let mut report = state.health.report().await;
+    let admin = request
+        .extensions()
+        .get::<RequestIdentity>()
+        .is_some_and(|identity| identity.caller.is_admin());
+    if admin {
+        report.connections = Some(state.connections.report());
+    }
     let degraded = report.status == crate::ops::health::Overall::Degraded;
     (status_for(degraded), axum::Json(report)).into_response()
 }

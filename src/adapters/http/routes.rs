@@ -103,7 +103,15 @@ pub(super) fn table(public_metrics: bool) -> Vec<Route> {
     let account = |access, charge| row(access, charge, "accounts");
     vec![
         route(M::GET, "/health", PROBE, probes::liveness, probes::liveness_doc),
-        route(M::GET, "/health/ready", PROBE, probes::ready, probes::ready_doc),
+        // Public, not a bare probe: credentials, when sent, are checked, and an ops-admin's
+        // add the connection detail. Never charged, so probes are never limited.
+        route(
+            M::GET,
+            "/health/ready",
+            row(Public, Charge::Nothing, "health"),
+            probes::ready,
+            probes::ready_doc,
+        ),
         route(M::GET, "/health/{service}", PROBE, probes::service, probes::service_doc),
         route(M::GET, "/metrics", metrics_access, metrics::scrape, metrics::scrape_doc),
         route(

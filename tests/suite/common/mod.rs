@@ -80,8 +80,28 @@ impl Server {
         server
     }
 
+    /// `agentos serve` as shipped, started by `wrapper` (a program and its arguments that run
+    /// the command after them, such as `prlimit --nofile=256:256`).
+    pub fn start_secure_wrapped(data_dir: &Path, extra: &[&str], wrapper: &[&str]) -> Self {
+        let mut server = Self::launch_with(wrapper, data_dir, extra, &[]);
+        let token = std::fs::read_to_string(data_dir.join("owner-token")).expect("owner-token written at start");
+        server.owner_token = Some(token.trim().to_owned());
+        server
+    }
+
     fn launch(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(agentos_bin());
+        Self::launch_with(&[], data_dir, extra, env)
+    }
+
+    fn launch_with(wrapper: &[&str], data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(agentos_bin());
+                command
+            }
+            None => Command::new(agentos_bin()),
+        };
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
