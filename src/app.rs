@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::governance::approvals::{CoverageError, check_coverage};
 use crate::governance::{Governance, Writers};
 use crate::identity::{Identity, IdentityError};
 use crate::ops::metrics::Metrics;
@@ -22,6 +23,8 @@ pub enum AppError {
     Register(#[from] RegisterError),
     #[error("cannot start the identity service: {0}")]
     Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Approvals(#[from] CoverageError),
 }
 
 pub struct App {
@@ -63,6 +66,7 @@ impl App {
             config: shared_config.clone(),
             registry: Arc::downgrade(&registry),
             upstreams: Arc::downgrade(&upstreams),
+            own_listeners: Arc::default(),
         };
         let governance = Governance::new(store.clone(), shared_config.clone(), &registry, metrics.record_loss());
         let identity = Identity::open(store.clone(), &config)?;
@@ -77,6 +81,9 @@ impl App {
         tools.extend(crate::ops::metrics::tools(metrics.clone(), shared_config));
         tools.extend(crate::identity::tools::tools(&identity));
         registry.register(tools)?;
+        // Upstream servers are checked when they are known (`start_upstreams`); only a pattern
+        // that could hold nothing at all stops the start here.
+        check_coverage(&config.approvals.require, &builtin_names(&registry), &[])?;
         Ok(Self {
             config,
             registry,
@@ -111,6 +118,9 @@ impl App {
                 }
             }
         });
+        if let Some(limits) = self.registry.rate_limits().cloned() {
+            tokio::spawn(forget_idle_buckets(limits, shutdown.clone()));
+        }
         primitives::start_background(&self.services, shutdown);
     }
 
@@ -121,6 +131,12 @@ impl App {
         let mut specs: Vec<ServerSpec> = self.config.mcp_servers.clone();
         if let Some(dir) = spec::servers_dir(config_file) {
             specs.extend(spec::load_dir(&dir)?);
+        }
+        let servers: Vec<&str> = specs.iter().filter(|s| s.enabled).map(|s| s.name.as_str()).collect();
+        if let Ok(warnings) = check_coverage(&self.config.approvals.require, &builtin_names(&self.registry), &servers) {
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
         }
         self.upstreams.start_all(specs)
     }
@@ -135,8 +151,40 @@ impl App {
         }
     }
 
+    /// Records an address agentos's HTTP server listens on, once bound: the network tools never
+    /// reach it unless the operator lists it with its port.
+    pub fn listening_on(&self, addr: std::net::SocketAddr) {
+        self.services.own_listeners.add(addr);
+    }
+
     /// The identity of local callers: the owner, limited by `access.allowed_tools`.
     pub fn owner(&self) -> Arc<Caller> {
         Arc::new(Caller::owner(self.config.access.allowed_tools.clone()))
+    }
+}
+
+/// The names of the built-in `agentos.*` tools.
+fn builtin_names(registry: &Registry) -> Vec<String> {
+    let mut names = registry.tool_names();
+    names.retain(|name| name.starts_with("agentos."));
+    names
+}
+
+/// Every minute, forgets the rate-limit buckets that are full again, so callers spread over many
+/// addresses or agents cannot grow the limiter without bound. The scan touches every key, so it
+/// runs on a blocking thread, never on the call path.
+async fn forget_idle_buckets(limits: Arc<RateLimits>, shutdown: CancellationToken) {
+    let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
+    every_minute.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every_minute.tick() => {
+                let limits = limits.clone();
+                if let Err(error) = tokio::task::spawn_blocking(move || limits.forget_idle()).await {
+                    tracing::warn!(%error, "forgetting idle rate-limit buckets failed");
+                }
+            }
+        }
     }
 }

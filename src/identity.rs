@@ -146,6 +146,13 @@ impl std::fmt::Debug for Identity {
     }
 }
 
+/// Whether a stored agent squats a name the server uses for itself (registered before the name
+/// was reserved): its credentials are refused as if the agent did not exist, so it can never act
+/// as, or read the records of, `anonymous`, `system` and the like.
+fn squats_reserved_name(agent: &AgentRow) -> bool {
+    agent.id != Caller::OWNER_ID && Caller::RESERVED_IDS.contains(&agent.id.as_str())
+}
+
 /// The caller an agent acts as: its role, account, tool policy and domain allowlist.
 fn caller_of(agent: &AgentRow) -> Caller {
     let tools = ToolPolicy::parse(&agent.allowed_tools).unwrap_or_else(|error| {
@@ -166,7 +173,7 @@ impl CallerDirectory for Identity {
     fn lookup<'a>(&'a self, agent_id: &'a str) -> BoxFuture<'a, Option<Caller>> {
         async move {
             match self.store.identity_agent(agent_id).await {
-                Ok(Some(agent)) if agent.status == ACTIVE => Some(caller_of(&agent)),
+                Ok(Some(agent)) if agent.status == ACTIVE && !squats_reserved_name(&agent) => Some(caller_of(&agent)),
                 Ok(None) if agent_id == Caller::OWNER_ID => Some(Caller::owner(self.owner_tools.clone())),
                 Ok(_) => None,
                 Err(error) => {

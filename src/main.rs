@@ -16,7 +16,10 @@ use tokio_util::sync::CancellationToken;
 #[command(
     name = "agentos",
     version,
-    about = "An MCP-first tool router and operating layer for AI agents"
+    about = "An MCP-first tool router and operating layer for AI agents",
+    // The last of a repeated flag wins, as in most tools: a wrapper script can add its own
+    // `--listen` after a default one.
+    args_override_self = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -179,7 +182,11 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         signal.cancel();
     });
-    let served = http::serve(app.config.listen, router, connections, shutdown, json_logs).await;
+    let listener = tokio::net::TcpListener::bind(app.config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", app.config.listen))?;
+    app.listening_on(listener.local_addr()?);
+    let served = http::serve(listener, router, connections, shutdown, json_logs).await;
     app.shutdown().await;
     served.with_context(|| format!("serving on {}", app.config.listen))?;
     Ok(())

@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::registry::{Registry, Tool, ToolFailure};
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstreams;
+pub use network::OwnListeners;
 
 /// What primitives share: the store, the configuration, and a way back to the registry for the
 /// tools that call or describe other tools.
@@ -35,6 +36,8 @@ pub struct Services {
     pub registry: Weak<Registry>,
     /// Weak for the same reason: upstreams register tools that hold these services.
     pub upstreams: Weak<Upstreams>,
+    /// Where agentos's own HTTP server listens, so the network tools stay off it.
+    pub own_listeners: Arc<OwnListeners>,
 }
 
 impl Services {

@@ -291,6 +291,15 @@ impl Registry {
         self.len() == 0
     }
 
+    /// Every registered tool's name, in name order, whoever may call it.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.snapshot()
+            .tools
+            .values()
+            .map(|entry| entry.name().to_string())
+            .collect()
+    }
+
     /// The tools this caller may use, in name order. Denied tools are simply absent.
     pub fn list_for(&self, caller: &Caller) -> Vec<Arc<Entry>> {
         self.snapshot()

@@ -26,7 +26,6 @@ mod tool_call;
 mod tools;
 mod traces;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -210,17 +209,16 @@ pub fn router(
         .layer(axum::middleware::from_fn_with_state(metrics, request::front))
 }
 
-/// Binds `addr` and serves until `shutdown` is cancelled, then lets requests in flight finish.
+/// Serves `listener` until `shutdown` is cancelled, then lets requests in flight finish.
 /// Prints the bound address to stderr so scripts and tests that asked for port 0 can find the
 /// real one. With `json_logs` the notice is a JSON line like the log lines.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     router: Router,
     connections: Arc<Connections>,
     shutdown: CancellationToken,
     json_logs: bool,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     notice(json_logs, &format!("agentos listening on http://{local}"));
     conn::accept_loop(listener, router, connections, shutdown).await;

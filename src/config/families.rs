@@ -37,7 +37,9 @@ pub struct NetworkConfig {
     pub allow_private_addresses: bool,
     /// Non-public hosts the network tools may reach even when `allow_private_addresses` is off:
     /// host names (`nas.lan`), IP addresses (`10.0.0.5`, `fd00::1`) or CIDR ranges
-    /// (`192.168.1.0/24`).
+    /// (`192.168.1.0/24`), each on every port or, written `host:port` (`localhost:8080`,
+    /// `[fd00::1]:443`), on that port only. agentos's own listening address is never reached,
+    /// even with `allow_private_addresses`, unless listed here with its port.
     pub allowed_private_hosts: Vec<String>,
     /// Most redirects followed for one request; each hop is checked like the first URL.
     pub max_redirects: usize,

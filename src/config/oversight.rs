@@ -130,7 +130,9 @@ pub enum LogFormat {
 #[serde(default, deny_unknown_fields)]
 pub struct ApprovalsConfig {
     /// Tools that need a human's approval before they run: exact names or patterns such as
-    /// `mcp.github.*`. Empty: none.
+    /// `mcp.github.*`. Empty: none. A pattern that can only name built-in tools and matches none
+    /// (a typo such as `agentos.mem_sett`) stops agentos from starting; an `mcp.*` or `skill.*`
+    /// pattern that matches nothing yet is logged as a warning.
     #[schemars(with = "Vec<String>")]
     pub require: ToolPolicy,
     /// How long an MCP call waits for the decision (sending progress) before it returns the

@@ -2,6 +2,7 @@
 //! (`gate`) holds them in the pipeline; the tools here list, decide and fetch approvals, with the
 //! same visibility rule as the audit trail. REST's `/api/approvals` routes call these tools.
 
+mod coverage;
 mod gate;
 mod rules;
 
@@ -18,6 +19,7 @@ use super::access::{may_name, may_see_approval, visibility};
 use crate::registry::{Audience, Hints, Tool, ToolBuilder, ToolFailure};
 use crate::store::{ApprovalRecord, ApprovalStatus};
 
+pub use coverage::{CoverageError, check_coverage};
 pub use gate::Approvals;
 
 /// How often pending approvals past their time are expired.

@@ -131,6 +131,7 @@ impl Identity {
             .store
             .identity_agent(&session.agent_id)
             .await?
+            .filter(|agent| !super::squats_reserved_name(agent))
             .ok_or(AuthError::UnknownAgent)?;
         if agent.status != ACTIVE {
             return Err(AuthError::AgentDisabled);

@@ -33,7 +33,9 @@ impl Identity {
             self.revoked.insert(claims.jti.clone(), claims.exp * 1000);
             return Err(AuthError::Revoked);
         }
-        let agent = agent.ok_or(AuthError::UnknownAgent)?;
+        let agent = agent
+            .filter(|agent| !super::squats_reserved_name(agent))
+            .ok_or(AuthError::UnknownAgent)?;
         if agent.status != ACTIVE {
             return Err(AuthError::AgentDisabled);
         }

@@ -43,9 +43,10 @@ pub(crate) fn password(password: &str) -> Result<(), IdentityError> {
     }
 }
 
-/// `^[a-z0-9-]+$`, 1 to 64 characters; `owner` and `agent_…` belong to the server itself.
+/// `^[a-z0-9-]+$`, 1 to 64 characters; the ids in `Caller::RESERVED_IDS` and `agent_…` belong
+/// to the server itself.
 pub(crate) fn agent_id(id: &str) -> Result<(), IdentityError> {
-    if id == crate::registry::Caller::OWNER_ID || id.starts_with("agent_") {
+    if crate::registry::Caller::is_reserved_id(id) {
         return Err(IdentityError::ReservedAgentId(id.to_owned()));
     }
     let ok = (1..=MAX_AGENT_ID).contains(&id.len())
@@ -167,6 +168,13 @@ mod tests {
         }
         assert_eq!(agent_id("owner").unwrap_err().code(), "reserved_agent_id");
         assert_eq!(agent_id("agent_0123").unwrap_err().code(), "reserved_agent_id");
+        for reserved in ["anonymous", "system", "admin", "root", "agentos", "scheduler"] {
+            assert_eq!(
+                agent_id(reserved).unwrap_err().code(),
+                "reserved_agent_id",
+                "{reserved}"
+            );
+        }
     }
 
     #[test]

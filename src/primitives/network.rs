@@ -26,6 +26,7 @@ use super::Services;
 use crate::config::NetworkConfig;
 use crate::registry::{CallContext, Hints, Tool, ToolBuilder, ToolFailure};
 use guard::AddressPolicy;
+pub use guard::OwnListeners;
 
 /// Headers agentos sets itself; a request giving them is refused.
 const FORBIDDEN_HEADERS: &[&str] = &[
@@ -162,7 +163,7 @@ struct Network {
 
 pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
     let config = services.config.network.clone();
-    let policy = Arc::new(AddressPolicy::from_config(&config));
+    let policy = Arc::new(AddressPolicy::with_listeners(&config, services.own_listeners.clone()));
     let network = Arc::new(Network {
         client: std::sync::OnceLock::new(),
         policy,
@@ -324,8 +325,9 @@ impl Network {
             if let Some(body) = &body {
                 request = request.body(body.clone());
             }
-            let response = request
-                .send()
+            let port = url.port_or_known_default().unwrap_or_default();
+            let response = client::HOP_PORT
+                .scope(port, request.send())
                 .await
                 .map_err(|e| ToolFailure::new(client::describe(&e, &host)))?;
             let status = response.status();

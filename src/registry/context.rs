@@ -65,6 +65,33 @@ impl Caller {
     /// The agent id of an unauthenticated HTTP caller: it sees the public catalog and is
     /// rate-limited by client address.
     pub const ANONYMOUS_ID: &'static str = "anonymous";
+    /// Agent ids nobody may register or act as: the ids the server uses for its own callers, and
+    /// the words an operator would read as "the system" in an audit record or an approval.
+    pub const RESERVED_IDS: &'static [&'static str] = &[
+        Self::OWNER_ID,
+        Self::ANONYMOUS_ID,
+        "admin",
+        "administrator",
+        "agentos",
+        "all",
+        "everyone",
+        "nobody",
+        "operator",
+        "ops-admin",
+        "public",
+        "root",
+        "scheduler",
+        "server",
+        "studio",
+        "system",
+        "workflow",
+    ];
+
+    /// Whether `agent_id` belongs to the server itself: a reserved word or the `agent_…` ids
+    /// that sign-up mints.
+    pub fn is_reserved_id(agent_id: &str) -> bool {
+        Self::RESERVED_IDS.contains(&agent_id) || agent_id.starts_with("agent_")
+    }
 
     pub fn is_admin(&self) -> bool {
         self.role == Role::OpsAdmin

@@ -48,6 +48,15 @@ impl ToolPattern {
             Self::Exact(exact) => name == exact,
         }
     }
+
+    /// Whether some name under `namespace` (e.g. `mcp.`) could match this pattern.
+    pub fn reaches(&self, namespace: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Prefix(prefix) => prefix.starts_with(namespace) || namespace.starts_with(prefix.as_str()),
+            Self::Exact(exact) => exact.starts_with(namespace),
+        }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -120,6 +129,11 @@ impl ToolPolicy {
 
     pub fn patterns(&self) -> &[String] {
         &self.source
+    }
+
+    /// Each parsed pattern beside the text it was written as.
+    pub fn entries(&self) -> impl Iterator<Item = (&ToolPattern, &str)> {
+        self.patterns.iter().zip(self.source.iter().map(String::as_str))
     }
 }
 

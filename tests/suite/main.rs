@@ -28,6 +28,7 @@ mod primitives_secrets_util;
 mod primitives_workflow;
 mod schemas;
 mod security_auth;
+mod security_config;
 mod security_limits;
 mod security_policy;
 mod security_slow_clients;

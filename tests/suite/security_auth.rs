@@ -11,6 +11,8 @@
 //! - a password-reset token used twice, or for another email → 400; after a reset the old
 //!   password, the old session and the old bearer token stop working
 //! - the owner token file is private (0600) and works; a second start keeps it
+//! - registering an agent under a name the server uses for itself (`anonymous`, `system`,
+//!   `owner`, ...), by anyone, even the operator → 400 `reserved_agent_id`
 
 use crate::common;
 
@@ -662,4 +664,48 @@ async fn agentos_mcp_with_a_token_acts_as_that_agent() {
     assert!(!output.status.success(), "a bad token is refused at start");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--token"), "{stderr}");
+}
+
+#[tokio::test]
+async fn names_the_server_uses_for_itself_cannot_be_registered() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), "");
+    // Found in an attack: an agent registered as `anonymous` read every unauthenticated
+    // caller's records in audit_query and traces_query.
+    for reserved in [
+        "anonymous",
+        "system",
+        "owner",
+        "admin",
+        "root",
+        "agentos",
+        "scheduler",
+        "agent_x1",
+    ] {
+        let (status, answer) = post(&server, "/register", json!({"agentId": reserved, "name": "Squatter"})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{reserved}: {answer}");
+        assert_eq!(answer["error"], "reserved_agent_id", "{reserved}: {answer}");
+        assert!(
+            answer["message"].as_str().unwrap_or_default().contains(reserved),
+            "{answer}"
+        );
+        let response = common::http()
+            .post(server.url("/register"))
+            .bearer_auth(server.token())
+            .json(&json!({"agentId": reserved, "name": "Squatter"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::BAD_REQUEST,
+            "operator registering {reserved}"
+        );
+    }
+    let (status, answer) = post(&server, "/register", json!({"agentId": "anonymous-fan", "name": "Fan"})).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "a name that merely contains a reserved word is fine: {answer}"
+    );
 }

@@ -216,3 +216,20 @@ async fn the_directory_finds_active_agents_with_their_current_policy() {
     assert_eq!(&*caller.allowed_domains, ["httpbin.org".to_owned()]);
     assert!(fx.identity.lookup("ghost").await.is_none());
 }
+
+#[tokio::test]
+async fn an_agent_registered_under_a_reserved_name_before_it_was_reserved_cannot_act() {
+    let fx = fixture();
+    // Databases written before names were reserved may hold such an agent: its token must not
+    // let it act as (and read the records of) unauthenticated callers.
+    fx.sql(
+        "INSERT INTO agents (id, name, role, status, allowed_domains, allowed_tools, created_at, updated_at)
+         VALUES ('anonymous', 'squatter', 'agent', 'active', '[]', '[\"*\"]', 0, 0)",
+    );
+    let token = fx.sign(&fx.claims("anonymous"));
+    assert_eq!(
+        fx.identity.authenticate_bearer(&token).await.unwrap_err(),
+        AuthError::UnknownAgent
+    );
+    assert!(fx.identity.lookup("anonymous").await.is_none());
+}

@@ -92,6 +92,13 @@ fn system_roots() -> RootCertStore {
     store
 }
 
+tokio::task_local! {
+    /// The port of the hop being sent, for the resolver: the address policy can open one port of
+    /// a host (and never opens agentos's own). A lookup outside a hop (a connection the pool
+    /// finishes in the background) sees none and gets only what is open on every port.
+    pub static HOP_PORT: u16;
+}
+
 /// Resolves host names, then drops every address the policy refuses, so the connector can only
 /// connect to checked addresses: a name that resolves to a public address when the URL is
 /// checked and to 127.0.0.1 when connecting (DNS rebinding) gets nowhere.
@@ -103,6 +110,7 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.policy.clone();
         let host = name.as_str().to_owned();
+        let port = HOP_PORT.try_with(|port| *port).ok();
         Box::pin(async move {
             let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
@@ -111,7 +119,7 @@ impl Resolve for GuardedResolver {
             let mut refusal = None;
             let allowed: Vec<SocketAddr> = found
                 .into_iter()
-                .filter(|addr| match policy.check_address(&host, addr.ip()) {
+                .filter(|addr| match policy.check_address(&host, addr.ip(), port) {
                     Ok(()) => true,
                     Err(refused) => {
                         tracing::debug!(host, ip = %addr.ip(), "refused a resolved address");

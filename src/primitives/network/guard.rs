@@ -6,7 +6,8 @@
 //! addresses a host name resolves to (see `client::GuardedResolver`) and on IP literals in URLs.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, RwLock};
 
 use ipnet::{IpNet, Ipv4Net};
 use reqwest::Url;
@@ -136,10 +137,20 @@ pub struct Refusal {
     pub host: String,
     pub ip: Option<IpAddr>,
     pub kind: AddressKind,
+    /// Set when the address and port are agentos's own HTTP server.
+    pub own_port: Option<u16>,
 }
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(port) = self.own_port {
+            return write!(
+                f,
+                "`{}` port {port} is agentos's own API, which the network tools never reach unless the \
+                 operator lists it with its port (`{}:{port}`) in `[network] allowed_private_hosts`",
+                self.host, self.host
+            );
+        }
         let kind = self.kind.describe();
         match self.ip {
             Some(_) if self.host.parse::<IpAddr>().is_ok() => write!(f, "`{}` is a {kind} address", self.host)?,
@@ -165,74 +176,189 @@ impl fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
+/// The addresses agentos's own HTTP server listens on, once bound. Shared between the server
+/// (which fills it) and the network tools (which never reach it unless the operator names it
+/// with its port), so an agent cannot call agentos's API from inside agentos.
+#[derive(Debug, Default)]
+pub struct OwnListeners(RwLock<Vec<SocketAddr>>);
+
+impl OwnListeners {
+    pub fn add(&self, addr: SocketAddr) {
+        self.0.write().unwrap_or_else(|p| p.into_inner()).push(addr);
+    }
+
+    /// Whether a connection to `ip` on `port` reaches one of them. An unknown port counts as a
+    /// match when the address does, so not knowing never opens the door.
+    fn reached_by(&self, ip: IpAddr, port: Option<u16>) -> bool {
+        let listeners = self.0.read().unwrap_or_else(|p| p.into_inner());
+        listeners.iter().any(|listener| {
+            let same_port = port.is_none_or(|port| port == listener.port());
+            let listen_ip = listener.ip().to_canonical();
+            // A wildcard listener answers on every local address: every non-public one counts.
+            let same_ip = listen_ip == ip || (listen_ip.is_unspecified() && classify(ip) != AddressKind::Public);
+            same_port && same_ip
+        })
+    }
+}
+
+/// What an `allowed_private_hosts` entry names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Listed {
+    /// A lower-case host name.
+    Name(String),
+    /// An address or CIDR range.
+    Range(IpNet),
+}
+
+/// One `allowed_private_hosts` entry: a host, address or range, and the one port it opens
+/// (`None`: every port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    listed: Listed,
+    port: Option<u16>,
+}
+
 /// The operator's address policy, from `[network]`.
 #[derive(Debug, Clone, Default)]
 pub struct AddressPolicy {
     allow_private: bool,
-    /// Lower-case host names from `allowed_private_hosts`.
-    names: Vec<String>,
-    /// Addresses and ranges from `allowed_private_hosts`.
-    ranges: Vec<IpNet>,
+    entries: Vec<Entry>,
+    own: Arc<OwnListeners>,
 }
 
 impl AddressPolicy {
+    #[cfg(test)]
     pub fn from_config(config: &NetworkConfig) -> Self {
+        Self::with_listeners(config, Arc::default())
+    }
+
+    /// The policy of `config`, never reaching the addresses `own` lists unless an entry names
+    /// them with their port.
+    pub fn with_listeners(config: &NetworkConfig, own: Arc<OwnListeners>) -> Self {
         let mut policy = AddressPolicy {
             allow_private: config.allow_private_addresses,
-            ..Default::default()
+            entries: Vec::new(),
+            own,
         };
-        for entry in &config.allowed_private_hosts {
-            let entry = normalize_host(entry);
-            if entry.is_empty() {
-                continue;
-            }
-            match parse_range(&entry) {
-                Some(range) => policy.ranges.push(range),
-                None if entry.contains('/') => {
-                    tracing::warn!(
-                        entry,
-                        "ignoring an invalid CIDR range in [network] allowed_private_hosts"
-                    );
-                }
-                None => policy.names.push(entry),
+        for raw in &config.allowed_private_hosts {
+            match parse_entry(raw) {
+                Ok(Some(entry)) => policy.entries.push(entry),
+                Ok(None) => {}
+                Err(why) => tracing::warn!(entry = raw, "ignoring [network] allowed_private_hosts entry: {why}"),
             }
         }
         policy
     }
 
-    /// May a connection to `ip`, reached through the host name `host`, be made?
-    pub fn check_address(&self, host: &str, ip: IpAddr) -> Result<(), Refusal> {
+    /// May a connection to `ip` on `port` (when known), reached through the host name `host`,
+    /// be made?
+    pub fn check_address(&self, host: &str, ip: IpAddr, port: Option<u16>) -> Result<(), Refusal> {
         let ip = ip.to_canonical();
         let kind = classify(ip);
-        if kind == AddressKind::Public || self.is_listed(host, ip) {
+        let refusal = |own_port| Refusal {
+            host: host.to_owned(),
+            ip: Some(ip),
+            kind,
+            own_port,
+        };
+        if kind != AddressKind::Public && self.own.reached_by(ip, port) {
+            return match port {
+                Some(port) if self.is_listed_with_port(host, ip, port) => Ok(()),
+                _ => Err(refusal(Some(port.unwrap_or_default()))),
+            };
+        }
+        if kind == AddressKind::Public || self.is_listed(host, ip, port) {
             return Ok(());
         }
         if self.allow_private && kind != AddressKind::Metadata {
             return Ok(());
         }
-        Err(Refusal {
-            host: host.to_owned(),
-            ip: Some(ip),
-            kind,
-        })
+        Err(refusal(None))
     }
 
     /// Refuses metadata host names before any lookup (their addresses are refused as well).
     pub fn check_name(&self, host: &str) -> Result<(), Refusal> {
         let host = normalize_host(host);
-        if METADATA_HOSTS.contains(&host.as_str()) && !self.names.contains(&host) {
+        let listed = self
+            .entries
+            .iter()
+            .any(|entry| entry.listed == Listed::Name(host.clone()));
+        if METADATA_HOSTS.contains(&host.as_str()) && !listed {
             return Err(Refusal {
                 host,
                 ip: None,
                 kind: AddressKind::Metadata,
+                own_port: None,
             });
         }
         Ok(())
     }
 
-    fn is_listed(&self, host: &str, ip: IpAddr) -> bool {
-        let host = normalize_host(host);
-        self.names.contains(&host) || self.ranges.iter().any(|net| net.contains(&ip))
+    fn names(&self, entry: &Entry, host: &str, ip: IpAddr) -> bool {
+        match &entry.listed {
+            Listed::Name(name) => *name == normalize_host(host),
+            Listed::Range(net) => net.contains(&ip),
+        }
+    }
+
+    /// Listed for this port, or for every port. An unknown port matches only port-less entries.
+    fn is_listed(&self, host: &str, ip: IpAddr, port: Option<u16>) -> bool {
+        self.entries
+            .iter()
+            .any(|entry| self.names(entry, host, ip) && (entry.port.is_none() || entry.port == port))
+    }
+
+    /// Listed with exactly this port.
+    fn is_listed_with_port(&self, host: &str, ip: IpAddr, port: u16) -> bool {
+        self.entries
+            .iter()
+            .any(|entry| entry.port == Some(port) && self.names(entry, host, ip))
+    }
+}
+
+/// `nas.lan`, `nas.lan:8080`, `10.0.0.5`, `10.0.0.5:8080`, `fd00::1`, `[fd00::1]:8080`,
+/// `192.168.1.0/24` or `fd00::/8`. `Ok(None)` for an empty entry.
+fn parse_entry(raw: &str) -> Result<Option<Entry>, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let (host, port) = split_port(raw)?;
+    let host = normalize_host(host);
+    if host.is_empty() {
+        return Err("no host before the port".into());
+    }
+    let listed = match parse_range(&host) {
+        Some(range) => Listed::Range(range),
+        None if host.contains('/') => return Err("not a valid CIDR range".into()),
+        None if host.contains(':') => return Err("not a valid IPv6 address (write `[addr]:port` with a port)".into()),
+        None => Listed::Name(host),
+    };
+    Ok(Some(Entry { listed, port }))
+}
+
+/// Splits `host:port` and `[v6]:port`; a bare IPv6 address has no port.
+fn split_port(raw: &str) -> Result<(&str, Option<u16>), String> {
+    let parse = |port: &str| {
+        port.parse::<u16>()
+            .ok()
+            .filter(|port| *port > 0)
+            .map(Some)
+            .ok_or_else(|| format!("`{port}` is not a port (1 to 65535)"))
+    };
+    if let Some(rest) = raw.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((host, "")) => Ok((host, None)),
+            Some((host, tail)) => match tail.strip_prefix(':') {
+                Some(port) => Ok((host, parse(port)?)),
+                None => Err("expected `[addr]:port`".into()),
+            },
+            None => Err("an unclosed `[`".into()),
+        };
+    }
+    match raw.split_once(':') {
+        Some((host, port)) if !port.contains(':') => Ok((host, parse(port)?)),
+        _ => Ok((raw, None)),
     }
 }
 
@@ -363,7 +489,7 @@ pub fn check_url(url: &Url, allowed_domains: &[String], policy: &AddressPolicy) 
     }
     let host = target.to_string();
     match &target {
-        Target::Ip(ip) => policy.check_address(&host, *ip),
+        Target::Ip(ip) => policy.check_address(&host, *ip, url.port_or_known_default()),
         Target::Domain(domain) => policy.check_name(domain),
     }
     .map_err(|refusal| format!("refused: {refusal}"))?;
@@ -490,8 +616,8 @@ mod tests {
     #[test]
     fn by_default_only_public_addresses_pass() {
         let policy = policy(false, &[]);
-        assert!(policy.check_address("example.com", ip("93.184.216.34")).is_ok());
-        assert!(policy.check_address("example.com", ip("2606:4700::1")).is_ok());
+        assert!(policy.check_address("example.com", ip("93.184.216.34"), None).is_ok());
+        assert!(policy.check_address("example.com", ip("2606:4700::1"), None).is_ok());
         for private in [
             "127.0.0.1",
             "::1",
@@ -501,7 +627,7 @@ mod tests {
             "fe80::1",
             "0.0.0.0",
         ] {
-            let refusal = policy.check_address("evil.example", ip(private)).unwrap_err();
+            let refusal = policy.check_address("evil.example", ip(private), None).unwrap_err();
             assert_eq!(refusal.host, "evil.example");
             let message = refusal.to_string();
             assert!(
@@ -510,12 +636,12 @@ mod tests {
             );
         }
         let message = policy
-            .check_address("127.0.0.1", ip("127.0.0.1"))
+            .check_address("127.0.0.1", ip("127.0.0.1"), None)
             .unwrap_err()
             .to_string();
         assert!(message.starts_with("`127.0.0.1` is a loopback address"), "{message}");
         let message = policy
-            .check_address("localhost", ip("::ffff:127.0.0.1"))
+            .check_address("localhost", ip("::ffff:127.0.0.1"), None)
             .unwrap_err()
             .to_string();
         assert!(
@@ -528,7 +654,7 @@ mod tests {
     fn allow_private_opens_everything_but_metadata() {
         let policy = policy(true, &[]);
         for private in ["127.0.0.1", "::1", "10.0.0.1", "fd12::1", "fe80::1", "100.64.0.1"] {
-            assert!(policy.check_address("h", ip(private)).is_ok(), "{private}");
+            assert!(policy.check_address("h", ip(private), None).is_ok(), "{private}");
         }
         for metadata in [
             "169.254.169.254",
@@ -536,7 +662,7 @@ mod tests {
             "fd00:ec2::254",
             "100.100.100.200",
         ] {
-            let refusal = policy.check_address("h", ip(metadata)).unwrap_err();
+            let refusal = policy.check_address("h", ip(metadata), None).unwrap_err();
             assert_eq!(refusal.kind, AddressKind::Metadata, "{metadata}");
             assert!(refusal.to_string().contains("cloud-metadata"));
         }
@@ -559,18 +685,93 @@ mod tests {
                 "metadata.google.internal",
             ],
         );
-        assert!(policy.check_address("nas.lan", ip("10.9.9.9")).is_ok());
-        assert!(policy.check_address("other.lan", ip("10.9.9.9")).is_err());
-        assert!(policy.check_address("x", ip("10.0.0.5")).is_ok());
-        assert!(policy.check_address("x", ip("::ffff:10.0.0.5")).is_ok());
-        assert!(policy.check_address("x", ip("10.0.0.6")).is_err());
-        assert!(policy.check_address("x", ip("192.168.1.200")).is_ok());
-        assert!(policy.check_address("x", ip("192.168.2.1")).is_err());
-        assert!(policy.check_address("x", ip("fd12::1")).is_ok());
-        assert!(policy.check_address("x", ip("fe80::1")).is_err());
-        assert!(policy.check_address("x", ip("169.254.169.254")).is_ok());
+        assert!(policy.check_address("nas.lan", ip("10.9.9.9"), None).is_ok());
+        assert!(policy.check_address("other.lan", ip("10.9.9.9"), None).is_err());
+        assert!(policy.check_address("x", ip("10.0.0.5"), None).is_ok());
+        assert!(policy.check_address("x", ip("::ffff:10.0.0.5"), None).is_ok());
+        assert!(policy.check_address("x", ip("10.0.0.6"), None).is_err());
+        assert!(policy.check_address("x", ip("192.168.1.200"), None).is_ok());
+        assert!(policy.check_address("x", ip("192.168.2.1"), None).is_err());
+        assert!(policy.check_address("x", ip("fd12::1"), None).is_ok());
+        assert!(policy.check_address("x", ip("fe80::1"), None).is_err());
+        assert!(policy.check_address("x", ip("169.254.169.254"), None).is_ok());
         assert!(policy.check_name("metadata.google.internal").is_ok());
-        assert!(policy.check_address("x", ip("127.0.0.1")).is_err());
+        assert!(policy.check_address("x", ip("127.0.0.1"), None).is_err());
+    }
+
+    #[test]
+    fn entries_with_a_port_open_only_that_port() {
+        let policy = policy(false, &["localhost:8080", "10.0.0.5:5432", "[fd00::1]:443", "nas.lan"]);
+        assert!(policy.check_address("localhost", ip("127.0.0.1"), Some(8080)).is_ok());
+        assert!(policy.check_address("localhost", ip("127.0.0.1"), Some(7777)).is_err());
+        assert!(
+            policy.check_address("localhost", ip("127.0.0.1"), None).is_err(),
+            "unknown port"
+        );
+        assert!(policy.check_address("x", ip("10.0.0.5"), Some(5432)).is_ok());
+        assert!(policy.check_address("x", ip("10.0.0.5"), Some(22)).is_err());
+        assert!(policy.check_address("x", ip("fd00::1"), Some(443)).is_ok());
+        assert!(policy.check_address("x", ip("fd00::1"), Some(80)).is_err());
+        assert!(
+            policy.check_address("nas.lan", ip("10.1.1.1"), Some(22)).is_ok(),
+            "no port: every port"
+        );
+    }
+
+    #[test]
+    fn entries_parse_with_and_without_ports() {
+        let entry = |raw: &str| parse_entry(raw).map(|e| e.map(|e| (e.listed, e.port)));
+        let name = |n: &str| Listed::Name(n.into());
+        let range = |r: &str| Listed::Range(r.parse().unwrap());
+        assert_eq!(entry("NAS.lan."), Ok(Some((name("nas.lan"), None))));
+        assert_eq!(entry("localhost:8080"), Ok(Some((name("localhost"), Some(8080)))));
+        assert_eq!(entry("10.0.0.5:80"), Ok(Some((range("10.0.0.5/32"), Some(80)))));
+        assert_eq!(entry("fd00::1"), Ok(Some((range("fd00::1/128"), None))));
+        assert_eq!(entry("[fd00::1]:443"), Ok(Some((range("fd00::1/128"), Some(443)))));
+        assert_eq!(entry("[fd00::1]"), Ok(Some((range("fd00::1/128"), None))));
+        assert_eq!(entry("  "), Ok(None));
+        for bad in [
+            "host:0",
+            "host:70000",
+            "host:http",
+            ":80",
+            "[fd00::1",
+            "[fd00::1]x",
+            "bad/99",
+            "fd00::zz",
+        ] {
+            assert!(entry(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn agentos_own_address_is_reached_only_when_named_with_its_port() {
+        let own = Arc::new(OwnListeners::default());
+        own.add("127.0.0.1:7777".parse().unwrap());
+        let config = |hosts: &[&str], allow_private: bool| NetworkConfig {
+            allow_private_addresses: allow_private,
+            allowed_private_hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            ..NetworkConfig::default()
+        };
+        for open in [
+            AddressPolicy::with_listeners(&config(&["localhost", "127.0.0.1"], false), own.clone()),
+            AddressPolicy::with_listeners(&config(&[], true), own.clone()),
+        ] {
+            let refusal = open
+                .check_address("localhost", ip("127.0.0.1"), Some(7777))
+                .unwrap_err();
+            assert_eq!(refusal.own_port, Some(7777));
+            assert!(refusal.to_string().contains("agentos's own API"), "{refusal}");
+            assert!(open.check_address("localhost", ip("127.0.0.1"), None).is_err());
+            assert!(open.check_address("localhost", ip("127.0.0.1"), Some(8080)).is_ok());
+        }
+        let named = AddressPolicy::with_listeners(&config(&["localhost:7777"], false), own.clone());
+        assert!(named.check_address("localhost", ip("127.0.0.1"), Some(7777)).is_ok());
+        let wildcard = Arc::new(OwnListeners::default());
+        wildcard.add("0.0.0.0:7777".parse().unwrap());
+        let open = AddressPolicy::with_listeners(&config(&[], true), wildcard);
+        assert!(open.check_address("x", ip("10.0.0.7"), Some(7777)).is_err());
+        assert!(open.check_address("x", ip("10.0.0.7"), Some(7778)).is_ok());
     }
 
     #[test]
