@@ -59,7 +59,8 @@ pub struct Identity {
     /// What the local owner may use (`access.allowed_tools`), for when its agent row does not
     /// exist yet (`agentos mcp` never creates it).
     owner_tools: ToolPolicy,
-    /// Where the gate's audit records go (see `gate`); weak: the registry holds our tools.
+    /// The registry: where the gate's audit records go and who hears that an agent was stopped
+    /// (see `gate`); weak: the registry holds our tools.
     audit: OnceLock<Weak<Registry>>,
 }
 

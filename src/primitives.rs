@@ -21,7 +21,7 @@ use std::sync::{Arc, Weak};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::registry::{Registry, Tool, ToolFailure};
+use crate::registry::{CallContext, Registry, Tool, ToolFailure};
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstreams;
 pub use network::OwnListeners;
@@ -38,6 +38,19 @@ pub struct Services {
     pub upstreams: Weak<Upstreams>,
     /// Where agentos's own HTTP server listens, so the network tools stay off it.
     pub own_listeners: Arc<OwnListeners>,
+}
+
+/// Whose records a family tool works on: the caller's own, or, when an ops-admin names another
+/// agent, that agent's (so an operator can see and stop what any agent left running).
+pub(crate) fn subject<'a>(ctx: &'a CallContext, agent_id: Option<&'a str>) -> Result<&'a str, ToolFailure> {
+    match agent_id {
+        None => Ok(&ctx.caller.agent_id),
+        Some(id) if id == &*ctx.caller.agent_id || ctx.caller.is_admin() => Ok(id),
+        Some(_) => Err(ToolFailure::invalid_input(
+            "`agentId` names another agent: only ops-admins may act on another agent's schedules and \
+             workflows; leave it out to act on your own",
+        )),
+    }
 }
 
 impl Services {

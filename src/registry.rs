@@ -16,6 +16,7 @@ mod pipeline;
 mod policy;
 mod resources;
 mod results;
+mod standing;
 mod startup;
 mod target;
 mod tool;
@@ -44,6 +45,7 @@ pub use pipeline::{failure_kind, refusal_result};
 pub use policy::{PolicyError, ToolPattern, ToolPolicy};
 pub use resources::{RESOURCE_SCHEME, ResourceError, ResourceProvider};
 pub use results::{bounded_json, output_of, result_text, truncate};
+pub use standing::{AgentStop, StopKind};
 pub use startup::{DEFAULT_STARTUP_WAIT, Starting};
 pub use tool::{Audience, FailureKind, Hints, Origin, Tool, ToolFailure, ToolResult, ToolSpec};
 pub use trace::{TraceLink, TraceSink};
@@ -81,6 +83,8 @@ pub struct Registry {
     directory: RwLock<Option<Arc<dyn CallerDirectory>>>,
     /// Providers still starting, which the first listing waits for (see `startup`).
     startup: Arc<startup::Startup>,
+    /// Work running on agents' behalf, and the stream of agents stopped (see `standing`).
+    standing: standing::Standing,
 }
 
 impl Registry {
@@ -99,6 +103,7 @@ impl Registry {
             limits: OnceLock::new(),
             directory: RwLock::new(None),
             startup: Arc::default(),
+            standing: standing::Standing::default(),
         }
     }
 
@@ -289,6 +294,25 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// A token cancelled when `agent_id` is disabled: work that outlives the call that started it
+    /// (a background workflow) runs under it.
+    pub fn work_token(&self, agent_id: &str) -> tokio_util::sync::CancellationToken {
+        self.standing.work_token(agent_id)
+    }
+
+    /// Tells everything that runs for `agent_id` that it was stopped: work under its
+    /// `work_token`s is cancelled when it is disabled, and subscribers (held approvals, live MCP
+    /// sessions) act on the stop.
+    pub fn stop_agent(&self, agent_id: &str, kind: StopKind) {
+        tracing::info!(agent = agent_id, ?kind, "agent stopped");
+        self.standing.stop(agent_id, kind);
+    }
+
+    /// The agents stopped from now on.
+    pub fn agent_stops(&self) -> tokio::sync::broadcast::Receiver<AgentStop> {
+        self.standing.subscribe()
     }
 
     /// Every registered tool's name, in name order, whoever may call it.

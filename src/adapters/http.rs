@@ -22,6 +22,7 @@ mod plain;
 mod probes;
 mod request;
 mod routes;
+mod sessions;
 mod tool_call;
 mod tools;
 mod traces;
@@ -76,17 +77,13 @@ struct Shared {
     mcp: McpService,
     /// Which agent opened each MCP session: another agent presenting that session id is told
     /// it does not exist, so it can neither read the session's stream nor act inside it.
-    session_owners: Arc<dashmap::DashMap<String, Arc<str>>>,
+    /// Which agent owns each live MCP session.
+    sessions: Arc<sessions::Sessions>,
     max_body_bytes: usize,
     metrics: Arc<crate::ops::metrics::Metrics>,
     /// The connection cap and count, for `/health/ready`'s detail to ops-admins.
     connections: Arc<Connections>,
 }
-
-/// Past this many bound sessions the table is cleared: unbound sessions still work (rmcp knows
-/// them), they just lose the cross-agent check, and a flood of never-ended sessions cannot grow
-/// memory without limit.
-const MAX_BOUND_SESSIONS: usize = 50_000;
 
 /// How `agentos serve` lets callers in.
 #[derive(Debug, Clone, Copy)]
@@ -117,7 +114,7 @@ pub fn router(
     }
     let guard = HostGuard::new(&http.allowed_hosts, &browser_origins);
     let mut mcp_config = StreamableHttpServerConfig::default()
-        .with_cancellation_token(shutdown)
+        .with_cancellation_token(shutdown.clone())
         .with_max_request_body_bytes(http.max_body_bytes)
         .with_json_response(true)
         .with_allowed_origins(guard.origin_patterns());
@@ -137,14 +134,15 @@ pub fn router(
         sessions.clone(),
         mcp_config,
     );
-    let session_owners = Arc::new(dashmap::DashMap::new());
-    let bound = session_owners.clone();
+    let bound = sessions::Sessions::new(sessions.clone(), sessions::MAX_SESSIONS);
+    bound.maintain(&registry, shutdown);
+    let counted = bound.clone();
     // rmcp's table is the truth; while a writer holds it, the bound sessions are a close count.
     app.metrics.set_session_gauge(Arc::new(move || {
         sessions
             .sessions
             .try_read()
-            .map_or_else(|_| bound.len(), |table| table.len())
+            .map_or_else(|_| counted.len(), |table| table.len())
     }));
     let authenticator = Arc::new(auth::Authenticator::new(
         identity,
@@ -160,7 +158,7 @@ pub fn router(
         config: Arc::new(app.config.clone()),
         health: crate::ops::health::Checker::new(app.store.clone(), app.upstreams.clone()),
         mcp,
-        session_owners,
+        sessions: bound,
         max_body_bytes: http.max_body_bytes,
         metrics: app.metrics.clone(),
         connections,

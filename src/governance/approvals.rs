@@ -12,11 +12,12 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::Governance;
 use super::access::{may_name, may_see_approval, visibility};
-use crate::registry::{Audience, Hints, Tool, ToolBuilder, ToolFailure};
+use crate::registry::{AgentStop, Audience, Hints, StopKind, Tool, ToolBuilder, ToolFailure};
 use crate::store::{ApprovalRecord, ApprovalStatus};
 
 pub use coverage::{CoverageError, check_coverage};
@@ -42,11 +43,17 @@ pub(super) fn install(gov: &Governance) -> Vec<Arc<dyn Tool>> {
     tools(gate, gov)
 }
 
-/// Expires undecided approvals (waking their waiters) until `shutdown`.
+/// Expires undecided approvals (waking their waiters), and withdraws those of agents that get
+/// disabled, until `shutdown`.
 pub(super) fn start(gov: &Governance, shutdown: CancellationToken) {
-    let Some(gate) = gov.registry().and_then(|r| r.approval_gate()) else {
+    let Some(registry) = gov.registry() else {
         return;
     };
+    let Some(gate) = registry.approval_gate() else {
+        return;
+    };
+    let mut stops = registry.agent_stops();
+    drop(registry);
     tokio::spawn(async move {
         let mut every = tokio::time::interval(SWEEP_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -59,6 +66,19 @@ pub(super) fn start(gov: &Governance, shutdown: CancellationToken) {
                         tracing::info!(expired, "expired undecided approvals");
                     }
                 }
+                stop = stops.recv() => match stop {
+                    Ok(AgentStop { agent_id, kind: StopKind::Disabled }) => {
+                        let withdrawn = gate.withdraw(&agent_id).await;
+                        if withdrawn > 0 {
+                            tracing::info!(agent = %agent_id, withdrawn, "withdrew a disabled agent's approvals");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "missed agent stops; their approvals expire on their own");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
             }
         }
     });

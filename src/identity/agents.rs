@@ -7,7 +7,7 @@ use super::accounts::DEFAULT_TOOLS;
 use super::error::IdentityError;
 use super::types::{ACTIVE, AgentRecord, DISABLED, RegisterRequest, Registered};
 use super::{Identity, crypto, validate};
-use crate::registry::{Caller, Role, ToolPolicy};
+use crate::registry::{Caller, Role, StopKind, ToolPolicy};
 use crate::store::{AgentRow, now_ms};
 
 const OWNER_TOKEN_FILE: &str = "owner-token";
@@ -143,6 +143,9 @@ impl Identity {
         let status = if active { ACTIVE } else { DISABLED };
         self.store.identity_set_agent_status(agent_id, status).await?;
         self.cache.clear();
+        if !active {
+            self.announce_stop(agent_id, StopKind::Disabled);
+        }
         Ok(())
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::error::{AuthError, IdentityError};
 use super::types::{ACTIVE, AuthMethod, Authenticated, Credentials, to_datetime};
 use super::{Identity, caller_of};
-use crate::registry::Caller;
+use crate::registry::{Caller, StopKind};
 use crate::store::now_ms;
 
 impl Identity {
@@ -94,6 +94,7 @@ impl Identity {
         }
         self.store.identity_invalidate_tokens(agent_id, now_ms()).await?;
         self.cache.clear();
+        self.announce_stop(agent_id, StopKind::CredentialsRevoked);
         Ok(())
     }
 

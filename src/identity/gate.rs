@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::types::{Credentials, Registered, SignedIn};
 use super::{Identity, IdentityError};
-use crate::registry::{AuditOutcome, AuditRecord, Caller, MAX_ERROR_CHARS, Registry, input_digest, truncate};
+use crate::registry::{AuditOutcome, AuditRecord, Caller, MAX_ERROR_CHARS, Registry, StopKind, input_digest, truncate};
 
 /// One step of the gate, as its audit record names it.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +58,14 @@ impl Identity {
     pub fn audit_through(&self, registry: &Arc<Registry>) {
         if self.audit.set(Arc::downgrade(registry)).is_err() {
             tracing::warn!("the identity service's audit hook was set already; keeping it");
+        }
+    }
+
+    /// Tells the registry that `agent_id` was stopped, so what runs for it stops too.
+    pub(super) fn announce_stop(&self, agent_id: &str, kind: StopKind) {
+        match self.audit.get().and_then(Weak::upgrade) {
+            Some(registry) => registry.stop_agent(agent_id, kind),
+            None => tracing::warn!(agent = agent_id, "no registry to tell that an agent was stopped"),
         }
     }
 

@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::Services;
-use crate::registry::{CallContext, Empty, Hints, Tool, ToolBuilder, ToolFailure};
+use crate::registry::{CallContext, Hints, Tool, ToolBuilder, ToolFailure};
 use crate::store::{NewSchedule, ScheduleEntry, ScheduleRun, now_ms};
 use timing::Spec;
 
@@ -83,7 +83,7 @@ struct ScheduleInfo {
     next_run_at: Option<String>,
     /// When it last fired, in Unix milliseconds.
     last_run_at_ms: Option<i64>,
-    /// Outcome of the last run: `ok`, `error`, `timeout` or `cancelled`.
+    /// Outcome of the last run: `ok`, `error`, `timeout`, `cancelled` or `skipped`.
     last_outcome: Option<String>,
     /// How many times it has fired.
     runs: u64,
@@ -97,11 +97,22 @@ struct ListResult {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct IdArgs {
     /// The schedule's id, as agentos.schedule_create or agentos.schedule_list returned it.
     #[schemars(length(min = 1, max = 100))]
     id: String,
+    /// Ops-admins only: the agent whose schedule it is (default: yours).
+    #[schemars(length(min = 1, max = 64))]
+    agent_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ListArgs {
+    /// Ops-admins only: list this agent's schedules (default: yours).
+    #[schemars(length(min = 1, max = 64))]
+    agent_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -112,11 +123,14 @@ struct CancelResult {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RunsArgs {
     /// The schedule's id.
     #[schemars(length(min = 1, max = 100))]
     id: String,
+    /// Ops-admins only: the agent whose schedule it is (default: yours).
+    #[schemars(length(min = 1, max = 64))]
+    agent_id: Option<String>,
     /// Most runs to return, newest first (default 20).
     #[schemars(range(min = 1))]
     limit: Option<usize>,
@@ -130,7 +144,8 @@ struct RunInfo {
     started_at_ms: i64,
     finished_at_ms: i64,
     /// `ok` (the tool succeeded), `error` (the tool failed or the call was refused), `timeout`
-    /// (it ran past `run_timeout_secs`) or `cancelled` (agentos shut down during the run).
+    /// (it ran past `run_timeout_secs`), `cancelled` (agentos shut down during the run) or
+    /// `skipped` (its agent was disabled or may no longer call the tool: nothing was called).
     outcome: String,
     /// Earlier occurrences missed while agentos was down or busy, coalesced into this one run.
     missed: u64,
@@ -335,13 +350,14 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
             .description(
                 "Lists your schedules with their tool, kind (cron, at, every), spec, next and last \
                  run time, last outcome, how many times each has fired and whether it is still \
-                 enabled (a fired one-shot is not).",
+                 enabled (a fired one-shot is not). Ops-admins may name another agent with agentId.",
             )
             .hints(Hints::READ_ONLY)
-            .handler(move |_: Empty, ctx| {
+            .handler(move |args: ListArgs, ctx| {
                 let services = list_s.clone();
                 async move {
-                    let entries = services.store.schedule_list(&ctx.caller.agent_id).await?;
+                    let owner = super::subject(&ctx, args.agent_id.as_deref())?;
+                    let entries = services.store.schedule_list(owner).await?;
                     Ok(ListResult {
                         schedules: entries.into_iter().map(info).collect(),
                     })
@@ -351,13 +367,18 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
             .title("Cancel a schedule")
             .description(
                 "Deletes one of your schedules and its run history; it will not fire again (a run \
-                 already in progress finishes). Returns cancelled=false if there was no such schedule.",
+                 already in progress finishes). Returns cancelled=false if there was no such schedule. \
+                 Ops-admins may cancel another agent's schedule by naming it with agentId.",
             )
             .hints(Hints::DESTRUCTIVE)
             .handler(move |args: IdArgs, ctx| {
                 let services = cancel_s.clone();
                 async move {
-                    let cancelled = services.store.schedule_cancel(&ctx.caller.agent_id, &args.id).await?;
+                    let owner = super::subject(&ctx, args.agent_id.as_deref())?;
+                    let cancelled = services.store.schedule_cancel(owner, &args.id).await?;
+                    if cancelled {
+                        tracing::info!(schedule = %args.id, agent = owner, by = %ctx.caller.agent_id, "schedule cancelled");
+                    }
                     Ok(CancelResult { id: args.id, cancelled })
                 }
             }),
@@ -366,7 +387,9 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
             .description(
                 "Shows the recent runs of one of your schedules, newest first: when each started \
                  and finished, its outcome (ok, error, timeout, cancelled), how many missed \
-                 occurrences it coalesced, and the error or the (possibly truncated) result.",
+                 occurrences it coalesced, and the error or the (possibly truncated) result. A \
+                 firing while its agent was disabled (or no longer allowed the tool) is recorded \
+                 as a `skipped` run: the tool was not called. Ops-admins may name another agent with agentId.",
             )
             .hints(Hints::READ_ONLY)
             .handler(move |args: RunsArgs, ctx| {
@@ -377,13 +400,14 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                     if limit == 0 || limit > max {
                         return Err(ToolFailure::new(format!("`limit` must be between 1 and {max}")));
                     }
+                    let owner = super::subject(&ctx, args.agent_id.as_deref())?;
                     let runs = services
                         .store
-                        .schedule_runs(&ctx.caller.agent_id, &args.id, limit)
+                        .schedule_runs(owner, &args.id, limit)
                         .await?
                         .ok_or_else(|| {
                             ToolFailure::new(format!(
-                                "you have no schedule `{}`; call agentos.schedule_list to see your schedules",
+                                "no schedule `{}` of `{owner}`; call agentos.schedule_list to see the schedules",
                                 args.id
                             ))
                         })?;

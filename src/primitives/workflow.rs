@@ -8,6 +8,7 @@
 mod engine;
 mod instance;
 mod refs;
+mod running;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,9 +22,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::Services;
 use crate::registry::{CallContext, Caller, Hints, Registry, Tool, ToolBuilder, ToolFailure};
-use crate::store::{NewWorkflowRun, WorkflowRunRecord, now_ms};
+use crate::store::{NewWorkflowRun, WORKFLOW_RUNNING, WorkflowRunRecord, now_ms};
 use engine::{Mode, Plan, PlannedStep};
 use refs::StepNames;
+use running::Running;
 
 /// What a run interrupted by the end of its process says.
 const INTERRUPTED: &str = "interrupted by restart: agentos stopped while this workflow was running";
@@ -77,11 +79,55 @@ struct RunArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct GetArgs {
-    /// The workflow run's id, as agentos.workflow_run returned it.
+    /// The workflow run's id, as agentos.workflow_run or agentos.workflow_list returned it.
     #[schemars(length(min = 1, max = 100))]
     id: String,
+    /// Ops-admins only: the agent whose run it is (default: yours).
+    #[schemars(length(min = 1, max = 64))]
+    agent_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ListArgs {
+    /// Ops-admins only: list this agent's runs (default: yours).
+    #[schemars(length(min = 1, max = 64))]
+    agent_id: Option<String>,
+    /// How many runs, newest first (1 to 100, default 20).
+    #[schemars(range(min = 1, max = 100))]
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct RunSummary {
+    /// Pass it to agentos.workflow_get or agentos.workflow_cancel.
+    id: String,
+    /// `running`, `succeeded`, `failed` or `partial`.
+    status: String,
+    background: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    created_at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct ListResult {
+    /// Newest first.
+    runs: Vec<RunSummary>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct CancelResult {
+    id: String,
+    /// True if the run was running in the background here and is now stopping (it ends
+    /// `failed`, the step in progress cancelled); false if it had already ended or is not a
+    /// background run of this agentos process.
+    cancelled: bool,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -262,7 +308,12 @@ fn plan(
     Ok((planned, names))
 }
 
-async fn run(services: &Services, args: RunArgs, ctx: CallContext) -> Result<WorkflowResult, ToolFailure> {
+async fn run(
+    services: &Services,
+    running: &Arc<Running>,
+    args: RunArgs,
+    ctx: CallContext,
+) -> Result<WorkflowResult, ToolFailure> {
     let config = &services.config.workflow;
     let registry = services.registry()?;
     if args.steps.is_empty() {
@@ -299,11 +350,17 @@ async fn run(services: &Services, args: RunArgs, ctx: CallContext) -> Result<Wor
     tracing::info!(workflow = %plan.id, steps = plan.steps.len(), background = plan.background, depth = nesting.depth, "workflow started");
     if args.background {
         let started = plan.initial_result();
+        let cancel = registry.work_token(&plan.owner);
         let mode = Mode::Background {
             caller: ctx.caller.clone(),
             timeout: registry.default_timeout(),
+            cancel: cancel.clone(),
         };
-        tokio::spawn(NESTING.scope(nesting, engine::execute(services.clone(), registry, plan, mode)));
+        let (running, services) = (running.clone(), services.clone());
+        tokio::spawn(NESTING.scope(nesting, async move {
+            let _entry = running.enter(&plan.id, &plan.owner, cancel);
+            engine::execute(services, registry, plan, mode).await
+        }));
         return Ok(started);
     }
     Ok(NESTING
@@ -315,7 +372,9 @@ async fn run(services: &Services, args: RunArgs, ctx: CallContext) -> Result<Wor
 }
 
 pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
-    let (run_s, get_s) = (services.clone(), services.clone());
+    let (run_s, get_s, list_s, cancel_s) = (services.clone(), services.clone(), services.clone(), services.clone());
+    let running = Arc::new(Running::default());
+    let cancel_running = running.clone();
     vec![
         ToolBuilder::new("agentos.workflow_run")
             .title("Run tool calls in sequence")
@@ -335,8 +394,8 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                 open_world: true,
             })
             .handler(move |args: RunArgs, ctx| {
-                let services = run_s.clone();
-                async move { run(&services, args, ctx).await }
+                let (services, running) = (run_s.clone(), running.clone());
+                async move { run(&services, &running, args, ctx).await }
             }),
         ToolBuilder::new("agentos.workflow_get")
             .title("Workflow run status")
@@ -349,17 +408,77 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
             .handler(move |args: GetArgs, ctx| {
                 let services = get_s.clone();
                 async move {
-                    let run = services
-                        .store
-                        .workflow_get(&ctx.caller.agent_id, &args.id)
-                        .await?
-                        .ok_or_else(|| {
-                            ToolFailure::new(format!(
-                                "you have no workflow run `{}`; use the id agentos.workflow_run returned",
-                                args.id
-                            ))
-                        })?;
+                    let owner = super::subject(&ctx, args.agent_id.as_deref())?;
+                    let run = services.store.workflow_get(owner, &args.id).await?.ok_or_else(|| {
+                        ToolFailure::new(format!(
+                            "no workflow run `{}` of `{owner}`; agentos.workflow_list shows the runs",
+                            args.id
+                        ))
+                    })?;
                     Ok(WorkflowResult::from(run))
+                }
+            }),
+        ToolBuilder::new("agentos.workflow_list")
+            .title("List workflow runs")
+            .description(
+                "Lists your workflow runs, newest first, with status (running, succeeded, failed, \
+                 partial), whether each runs in the background, and timing; agentos.workflow_get \
+                 shows one with its steps. Ops-admins may name another agent with agentId.",
+            )
+            .hints(Hints::READ_ONLY)
+            .handler(move |args: ListArgs, ctx| {
+                let services = list_s.clone();
+                async move {
+                    let owner = super::subject(&ctx, args.agent_id.as_deref())?;
+                    let limit = args.limit.unwrap_or(20);
+                    if !(1..=100).contains(&limit) {
+                        return Err(ToolFailure::invalid_input("`limit` must be between 1 and 100"));
+                    }
+                    let runs = services.store.workflow_list(owner, limit).await?;
+                    Ok(ListResult {
+                        runs: runs
+                            .into_iter()
+                            .map(|run| RunSummary {
+                                id: run.id,
+                                status: run.status,
+                                background: run.background,
+                                error: run.error,
+                                created_at_ms: run.created_at_ms,
+                                finished_at_ms: run.finished_at_ms,
+                            })
+                            .collect(),
+                    })
+                }
+            }),
+        ToolBuilder::new("agentos.workflow_cancel")
+            .title("Cancel a background workflow")
+            .description(
+                "Stops one of your workflow runs started with background: true: the step in \
+                 progress is cancelled, the rest are skipped, and the run ends `failed` with the \
+                 reason. Returns cancelled=false if it had already ended. Ops-admins may name \
+                 another agent with agentId.",
+            )
+            .hints(Hints {
+                read_only: false,
+                destructive: true,
+                idempotent: true,
+                open_world: false,
+            })
+            .handler(move |args: GetArgs, ctx| {
+                let (services, running) = (cancel_s.clone(), cancel_running.clone());
+                async move {
+                    let owner = super::subject(&ctx, args.agent_id.as_deref())?;
+                    let run = services.store.workflow_get(owner, &args.id).await?.ok_or_else(|| {
+                        ToolFailure::new(format!(
+                            "no workflow run `{}` of `{owner}`; agentos.workflow_list shows the runs",
+                            args.id
+                        ))
+                    })?;
+                    let cancelled = run.status == WORKFLOW_RUNNING && running.cancel(owner, &args.id);
+                    if cancelled {
+                        tracing::info!(workflow = %args.id, by = %ctx.caller.agent_id, "workflow cancelled");
+                    }
+                    Ok(CancelResult { id: args.id, cancelled })
                 }
             }),
     ]

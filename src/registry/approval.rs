@@ -55,6 +55,9 @@ pub trait ApprovalGate: Send + Sync {
     fn hold<'a>(&'a self, ctx: &'a CallContext, tool: &'a str, input: &'a Value) -> BoxFuture<'a, Hold>;
     /// Expires pending approvals past their time and wakes whoever waits on them.
     fn sweep(&self) -> BoxFuture<'_, usize>;
+    /// Denies every pending approval of a disabled agent, so nobody can approve a call it can
+    /// no longer make, and wakes whoever waits on them.
+    fn withdraw(&self, agent_id: &str) -> BoxFuture<'_, usize>;
 }
 
 impl Registry {

@@ -65,11 +65,14 @@ impl Caller {
     /// The agent id of an unauthenticated HTTP caller: it sees the public catalog and is
     /// rate-limited by client address.
     pub const ANONYMOUS_ID: &'static str = "anonymous";
+    /// Who agentos itself acts as in records, e.g. when it withdraws a disabled agent's approvals.
+    pub const SYSTEM_ID: &'static str = "system";
     /// Agent ids nobody may register or act as: the ids the server uses for its own callers, and
     /// the words an operator would read as "the system" in an audit record or an approval.
     pub const RESERVED_IDS: &'static [&'static str] = &[
         Self::OWNER_ID,
         Self::ANONYMOUS_ID,
+        Self::SYSTEM_ID,
         "admin",
         "administrator",
         "agentos",
@@ -83,7 +86,6 @@ impl Caller {
         "scheduler",
         "server",
         "studio",
-        "system",
         "workflow",
     ];
 

@@ -125,6 +125,12 @@ pub trait WorkflowStore: Send + Sync {
         owner: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<WorkflowRunRecord>, StoreError>>;
+    /// The owner's newest runs first, without their steps (`steps` is empty).
+    fn workflow_list<'a>(
+        &'a self,
+        owner: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<WorkflowRunRecord>, StoreError>>;
     /// The distinct processes that have runs still marked running.
     fn workflow_running_instances(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
     /// Marks every running run of `instance` failed with `message`; returns how many.
@@ -308,6 +314,34 @@ impl WorkflowStore for SqliteStore {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Some(run))
+        })
+        .boxed()
+    }
+
+    fn workflow_list<'a>(
+        &'a self,
+        owner: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<WorkflowRunRecord>, StoreError>> {
+        let owner = owner.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT id, status, background, error, created_at, finished_at
+                 FROM workflow_runs WHERE owner = ?1 ORDER BY created_at DESC, id LIMIT ?2",
+            )?
+            .query_map(params![owner, limit], |row| {
+                Ok(WorkflowRunRecord {
+                    id: row.get(0)?,
+                    status: row.get(1)?,
+                    background: row.get(2)?,
+                    error: row.get(3)?,
+                    created_at_ms: row.get(4)?,
+                    finished_at_ms: row.get(5)?,
+                    steps: Vec::new(),
+                })
+            })?
+            .collect()
         })
         .boxed()
     }

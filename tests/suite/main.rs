@@ -32,6 +32,7 @@ mod security_config;
 mod security_limits;
 mod security_policy;
 mod security_slow_clients;
+mod security_stop;
 mod tools_catalog;
 mod upstream_core;
 mod upstream_crew;

@@ -10,7 +10,7 @@ use tower::ServiceExt;
 
 use super::openapi::{Op, schema_of};
 use super::plain::PlainCall;
-use super::{HttpState, MAX_BOUND_SESSIONS, NamesQuery, error_response, identity_for, plain, request};
+use super::{HttpState, NamesQuery, error_response, identity_for, plain, request};
 use crate::adapters::mcp::RequestIdentity;
 
 /// `/mcp`: a POST whose JSON body has no `jsonrpc` member is the plain form; everything else is
@@ -58,9 +58,9 @@ async fn forward_to_mcp(state: &HttpState, identity: &RequestIdentity, request: 
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     if let Some(id) = &session
-        && state.session_owners.get(id).is_some_and(|owner| owner.value() != agent)
+        && state.sessions.owner(id).is_none_or(|owner| owner != *agent)
     {
-        tracing::warn!(agent = %agent, "an MCP session id of another agent was presented");
+        tracing::info!(agent = %agent, "an MCP session id that is not this agent's was presented");
         return error_response(
             StatusCode::NOT_FOUND,
             "session_not_found",
@@ -75,15 +75,8 @@ async fn forward_to_mcp(state: &HttpState, identity: &RequestIdentity, request: 
         &session,
         response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()),
     ) {
-        (None, Some(created)) => {
-            if state.session_owners.len() >= MAX_BOUND_SESSIONS {
-                state.session_owners.clear();
-            }
-            state.session_owners.insert(created.to_owned(), agent.clone());
-        }
-        (Some(id), _) if ending_session && response.status().is_success() => {
-            state.session_owners.remove(id);
-        }
+        (None, Some(created)) => state.sessions.bind(created, agent.clone()),
+        (Some(id), _) if ending_session && response.status().is_success() => state.sessions.unbind(id),
         _ => {}
     }
     // rmcp refuses (400, 404, 406, ...) with a text body but no Content-Type; say what it is.

@@ -1,11 +1,12 @@
 //! Checks that every `approvals.require` pattern can hold something, so a typo never leaves the
 //! call it was meant to hold running unheld.
 
-use crate::registry::ToolPolicy;
+use crate::registry::{RESOURCE_SCHEME, ToolPolicy};
 
-/// Namespaces whose tools appear after start (upstreams connect, skills get installed): a
-/// pattern there that matches nothing yet is worth a warning, not a refusal.
-const LATER_NAMESPACES: [&str; 2] = ["mcp.", "skill."];
+/// Namespaces whose tools appear after start (upstreams connect, skills get installed), and the
+/// resource reads and prompt gets of upstreams: a pattern there that matches nothing yet is worth
+/// a warning, not a refusal.
+const LATER_NAMESPACES: [&str; 4] = ["mcp.", "skill.", "resource:", "prompt:"];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CoverageError {
@@ -16,7 +17,7 @@ pub enum CoverageError {
     NoBuiltin { pattern: String, hint: String },
     #[error(
         "[approvals] require: `{0}` can match no tool: tool names start with `agentos.`, \
-         `mcp.<server>.` or `skill.<slug>.`"
+         `mcp.<server>.` or `skill.<slug>.` (resource reads with `resource:`, prompt gets with `prompt:`)"
     )]
     NoNamespace(String),
 }
@@ -54,9 +55,14 @@ pub fn check_coverage(
 /// The warning for a pattern in a namespace whose tools arrive later; `None` when it names a
 /// configured server and so will match once that server connects.
 fn later_warning(source: &str, known_servers: &[&str]) -> Option<String> {
+    let resource_server = source
+        .strip_prefix("resource:")
+        .and_then(|uri| uri.strip_prefix(RESOURCE_SCHEME))
+        .and_then(|rest| rest.split(['/', '*']).next());
     let server = source
         .strip_prefix("mcp.")
-        .and_then(|rest| rest.split(['.', '*']).next());
+        .and_then(|rest| rest.split(['.', '*']).next())
+        .or(resource_server);
     match server {
         Some(server) if known_servers.contains(&server) => None,
         Some(server) if !server.is_empty() => Some(format!(
@@ -150,5 +156,21 @@ mod tests {
         );
         assert!(warnings[0].contains("configured: github"), "{warnings:?}");
         assert_eq!(check(&["skill.pdf.*", "mcp.*"], &[]).unwrap().len(), 2);
+        assert_eq!(
+            check(&["resource:agentos+mcp://everything/*", "prompt:greet"], &[])
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            check(&["resource:agentos+mcp://everything/*"], &["everything"]),
+            Ok(vec![])
+        );
+        assert_eq!(
+            check(&["resource:agentos+mcp://everything/*", "prompt:greet"], &[])
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

@@ -20,10 +20,13 @@ use crate::registry::{
     ApprovalGate, CallContext, Caller, CallerSnapshot, Hold, Operation, Registry, ToolFailure, ToolPolicy,
     new_approval_id, run_approved,
 };
-use crate::store::{ApprovalRecord, ApprovalStatus, Store, now_ms};
+use crate::store::{ApprovalRecord, ApprovalStatus, Store, Visibility, now_ms};
 
 use super::rules::{final_hold, not_found, not_pending, pending_hold, preview};
 use crate::governance::access::may_decide_approval;
+
+/// The note on approvals denied because their agent was disabled.
+const WITHDRAWN_NOTE: &str = "withdrawn: the agent was disabled";
 
 /// How often a waiting call reports progress and re-reads the store.
 const TICK: Duration = Duration::from_secs(2);
@@ -238,6 +241,46 @@ impl ApprovalGate for Approvals {
             }
             tracing::info!(approval = %id, "approval requested");
             self.wait_for(ctx, &id, tool).await
+        }
+        .boxed()
+    }
+
+    fn withdraw(&self, agent_id: &str) -> BoxFuture<'_, usize> {
+        let agent_id = agent_id.to_owned();
+        async move {
+            let pending = match self
+                .store
+                .approval_list(
+                    &Visibility::All,
+                    Some(ApprovalStatus::Pending),
+                    Some(&agent_id),
+                    usize::MAX,
+                )
+                .await
+            {
+                Ok(pending) => pending,
+                Err(error) => {
+                    tracing::error!(agent = %agent_id, %error, "cannot find a disabled agent's pending approvals");
+                    return 0;
+                }
+            };
+            let mut withdrawn = 0;
+            for record in pending {
+                let note = Some(WITHDRAWN_NOTE);
+                match self
+                    .store
+                    .approval_decide(&record.id, false, Caller::SYSTEM_ID, note, now_ms())
+                    .await
+                {
+                    Ok(true) => {
+                        withdrawn += 1;
+                        self.wake(&record.id);
+                    }
+                    Ok(false) => {}
+                    Err(error) => tracing::error!(approval = %record.id, %error, "cannot withdraw an approval"),
+                }
+            }
+            withdrawn
         }
         .boxed()
     }

@@ -180,7 +180,7 @@ async fn call(services: &Services, due: &DueSchedule, started: i64, shutdown: &C
     };
     let caller = match current_caller(&registry, due, tools).await {
         Ok(caller) => Arc::new(caller),
-        Err(message) => return Outcome::error("error", message),
+        Err(message) => return Outcome::error("skipped", message),
     };
     let timeout = Duration::from_secs(services.config.schedule.run_timeout_secs.max(1));
     let ctx = CallContext::new(caller, format!("schedule:{}:{started}", due.id), timeout)

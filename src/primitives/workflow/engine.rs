@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use super::refs::{self, StepNames};
 use super::{OnError, StepInfo, WorkflowResult};
@@ -35,8 +36,14 @@ pub(super) enum Mode {
     /// Steps share the workflow call's deadline and cancellation, so cancelling the call stops
     /// the workflow (the running step with it).
     Foreground(CallContext),
-    /// Each step gets its own deadline; the run outlives the call that started it.
-    Background { caller: Arc<Caller>, timeout: Duration },
+    /// Each step gets its own deadline; the run outlives the call that started it. Each step
+    /// runs as the agent is when it starts (a disabled agent's run stops), under `cancel`
+    /// (`agentos.workflow_cancel`, or the agent being disabled).
+    Background {
+        caller: Arc<Caller>,
+        timeout: Duration,
+        cancel: CancellationToken,
+    },
 }
 
 impl Plan {
@@ -82,9 +89,39 @@ fn step_context(mode: &Mode, run_id: &str, index: usize) -> CallContext {
             client: parent.client,
             rate_report: parent.rate_report.clone(),
         },
-        Mode::Background { caller, timeout } => {
-            CallContext::new(caller.clone(), format!("workflow:{run_id}:{index}"), *timeout).with_front_door("workflow")
+        Mode::Background {
+            caller,
+            timeout,
+            cancel,
+        } => {
+            let mut ctx = CallContext::new(caller.clone(), format!("workflow:{run_id}:{index}"), *timeout)
+                .with_front_door("workflow");
+            ctx.cancel = Arc::new(cancel.child_token());
+            ctx
         }
+    }
+}
+
+const CANCELLED: &str = "stopped: the run was cancelled (agentos.workflow_cancel, or its agent was disabled)";
+
+/// Why a background run may not start its next step: cancelled, or its agent can no longer act.
+/// Otherwise refreshes the caller to the agent as it is now.
+async fn may_continue(registry: &Registry, mode: &mut Mode, owner: &str) -> Result<(), String> {
+    let Mode::Background { caller, cancel, .. } = mode else {
+        return Ok(());
+    };
+    if cancel.is_cancelled() {
+        return Err(CANCELLED.to_owned());
+    }
+    let Some(directory) = registry.directory() else {
+        return Ok(());
+    };
+    match directory.lookup(owner).await {
+        Some(now) => {
+            *caller = Arc::new(now);
+            Ok(())
+        }
+        None => Err(format!("stopped: agent `{owner}` is disabled or no longer exists")),
     }
 }
 
@@ -125,7 +162,7 @@ fn log_store_error(run_id: &str, result: Result<(), crate::store::StoreError>) {
 }
 
 /// Runs every step and records the outcome; returns the finished run.
-pub(super) async fn execute(services: Services, registry: Arc<Registry>, plan: Plan, mode: Mode) -> WorkflowResult {
+pub(super) async fn execute(services: Services, registry: Arc<Registry>, plan: Plan, mut mode: Mode) -> WorkflowResult {
     let store = services.store.clone();
     let max_bytes = services.config.workflow.max_result_bytes;
     let mut guard = Unfinished {
@@ -139,6 +176,10 @@ pub(super) async fn execute(services: Services, registry: Arc<Registry>, plan: P
     let mut outputs: Vec<Option<Value>> = vec![None; total];
     let mut stopped: Option<String> = None;
     for (index, step) in plan.steps.iter().enumerate() {
+        if let Err(reason) = may_continue(&registry, &mut mode, &plan.owner).await {
+            stopped = Some(reason);
+            break;
+        }
         if let Mode::Foreground(ctx) = &mode {
             if ctx.cancel.is_cancelled() {
                 stopped = Some("stopped: the workflow_run call was cancelled".to_owned());
@@ -207,6 +248,12 @@ pub(super) async fn execute(services: Services, registry: Arc<Registry>, plan: P
                 )
                 .await,
         );
+        if let Mode::Background { cancel, .. } = &mode
+            && cancel.is_cancelled()
+        {
+            stopped = Some(CANCELLED.to_owned());
+            break;
+        }
         if info.status == "failed" && step.on_error == OnError::Stop {
             stopped = Some(format!(
                 "step `{}` failed and its onError is `stop`; the steps after it were skipped",
