@@ -117,6 +117,11 @@ pub struct HttpConfig {
     /// otherwise. Past it a request is refused with `503` and `Retry-After` before its body is
     /// read. At least `max_body_bytes`.
     pub max_body_bytes_in_flight_per_caller: usize,
+    /// Most MCP sessions open at once. Each stays bound to the agent that opened it until it
+    /// ends; past this many, the least recently used session is closed (its next request gets
+    /// 404 and the client initializes anew).
+    #[schemars(range(min = 1))]
+    pub max_mcp_sessions: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
@@ -212,6 +217,7 @@ impl Default for HttpConfig {
             // themselves, and above the seconds between the calls of a busy agent.
             idle_timeout_secs: 60,
             max_connections: 1024,
+            max_mcp_sessions: 50_000,
             // Eight bodies of the default cap at once per caller.
             max_body_bytes_in_flight_per_caller: 8 * 1024 * 1024,
         }
@@ -292,7 +298,8 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
-        let must_be_positive: [(&'static str, u64); 38] = [
+        let must_be_positive: [(&'static str, u64); 39] = [
+            ("http.max_mcp_sessions", self.http.max_mcp_sessions as u64),
             ("http.header_read_timeout_secs", self.http.header_read_timeout_secs),
             ("http.body_read_timeout_secs", self.http.body_read_timeout_secs),
             ("http.idle_timeout_secs", self.http.idle_timeout_secs),

@@ -246,6 +246,9 @@ async fn wait_for_signal() {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Before anything is written: the data directory, keys, scratch databases and what upstream
+    // servers store are this user's alone.
+    agentos::store::restrict_new_files();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -8,6 +8,7 @@ mod files;
 mod identity;
 mod knowledge;
 mod memory;
+mod private;
 mod queue;
 mod schedule;
 mod secrets;
@@ -22,6 +23,7 @@ pub use files::*;
 pub use identity::*;
 pub use knowledge::*;
 pub use memory::*;
+pub use private::restrict_new_files;
 pub use queue::*;
 pub use schedule::*;
 pub use secrets::*;
@@ -84,6 +86,9 @@ pub enum StoreError {
     /// not queued (a queue without bound would only grow). Retry shortly.
     #[error("agentos is busy ({0} are all taken and their queue is full); retry in a moment")]
     Busy(&'static str),
+    /// The data directory or database is readable by other users; the message says the fix.
+    #[error("{0}")]
+    Exposed(String),
 }
 
 pub fn now_ms() -> i64 {

@@ -134,7 +134,7 @@ pub fn router(
         sessions.clone(),
         mcp_config,
     );
-    let bound = sessions::Sessions::new(sessions.clone(), sessions::MAX_SESSIONS);
+    let bound = sessions::Sessions::new(sessions.clone(), http.max_mcp_sessions);
     bound.maintain(&registry, shutdown);
     let counted = bound.clone();
     // rmcp's table is the truth; while a writer holds it, the bound sessions are a close count.

@@ -102,10 +102,7 @@ impl SqliteStore {
             max_pending_writes: limits.max_pending_writes.max(1),
             max_waiting_reads: limits.max_waiting_reads.max(1),
         };
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
-            path: data_dir.display().to_string(),
-            source,
-        })?;
+        super::private::prepare(data_dir)?;
         let path = data_dir.join("agentos.db");
         let mut writer = open_connection(&path, synchronous)?;
         migrate(&mut writer)?;

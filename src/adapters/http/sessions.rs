@@ -15,9 +15,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::registry::Registry;
 
-/// Most sessions bound at once; past it the least recently used one is closed.
-pub(super) const MAX_SESSIONS: usize = 50_000;
-
 /// How often sessions idle past the keep-alive are closed.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 

@@ -292,7 +292,17 @@ pub async fn stdio_client(data_dir: &Path, extra: &[&str]) -> (Client, Arc<Obser
     }
     let handler = RecordingClient::default();
     let observed = handler.observed.clone();
-    let client = handler.serve(transport).await.expect("initialize over stdio");
+    let client = match handler.serve(transport).await {
+        Ok(client) => client,
+        Err(error) => {
+            // Give agentos a moment to finish writing why it stopped.
+            eventually(std::time::Duration::from_secs(2), || {
+                log.lock().unwrap().contains("Stack backtrace")
+            })
+            .await;
+            panic!("initialize over stdio: {error}; agentos said:\n{}", log.lock().unwrap());
+        }
+    };
     (client, observed, log)
 }
 
