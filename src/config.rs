@@ -19,7 +19,7 @@ pub use families::{
 };
 pub use oversight::{
     ApprovalsConfig, AuditConfig, IdentityConfig, LogFormat, LogsConfig, MetricsConfig, RateLimit, RateLimitConfig,
-    ResetOutbox, TracesConfig,
+    ResetOutbox, SelfRegistration, TracesConfig,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -62,6 +62,8 @@ pub struct Identity {
     /// The registry: where the gate's audit records go and who hears that an agent was stopped
     /// (see `gate`); weak: the registry holds our tools.
     audit: OnceLock<Weak<Registry>>,
+    /// Self-service registrations per client address (`registrations_per_address_per_hour`).
+    registrations: agents::RegistrationLimiter,
 }
 
 impl Identity {
@@ -79,6 +81,7 @@ impl Identity {
             revoked: DashMap::new(),
             owner_tools: config.access.allowed_tools.clone(),
             audit: OnceLock::new(),
+            registrations: agents::RegistrationLimiter::new(config.identity.registrations_per_address_per_hour),
         }))
     }
 
@@ -98,6 +101,7 @@ impl Identity {
     pub async fn prune_expired(&self) -> Result<usize, IdentityError> {
         let now = now_ms();
         self.revoked.retain(|_, expires_at| *expires_at > now);
+        self.registrations.forget_idle();
         Ok(self.store.identity_prune(now).await?)
     }
 

@@ -9,9 +9,18 @@ use crate::registry::ToolPolicy;
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct IdentityConfig {
-    /// Whether `POST /register` without a token creates an agent (self-service). Such agents get
-    /// at most the built-in `agentos.*` primitives.
+    /// What `POST /register` without a token does (self-service registration; such agents get
+    /// at most the built-in `agentos.*` primitives): `open` creates a working agent, `approval`
+    /// creates it `pending` until an operator enables it (`agentos.agent_enable`), `closed`
+    /// refuses with 403.
+    pub self_registration: SelfRegistration,
+    /// Deprecated: `false` is `self_registration = "closed"`.
+    #[serde(skip_serializing)]
     pub open_registration: bool,
+    /// Most self-service registrations one client address may make per hour (the anonymous
+    /// `auth` rate limit applies too).
+    #[schemars(range(min = 1))]
+    pub registrations_per_address_per_hour: u32,
     /// Whether `POST /api/signup` creates accounts.
     pub open_signup: bool,
     /// Lifetime of bearer tokens, in days.
@@ -142,10 +151,32 @@ pub struct ApprovalsConfig {
     pub expire_secs: u64,
 }
 
+/// What self-service registration does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SelfRegistration {
+    Open,
+    Approval,
+    Closed,
+}
+
+impl IdentityConfig {
+    /// The registration mode in force, the deprecated `open_registration = false` included.
+    pub fn registration(&self) -> SelfRegistration {
+        if self.open_registration {
+            self.self_registration
+        } else {
+            SelfRegistration::Closed
+        }
+    }
+}
+
 impl Default for IdentityConfig {
     fn default() -> Self {
         Self {
+            self_registration: SelfRegistration::Open,
             open_registration: true,
+            registrations_per_address_per_hour: 10,
             open_signup: true,
             token_ttl_days: 90,
             issuer: "agentos".into(),

@@ -1,29 +1,83 @@
 //! Agents that are not an account's own: registered ones (self-service or by an operator), the
 //! local owner, and enabling or disabling an agent.
 
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 use super::accounts::DEFAULT_TOOLS;
 use super::error::IdentityError;
-use super::types::{ACTIVE, AgentRecord, DISABLED, RegisterRequest, Registered};
+use super::types::{ACTIVE, AgentRecord, DISABLED, PENDING, RegisterRequest, Registered};
 use super::{Identity, crypto, validate};
+use crate::config::SelfRegistration;
 use crate::registry::{Caller, Role, StopKind, ToolPolicy};
 use crate::store::{AgentRow, now_ms};
 
 const OWNER_TOKEN_FILE: &str = "owner-token";
 
+/// Self-service registrations per client address and hour: one address must not mint agents
+/// without end (each brings its own quotas and rate limits).
+pub(crate) struct RegistrationLimiter(
+    governor::RateLimiter<
+        IpAddr,
+        governor::state::keyed::DefaultKeyedStateStore<IpAddr>,
+        governor::clock::DefaultClock,
+    >,
+);
+
+impl RegistrationLimiter {
+    pub fn new(per_hour: u32) -> Self {
+        let per_hour = NonZeroU32::new(per_hour).unwrap_or(NonZeroU32::MIN);
+        Self(governor::RateLimiter::keyed(governor::Quota::per_hour(per_hour)))
+    }
+
+    fn admit(&self, from: IpAddr) -> Result<(), IdentityError> {
+        self.0
+            .check_key(&from.to_canonical())
+            .map_err(|_| IdentityError::TooManyRegistrations)
+    }
+
+    pub fn forget_idle(&self) {
+        self.0.retain_recent();
+    }
+}
+
 impl Identity {
+    /// Self-service registration (`POST /register` without a token) from `from`, as
+    /// `identity.self_registration` allows: a working agent, a `pending` one an operator must
+    /// enable, or a refusal.
+    pub async fn register_self(
+        &self,
+        request: RegisterRequest,
+        from: Option<IpAddr>,
+    ) -> Result<Registered, IdentityError> {
+        let status = match self.config.registration() {
+            SelfRegistration::Closed => return Err(IdentityError::RegistrationClosed),
+            SelfRegistration::Open => ACTIVE,
+            SelfRegistration::Approval => PENDING,
+        };
+        if let Some(from) = from {
+            self.registrations.admit(from)?;
+        }
+        self.register(None, request, status).await
+    }
+
+    /// `by` registers an agent it owns.
+    pub async fn register_agent(&self, by: &Caller, request: RegisterRequest) -> Result<Registered, IdentityError> {
+        self.register(Some(by), request, ACTIVE).await
+    }
+
     /// `by == None`: self-service registration. Otherwise `by` registers an agent it owns.
-    pub async fn register_agent(
+    async fn register(
         &self,
         by: Option<&Caller>,
         request: RegisterRequest,
+        status: &str,
     ) -> Result<Registered, IdentityError> {
         let default_grant = policy(&[DEFAULT_TOOLS])?;
         // Who grants what: self-service agents get at most `agentos.*`; an operator hands on at
         // most what it holds itself.
         let (grant, account_id, default_tools) = match by {
-            None if !self.config.open_registration => return Err(IdentityError::RegistrationClosed),
             None => (default_grant.clone(), None, default_grant),
             Some(by) if by.role == Role::Agent => {
                 return Err(IdentityError::Forbidden(
@@ -71,7 +125,7 @@ impl Identity {
             owner_email,
             account_id,
             role: Role::Agent.as_str().to_owned(),
-            status: ACTIVE.to_owned(),
+            status: status.to_owned(),
             allowed_domains,
             allowed_tools: tools.patterns().to_vec(),
             tokens_valid_after_ms: 0,
@@ -80,7 +134,7 @@ impl Identity {
         if !self.store.identity_create_agent(agent.clone()).await? {
             return Err(IdentityError::AgentExists(agent.id));
         }
-        tracing::info!(agent = %agent.id, by = by.map(|c| &*c.agent_id), "agent registered");
+        tracing::info!(agent = %agent.id, by = by.map(|c| &*c.agent_id), status, "agent registered");
         let credentials = self.issue(&agent).await?;
         Ok(Registered {
             agent: AgentRecord::from_row(agent),

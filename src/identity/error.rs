@@ -31,6 +31,10 @@ pub enum IdentityError {
     SignupClosed,
     #[error("self-service registration is closed on this server; register with an operator's bearer token")]
     RegistrationClosed,
+    #[error(
+        "too many agents registered from this address in the last hour; try again later, or ask an operator to register the agent"
+    )]
+    TooManyRegistrations,
     #[error("{0}")]
     Forbidden(String),
     #[error("agent `{0}` is disabled; ask an operator to enable it")]
@@ -63,6 +67,7 @@ impl IdentityError {
             Self::InvalidCredentials => 401,
             Self::SignupClosed | Self::RegistrationClosed | Self::Forbidden(_) | Self::AgentDisabled(_) => 403,
             Self::AgentNotFound(_) | Self::TokenNotFound(_) => 404,
+            Self::TooManyRegistrations => 429,
             Self::EmailTaken | Self::AgentExists(_) => 409,
             Self::Storage(StoreError::Busy(_)) => 503,
             Self::SigningKey(_) | Self::Storage(_) | Self::Internal(_) => 500,
@@ -81,6 +86,7 @@ impl IdentityError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::SignupClosed => "signup_closed",
             Self::RegistrationClosed => "registration_closed",
+            Self::TooManyRegistrations => "too_many_registrations",
             Self::Forbidden(_) => "forbidden",
             Self::AgentDisabled(_) => "agent_disabled",
             Self::AgentNotFound(_) => "agent_not_found",

@@ -148,7 +148,7 @@ fn every_public_future_is_send() {
     send(&identity.revoke_agent_tokens(&caller, "a"));
     send(&identity.forgot_password("a@b.co"));
     send(&identity.confirm_reset(reset));
-    send(&identity.register_agent(Some(&caller), register_request("a", None)));
+    send(&identity.register_agent(&caller, register_request("a", None)));
     send(&identity.agent("a"));
     send(&identity.set_agent_active(&caller, "a", true));
     send(&identity.prune_expired());

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::types::{ACTIVE, AgentRecord, DISABLED, RegisterRequest};
+use super::types::{ACTIVE, AgentRecord, DISABLED, PENDING, RegisterRequest};
 use super::{Identity, IdentityError};
 use crate::registry::{Audience, Caller, FailureKind, Hints, Role, Tool, ToolBuilder, ToolFailure};
 use crate::store::StoreError;
@@ -36,6 +36,8 @@ impl From<IdentityError> for ToolFailure {
 enum StatusArg {
     Active,
     Disabled,
+    /// Self-registered, waiting for an operator to enable it.
+    Pending,
 }
 
 fn default_limit() -> u32 {
@@ -132,6 +134,7 @@ async fn list(identity: &Identity, caller: &Caller, args: ListArgs) -> Result<Ag
     let wanted = args.status.map(|status| match status {
         StatusArg::Active => ACTIVE,
         StatusArg::Disabled => DISABLED,
+        StatusArg::Pending => PENDING,
     });
     let mut agents = Vec::new();
     let mut after = args.cursor;
@@ -201,7 +204,7 @@ pub fn tools(identity: &Arc<Identity>) -> Vec<Arc<dyn Tool>> {
             .handler(move |args: RegisterRequest, ctx| {
                 let identity = creator.clone();
                 async move {
-                    let registered = identity.register_agent(Some(&ctx.caller), args).await?;
+                    let registered = identity.register_agent(&ctx.caller, args).await?;
                     let agent = registered.agent;
                     Ok(Created {
                         agent_id: agent.agent_id,

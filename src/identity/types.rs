@@ -150,6 +150,9 @@ pub struct AgentRecord {
 
 pub(crate) const ACTIVE: &str = "active";
 pub(crate) const DISABLED: &str = "disabled";
+/// A self-registered agent waiting for an operator to enable it (`self_registration =
+/// "approval"`); it cannot act, like a disabled one.
+pub(crate) const PENDING: &str = "pending";
 
 impl AgentRecord {
     pub(crate) fn from_row(row: AgentRow) -> Self {

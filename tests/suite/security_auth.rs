@@ -11,6 +11,9 @@
 //! - a password-reset token used twice, or for another email → 400; after a reset the old
 //!   password, the old session and the old bearer token stop working
 //! - the owner token file is private (0600) and works; a second start keeps it
+//! - one address self-registering agent after agent → 429 `too_many_registrations` past
+//!   `identity.registrations_per_address_per_hour`; with `self_registration = "approval"` a new
+//!   agent is `pending` (202) and its token works only once an operator enables it
 //! - registering an agent under a name the server uses for itself (`anonymous`, `system`,
 //!   `owner`, ...), by anyone, even the operator → 400 `reserved_agent_id`
 
@@ -708,4 +711,51 @@ async fn names_the_server_uses_for_itself_cannot_be_registered() {
         StatusCode::CREATED,
         "a name that merely contains a reserved word is fine: {answer}"
     );
+}
+
+#[tokio::test]
+async fn self_registration_can_need_approval_and_is_limited_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        "self_registration = \"approval\"\nregistrations_per_address_per_hour = 2",
+    );
+    let (status, answer) = post(&server, "/register", json!({"agentId": "hopeful", "name": "H"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["status"], "pending", "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("agentos.agent_enable"),
+        "{answer}"
+    );
+    let token = answer["token"].as_str().unwrap().to_owned();
+    let (status, _) = get_as(&server, "/agent/me", &token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a pending agent cannot act");
+
+    let response = common::http()
+        .get(server.url("/api/agents?status=pending"))
+        .bearer_auth(server.token())
+        .send()
+        .await
+        .unwrap();
+    let listed: Value = response.json().await.unwrap();
+    assert_eq!(listed["agents"][0]["agentId"], "hopeful", "{listed}");
+    let response = common::http()
+        .post(server.url("/api/agents/hopeful/enable"))
+        .bearer_auth(server.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, me) = get_as(&server, "/agent/me", &token).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+
+    // A second registration from this address fits the budget of 2 an hour; a third does not.
+    let (status, answer) = post(&server, "/register", json!({"agentId": "second", "name": "S"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let (status, answer) = post(&server, "/register", json!({"agentId": "third", "name": "T"})).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    assert_eq!(answer["error"], "too_many_registrations", "{answer}");
 }

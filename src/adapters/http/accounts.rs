@@ -4,10 +4,11 @@
 //! (`/register` with a token, `/api/agents*`, `/api/tokens/revoke`) are tools, called here as the
 //! request's caller like every REST route over a tool.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -147,6 +148,12 @@ pub(super) struct RegisteredBody {
     allowed_tools: Vec<String>,
     mcp_endpoint: String,
     tools_endpoint: String,
+    /// `active`; `pending` when self-service registration needs an operator's approval (the
+    /// token works once an operator enables the agent).
+    status: String,
+    /// What to do next, when the agent is pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
 }
 
 /// `GET /agent/me`
@@ -397,9 +404,11 @@ pub(super) async fn register(
     found: Option<Extension<Arc<Authenticated>>>,
     RequestId(id): RequestId,
     call: ToolCall,
+    connected: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Response {
+    let client = connected.map(|Extension(ConnectInfo(addr))| addr.ip());
     let base = public_base(&state, &headers);
     let expires_in = format!("{}d", state.config.identity.token_ttl_days);
     if found.is_some() {
@@ -427,14 +436,24 @@ pub(super) async fn register(
     let agent_id = request.agent_id.clone();
     let identity = state.auth.identity();
     let registered = match identity
-        .audited(gate("register", &id, &agent_id), identity.register_agent(None, request))
+        .audited(
+            gate("register", &id, &agent_id),
+            identity.register_self(request, client),
+        )
         .await
     {
         Ok(registered) => registered,
         Err(error) => return identity_error(error),
     };
     let (agent, credentials) = (registered.agent, registered.credentials);
+    let pending = agent.status != "active";
     let body = RegisteredBody {
+        status: agent.status.clone(),
+        message: pending.then(|| {
+            "registered, waiting for an operator's approval: the token works once an operator enables this \
+             agent (agentos.agent_enable)"
+                .to_owned()
+        }),
         agent_id: agent.agent_id,
         name: agent.name,
         token: credentials.bearer_token,
@@ -448,7 +467,12 @@ pub(super) async fn register(
         mcp_endpoint: format!("{base}/mcp"),
         tools_endpoint: format!("{base}/tools"),
     };
-    (StatusCode::CREATED, axum::Json(body)).into_response()
+    let status = if pending {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 /// `GET /agent/me`: the calling agent's registration and activity.

@@ -9,7 +9,7 @@ async fn self_service_registration_gets_builtin_tools_and_a_token() {
     request.description = Some("Reads papers".into());
     request.owner_email = Some(" Ada@Example.com".into());
     request.allowed_domains = Some(vec!["HttpBin.org".into()]);
-    let registered = fx.identity.register_agent(None, request).await.unwrap();
+    let registered = fx.identity.register_self(request, None).await.unwrap();
     let agent = &registered.agent;
     assert_eq!(agent.agent_id, "research-bot");
     assert_eq!(agent.role, Role::Agent);
@@ -29,7 +29,7 @@ async fn self_service_registration_gets_builtin_tools_and_a_token() {
 
     let again = fx
         .identity
-        .register_agent(None, register_request("research-bot", None))
+        .register_self(register_request("research-bot", None), None)
         .await
         .unwrap_err();
     assert_eq!((again.status(), again.code()), (409, "agent_exists"));
@@ -41,7 +41,7 @@ async fn self_service_agents_cannot_reach_beyond_builtin_tools() {
     for tools in [&["mcp.github.*"][..], &["*"], &["agentos.mem_set", "mcp.x.y"]] {
         let error = fx
             .identity
-            .register_agent(None, register_request("greedy", Some(tools)))
+            .register_self(register_request("greedy", Some(tools)), None)
             .await
             .unwrap_err();
         assert_eq!(error.status(), 403, "{tools:?}");
@@ -50,9 +50,9 @@ async fn self_service_agents_cannot_reach_beyond_builtin_tools() {
         assert!(message.contains("operator's bearer token"), "{message}");
     }
     fx.identity
-        .register_agent(
-            None,
+        .register_self(
             register_request("modest", Some(&["agentos.mem_*", "agentos.time_now"])),
+            None,
         )
         .await
         .unwrap();
@@ -63,13 +63,13 @@ async fn closed_registration_refuses_self_service_but_not_operators() {
     let fx = fixture_with(|config| config.identity.open_registration = false);
     let error = fx
         .identity
-        .register_agent(None, register_request("bot", None))
+        .register_self(register_request("bot", None), None)
         .await
         .unwrap_err();
     assert_eq!((error.status(), error.code()), (403, "registration_closed"));
     let (_, operator) = fx.operator("ada@example.com").await;
     fx.identity
-        .register_agent(Some(&operator), register_request("bot", None))
+        .register_agent(&operator, register_request("bot", None))
         .await
         .unwrap();
 }
@@ -106,12 +106,12 @@ async fn bad_registrations_are_refused_with_the_reason() {
     ];
     for (request, code) in cases {
         let shown = format!("{request:?}");
-        let error = fx.identity.register_agent(None, request).await.unwrap_err();
+        let error = fx.identity.register_self(request, None).await.unwrap_err();
         assert_eq!((error.status(), error.code()), (400, code), "{shown}: {error}");
     }
     let error = fx
         .identity
-        .register_agent(None, register_request("ok", Some(&["a*b"])))
+        .register_self(register_request("ok", Some(&["a*b"])), None)
         .await
         .unwrap_err();
     assert!(error.to_string().contains("a*b"), "{error}");
@@ -123,7 +123,7 @@ async fn operators_register_agents_of_their_account_within_their_own_tools() {
     let (_, operator) = fx.operator("ada@example.com").await;
     let registered = fx
         .identity
-        .register_agent(Some(&operator), register_request("helper", Some(&["agentos.mem_*"])))
+        .register_agent(&operator, register_request("helper", Some(&["agentos.mem_*"])))
         .await
         .unwrap();
     assert_eq!(registered.agent.account_id.as_deref(), operator.account_id.as_deref());
@@ -135,7 +135,7 @@ async fn operators_register_agents_of_their_account_within_their_own_tools() {
     let error = fx
         .identity
         .register_agent(
-            Some(&operator),
+            &operator,
             register_request("wide", Some(&["agentos.mem_*", "mcp.github.*"])),
         )
         .await
@@ -146,7 +146,7 @@ async fn operators_register_agents_of_their_account_within_their_own_tools() {
 
     let defaulted = fx
         .identity
-        .register_agent(Some(&operator), register_request("defaulted", None))
+        .register_agent(&operator, register_request("defaulted", None))
         .await
         .unwrap();
     assert_eq!(defaulted.agent.allowed_tools, vec!["agentos.*"]);
@@ -160,7 +160,7 @@ async fn an_operator_without_builtin_tools_hands_on_its_own_patterns_by_default(
     operator.account_id = Some(Arc::from("acct_x"));
     let registered = fx
         .identity
-        .register_agent(Some(&operator), register_request("gh-helper", None))
+        .register_agent(&operator, register_request("gh-helper", None))
         .await
         .unwrap();
     assert_eq!(registered.agent.allowed_tools, vec!["mcp.github.*"]);
@@ -168,7 +168,7 @@ async fn an_operator_without_builtin_tools_hands_on_its_own_patterns_by_default(
     let admin = Caller::owner(ToolPolicy::allow_all());
     let everything = fx
         .identity
-        .register_agent(Some(&admin), register_request("root-helper", Some(&["*"])))
+        .register_agent(&admin, register_request("root-helper", Some(&["*"])))
         .await
         .unwrap();
     assert_eq!(everything.agent.allowed_tools, vec!["*"]);
@@ -179,7 +179,7 @@ async fn agents_cannot_register_agents() {
     let fx = fixture();
     let registered = fx
         .identity
-        .register_agent(None, register_request("plain", None))
+        .register_self(register_request("plain", None), None)
         .await
         .unwrap();
     let agent = fx
@@ -190,7 +190,7 @@ async fn agents_cannot_register_agents() {
         .caller;
     let error = fx
         .identity
-        .register_agent(Some(&agent), register_request("child", None))
+        .register_agent(&agent, register_request("child", None))
         .await
         .unwrap_err();
     assert_eq!((error.status(), error.code()), (403, "forbidden"));
@@ -237,4 +237,46 @@ async fn the_owner_token_is_private_authenticates_as_the_owner_and_is_reused() {
     let fresh = std::fs::read_to_string(&path).unwrap();
     assert_ne!(fresh, "garbage");
     fx.identity.authenticate_bearer(&fresh).await.unwrap();
+}
+
+#[tokio::test]
+async fn approval_mode_registers_pending_agents_that_work_once_enabled() {
+    let fx = fixture_with(|config| config.identity.self_registration = crate::config::SelfRegistration::Approval);
+    let registered = fx
+        .identity
+        .register_self(register_request("hopeful", None), None)
+        .await
+        .unwrap();
+    assert_eq!(registered.agent.status, "pending");
+    let token = registered.credentials.bearer_token;
+    assert_eq!(
+        fx.identity.authenticate_bearer(&token).await.unwrap_err(),
+        AuthError::AgentDisabled
+    );
+    let admin = Caller::owner(ToolPolicy::allow_all());
+    fx.identity.set_agent_active(&admin, "hopeful", true).await.unwrap();
+    fx.identity.authenticate_bearer(&token).await.unwrap();
+}
+
+#[tokio::test]
+async fn one_address_registers_only_so_many_agents_an_hour() {
+    let fx = fixture_with(|config| config.identity.registrations_per_address_per_hour = 2);
+    let (here, there): (std::net::IpAddr, std::net::IpAddr) =
+        ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+    for id in ["one", "two"] {
+        fx.identity
+            .register_self(register_request(id, None), Some(here))
+            .await
+            .unwrap();
+    }
+    let error = fx
+        .identity
+        .register_self(register_request("three", None), Some(here))
+        .await
+        .unwrap_err();
+    assert_eq!((error.status(), error.code()), (429, "too_many_registrations"));
+    fx.identity
+        .register_self(register_request("three", None), Some(there))
+        .await
+        .unwrap();
 }

@@ -169,7 +169,7 @@ async fn revoking_one_token_needs_oversight_of_its_agent() {
     let (_, stranger) = fx.operator("eve@example.com").await;
     let registered = fx
         .identity
-        .register_agent(Some(&operator), register_request("helper", None))
+        .register_agent(&operator, register_request("helper", None))
         .await
         .unwrap();
     let jti = &registered.credentials.jti;
@@ -207,7 +207,7 @@ async fn the_directory_finds_active_agents_with_their_current_policy() {
     let fx = fixture();
     let mut request = register_request("reader", Some(&["agentos.mem_*"]));
     request.allowed_domains = Some(vec!["httpbin.org".into()]);
-    fx.identity.register_agent(None, request).await.unwrap();
+    fx.identity.register_self(request, None).await.unwrap();
     let caller = fx.identity.lookup("reader").await.unwrap();
     assert_eq!(caller.role, Role::Agent);
     assert_eq!(caller.account_id, None);

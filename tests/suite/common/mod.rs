@@ -434,7 +434,7 @@ pub async fn register_in_process(app: &agentos::app::App, agent_id: &str) {
         ..Default::default()
     };
     app.identity
-        .register_agent(Some(&owner), request)
+        .register_agent(&owner, request)
         .await
         .unwrap_or_else(|e| panic!("register {agent_id}: {e}"));
 }
