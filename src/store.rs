@@ -9,6 +9,7 @@ mod identity;
 mod knowledge;
 mod memory;
 mod queue;
+mod ranking;
 mod schedule;
 mod secrets;
 mod sqlite;
