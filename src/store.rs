@@ -10,6 +10,7 @@ mod knowledge;
 mod memory;
 mod private;
 mod queue;
+mod ranking;
 mod schedule;
 mod secrets;
 mod sqlite;

@@ -41,7 +41,9 @@ struct PublishArgs {
 #[serde(rename_all = "camelCase")]
 struct PublishResult {
     topic: String,
-    /// This event's cursor: polling with `after` set to it returns only later events.
+    /// This event's cursor: polling with `after` set to it returns only later events. Cursors
+    /// number the topic's own events (one more per event), so they say nothing about other
+    /// topics or other agents.
     cursor: String,
     /// When the event was published, in Unix milliseconds.
     published_at_ms: i64,

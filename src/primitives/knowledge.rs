@@ -111,7 +111,9 @@ struct Hit {
     chunk_index: i64,
     /// The matching chunk's text.
     text: String,
-    /// Relevance (BM25); higher is better.
+    /// Relevance, higher is better: BM25 computed over your own chunks only (k1 = 1.2, b = 0.75,
+    /// lengths in characters), so it changes only when your knowledge does, never with what other
+    /// agents store.
     score: f64,
 }
 
@@ -220,8 +222,9 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
             .title("Search knowledge")
             .description(
                 "Searches your knowledge (documents added with agentos.knowledge_add) and returns \
-                 the best-matching chunks first (BM25), with their document's id, title and \
-                 metadata. Narrow it with a metadata filter, e.g. {\"project\": \"alpha\"}.",
+                 the best-matching chunks first, with their document's id, title and metadata. \
+                 Narrow it with a metadata filter, e.g. {\"project\": \"alpha\"}. Scores are BM25 \
+                 over your own chunks only, so they depend on nothing other agents store.",
             )
             .hints(Hints::READ_ONLY)
             .handler(move |args: SearchArgs, ctx| {

@@ -126,7 +126,9 @@ struct SearchArgs {
 struct SearchHit {
     key: String,
     value: Value,
-    /// Relevance (BM25); higher is better.
+    /// Relevance, higher is better: BM25 computed over your own entries only (k1 = 1.2, b = 0.75,
+    /// lengths in characters), so it changes only when your memory does, never with what other
+    /// agents store.
     score: f64,
     updated_at_ms: i64,
 }
@@ -323,8 +325,9 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
             .title("Search memory")
             .description(
                 "Full-text search over the keys and values in your persistent memory, best \
-                 matches first (BM25). Use it when you do not know the exact key, e.g. \
-                 `alpha deadline`. Returns each match's key, value and score.",
+                 matches first. Use it when you do not know the exact key, e.g. `alpha deadline` \
+                 (each word also matches as a prefix). Returns each match's key, value and score: \
+                 BM25 over your own entries only, so it depends on nothing other agents store.",
             )
             .hints(Hints::READ_ONLY)
             .handler(move |args: SearchArgs, ctx| {

@@ -34,7 +34,8 @@ struct PushArgs {
 #[serde(rename_all = "camelCase")]
 struct PushResult {
     queue: String,
-    /// The item's id; a pop reports it beside the item.
+    /// The item's id; a pop reports it beside the item. Ids number your own pushes (across your
+    /// queues, one more each time), so they say nothing about other agents' queues.
     id: String,
     /// When the item was pushed, in Unix milliseconds.
     enqueued_at_ms: i64,

@@ -1,10 +1,13 @@
 //! Per-agent event topics: published payloads in order, polled by cursor.
 //!
-//! Every event gets a sequence number from one AUTOINCREMENT column, so the numbers only grow,
-//! even across processes sharing the database and after old events are trimmed; a cursor is the
-//! sequence number of the last event a reader has seen. `event_topics` keeps a count per topic
-//! (so retention costs O(log n) per publish) and the highest sequence number retention dropped
-//! (so a reader whose cursor is older learns that it missed events).
+//! Every event gets a sequence number within its topic (`topic_seq`: 1, 2, 3, ...) from the
+//! topic's counter in `event_topics`, so the numbers only grow, even across processes sharing
+//! the database (the counter is bumped inside the publishing write transaction) and after old
+//! events are trimmed; a cursor is the sequence number of the last event a reader has seen. A
+//! cursor says nothing about other topics or other agents: the row's own `seq` counts every
+//! agent's events and never leaves the store. `event_topics` also keeps a count per topic (so
+//! retention costs O(log n) per publish) and the highest sequence number retention dropped (so
+//! a reader whose cursor is older learns that it missed events).
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -12,9 +15,10 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Migration, SqliteStore, StoreError, now_ms};
 
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    name: "events_1",
-    sql: "CREATE TABLE events (
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "events_1",
+        sql: "CREATE TABLE events (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         owner TEXT NOT NULL,
         topic TEXT NOT NULL,
@@ -29,12 +33,28 @@ pub(super) const MIGRATIONS: &[Migration] = &[Migration {
         trimmed_through INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (owner, topic)
     ) WITHOUT ROWID;",
-}];
+    },
+    Migration {
+        name: "events_2",
+        // Events already published keep their number as their position in the topic, so cursors
+        // handed out before the upgrade resume exactly; each topic's counter continues above them
+        // (and above what retention dropped).
+        sql: "ALTER TABLE events ADD COLUMN topic_seq INTEGER NOT NULL DEFAULT 0;
+        UPDATE events SET topic_seq = seq;
+        DROP INDEX events_by_topic;
+        CREATE UNIQUE INDEX events_by_topic ON events (owner, topic, topic_seq);
+        ALTER TABLE event_topics ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0;
+        UPDATE event_topics SET last_seq = max(trimmed_through, coalesce(
+            (SELECT max(e.seq) FROM events e WHERE e.owner = event_topics.owner AND e.topic = event_topics.topic),
+            0
+        ));",
+    },
+];
 
 /// One event as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
-    /// Grows with every publish; the cursor of this event.
+    /// The event's number in its topic, one more than the previous event's; its cursor.
     pub seq: i64,
     /// The payload as JSON text, exactly as it was published.
     pub payload: String,
@@ -94,22 +114,24 @@ impl EventStore for SqliteStore {
         let keep = i64::try_from(keep.max(1)).unwrap_or(i64::MAX);
         self.write(move |tx| {
             let published_at_ms = now_ms();
-            tx.prepare_cached("INSERT INTO events (owner, topic, payload, published_at) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![owner, topic, payload, published_at_ms])?;
-            let seq = tx.last_insert_rowid();
-            let count: i64 = tx
+            let (count, seq): (i64, i64) = tx
                 .prepare_cached(
-                    "INSERT INTO event_topics (owner, topic, events) VALUES (?1, ?2, 1)
-                     ON CONFLICT (owner, topic) DO UPDATE SET events = events + 1
-                     RETURNING events",
+                    "INSERT INTO event_topics (owner, topic, events, last_seq) VALUES (?1, ?2, 1, 1)
+                     ON CONFLICT (owner, topic) DO UPDATE SET events = events + 1, last_seq = last_seq + 1
+                     RETURNING events, last_seq",
                 )?
-                .query_row(params![owner, topic], |row| row.get(0))?;
+                .query_row(params![owner, topic], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            tx.prepare_cached(
+                "INSERT INTO events (owner, topic, topic_seq, payload, published_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![owner, topic, seq, payload, published_at_ms])?;
             if count > keep {
                 // The newest event to drop: the (count - keep)th oldest. Usually the oldest itself,
                 // so this reads one index entry, not the `keep` entries a count from the end would.
                 let cutoff: Option<i64> = tx
                     .prepare_cached(
-                        "SELECT seq FROM events WHERE owner = ?1 AND topic = ?2 ORDER BY seq LIMIT 1 OFFSET ?3",
+                        "SELECT topic_seq FROM events WHERE owner = ?1 AND topic = ?2
+                         ORDER BY topic_seq LIMIT 1 OFFSET ?3",
                     )?
                     .query_row(params![owner, topic, count - keep - 1], |row| row.get(0))
                     .optional()?;
@@ -123,7 +145,7 @@ impl EventStore for SqliteStore {
                     return Ok(Published { seq, published_at_ms });
                 };
                 let dropped = tx
-                    .prepare_cached("DELETE FROM events WHERE owner = ?1 AND topic = ?2 AND seq <= ?3")?
+                    .prepare_cached("DELETE FROM events WHERE owner = ?1 AND topic = ?2 AND topic_seq <= ?3")?
                     .execute(params![owner, topic, cutoff])?;
                 tx.prepare_cached(
                     "UPDATE event_topics SET events = events - ?3, trimmed_through = max(trimmed_through, ?4)
@@ -150,8 +172,8 @@ impl EventStore for SqliteStore {
             let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
             let mut events = tx
                 .prepare_cached(
-                    "SELECT seq, payload, published_at FROM events
-                     WHERE owner = ?1 AND topic = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
+                    "SELECT topic_seq, payload, published_at FROM events
+                     WHERE owner = ?1 AND topic = ?2 AND topic_seq > ?3 ORDER BY topic_seq LIMIT ?4",
                 )?
                 .query_map(params![owner, topic, after, fetch], |row| {
                     Ok(StoredEvent {
@@ -180,7 +202,7 @@ impl EventStore for SqliteStore {
     fn events_last_seq<'a>(&'a self, owner: &'a str, topic: &'a str) -> BoxFuture<'a, Result<i64, StoreError>> {
         let (owner, topic) = (owner.to_owned(), topic.to_owned());
         self.read(move |conn| {
-            conn.prepare_cached("SELECT max(seq) FROM events WHERE owner = ?1 AND topic = ?2")?
+            conn.prepare_cached("SELECT max(topic_seq) FROM events WHERE owner = ?1 AND topic = ?2")?
                 .query_row(params![owner, topic], |row| row.get::<_, Option<i64>>(0))
                 .map(|seq| seq.unwrap_or(0))
         })
@@ -205,7 +227,8 @@ mod tests {
         let b1 = store.events_publish("b", "t", "10".into(), 100).await.unwrap();
         let a2 = store.events_publish("a", "t", "2".into(), 100).await.unwrap();
         let other = store.events_publish("a", "u", "3".into(), 100).await.unwrap();
-        assert!(a1.seq < b1.seq && b1.seq < a2.seq && a2.seq < other.seq);
+        // Numbered per owner and topic: B's event between A's two leaves no gap in A's numbers.
+        assert_eq!((a1.seq, b1.seq, a2.seq, other.seq), (1, 1, 2, 1));
 
         let page = store.events_poll("a", "t", 0, 10).await.unwrap();
         assert_eq!(seqs(&page), [a1.seq, a2.seq]);

@@ -5,6 +5,11 @@
 //! while it is leased. Each lease gets a fresh random receipt; an ack must present the receipt of
 //! the item's current lease, so a receipt from an earlier lease (the item timed out and was popped
 //! again) cannot remove it. `queues` counts the items per queue, so the size limit is O(1).
+//!
+//! The id a caller sees is `seq`, numbered per owner (`queue_sequences`): 1, 2, 3, ... across
+//! the owner's queues. The row's own id counts every agent's pushes, so handing it out told an
+//! agent how much others queued between two of its pushes; it stays inside the store, where it
+//! keeps the pop order of items that became visible at the same millisecond.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -12,9 +17,10 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Migration, SqliteStore, StoreError, now_ms};
 
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    name: "queue_1",
-    sql: "CREATE TABLE queue_items (
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "queue_1",
+        sql: "CREATE TABLE queue_items (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         owner TEXT NOT NULL,
         queue TEXT NOT NULL,
@@ -31,11 +37,26 @@ pub(super) const MIGRATIONS: &[Migration] = &[Migration {
         items INTEGER NOT NULL,
         PRIMARY KEY (owner, queue)
     ) WITHOUT ROWID;",
-}];
+    },
+    Migration {
+        name: "queue_2",
+        // Items already queued keep their id as their sequence number, so ids and receipts
+        // handed out before the upgrade stay valid; each owner's sequence continues above them.
+        sql: "ALTER TABLE queue_items ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+        UPDATE queue_items SET seq = id;
+        CREATE UNIQUE INDEX queue_items_seq ON queue_items (owner, seq);
+        CREATE TABLE queue_sequences (
+            owner TEXT PRIMARY KEY,
+            last_seq INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        INSERT INTO queue_sequences (owner, last_seq) SELECT owner, max(id) FROM queue_items GROUP BY owner;",
+    },
+];
 
 /// What a push recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Enqueued {
+    /// The item's number among its owner's pushes (1, 2, ...): nothing about other owners.
     pub id: i64,
     pub enqueued_at_ms: i64,
 }
@@ -43,6 +64,7 @@ pub struct Enqueued {
 /// An item handed out by a pop, leased until `lease_expires_at_ms`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeasedItem {
+    /// As [`Enqueued::id`].
     pub id: i64,
     /// The item as JSON text, exactly as it was pushed.
     pub item: String,
@@ -85,8 +107,8 @@ pub trait QueueStore: Send + Sync {
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 }
 
-/// A receipt is `<item id>.<32 hex digits>`: the id finds the row by primary key, the random part
-/// (fresh per lease) proves the lease.
+/// A receipt is `<item id>.<32 hex digits>`: the id (the owner's sequence number) finds the row
+/// through the `(owner, seq)` index, the random part (fresh per lease) proves the lease.
 pub fn new_receipt(id: i64) -> String {
     format!("{id}.{}", uuid::Uuid::new_v4().simple())
 }
@@ -125,18 +147,25 @@ impl QueueStore for SqliteStore {
                         return Ok(Err(held));
                     }
                     let enqueued_at_ms = now_ms();
+                    let id: i64 = tx
+                        .prepare_cached(
+                            "INSERT INTO queue_sequences (owner, last_seq) VALUES (?1, 1)
+                             ON CONFLICT (owner) DO UPDATE SET last_seq = last_seq + 1
+                             RETURNING last_seq",
+                        )?
+                        .query_row(params![owner], |row| row.get(0))?;
                     tx.prepare_cached(
-                        "INSERT INTO queue_items (owner, queue, item, enqueued_at, visible_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        "INSERT INTO queue_items (owner, queue, seq, item, enqueued_at, visible_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     )?
                     .execute(params![
                         owner,
                         queue,
+                        id,
                         item,
                         enqueued_at_ms,
                         visible_at_ms.max(enqueued_at_ms)
                     ])?;
-                    let id = tx.last_insert_rowid();
                     tx.prepare_cached(
                         "INSERT INTO queues (owner, queue, items) VALUES (?1, ?2, 1)
                          ON CONFLICT (owner, queue) DO UPDATE SET items = items + 1",
@@ -166,27 +195,29 @@ impl QueueStore for SqliteStore {
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         self.write(move |tx| {
             let now = now_ms();
-            let ids = tx
+            let rows = tx
                 .prepare_cached(
-                    "SELECT id FROM queue_items WHERE owner = ?1 AND queue = ?2 AND visible_at <= ?3
+                    "SELECT id, seq FROM queue_items WHERE owner = ?1 AND queue = ?2 AND visible_at <= ?3
                      ORDER BY visible_at, id LIMIT ?4",
                 )?
-                .query_map(params![owner, queue, now, max], |row| row.get::<_, i64>(0))?
+                .query_map(params![owner, queue, now, max], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
             let lease_expires_at_ms = now.saturating_add(visibility_ms);
             let mut lease = tx.prepare_cached(
                 "UPDATE queue_items SET visible_at = ?2, attempts = attempts + 1, lease = ?3
                  WHERE id = ?1 RETURNING item, attempts, enqueued_at",
             )?;
-            ids.into_iter()
-                .map(|id| {
-                    let receipt = new_receipt(id);
+            rows.into_iter()
+                .map(|(row, seq)| {
+                    let receipt = new_receipt(seq);
                     let (item, attempts, enqueued_at_ms) = lease
-                        .query_row(params![id, lease_expires_at_ms, receipt], |row| {
+                        .query_row(params![row, lease_expires_at_ms, receipt], |row| {
                             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                         })?;
                     Ok(LeasedItem {
-                        id,
+                        id: seq,
                         item,
                         receipt,
                         attempts,
@@ -211,8 +242,8 @@ impl QueueStore for SqliteStore {
         let (owner, queue, receipt) = (owner.to_owned(), queue.to_owned(), receipt.to_owned());
         self.write(move |tx| {
             let removed = tx
-                .prepare_cached("DELETE FROM queue_items WHERE id = ?1 AND owner = ?2 AND queue = ?3 AND lease = ?4")?
-                .execute(params![id, owner, queue, receipt])?;
+                .prepare_cached("DELETE FROM queue_items WHERE owner = ?1 AND seq = ?2 AND queue = ?3 AND lease = ?4")?
+                .execute(params![owner, id, queue, receipt])?;
             if removed == 0 {
                 return Ok(false);
             }

@@ -374,6 +374,78 @@ mod tests {
         assert_eq!(store.mem_list("a", "k", None, 500).await.unwrap().entries.len(), 200);
     }
 
+    /// A database as the previous release left it: every migration but the privacy ones (per-owner
+    /// search statistics, queue ids and event cursors), holding rows of two owners written the
+    /// old way. Opening the store must migrate it without losing or renumbering anything.
+    #[tokio::test]
+    async fn existing_rows_survive_the_privacy_migrations() {
+        use crate::store::{EventStore, KnowledgeStore, QueueStore};
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("agentos.db")).unwrap();
+            conn.execute_batch("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")
+                .unwrap();
+            let newer = ["memory_2", "knowledge_2", "queue_2", "events_2"];
+            for migration in MIGRATIONS.iter().flat_map(|family| family.iter()) {
+                if !newer.contains(&migration.name) {
+                    conn.execute_batch(migration.sql).unwrap();
+                    conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [migration.name])
+                        .unwrap();
+                }
+            }
+            conn.execute_batch(
+                "INSERT INTO memory (owner, key, value, updated_at) VALUES
+                    ('a', 'bird', '\"a nightingale\"', 1), ('b', 'bird', '\"nightingale\"', 1);
+                 INSERT INTO knowledge_docs (id, owner, doc_id, metadata, chunks, created_at) VALUES
+                    (1, 'a', 'doc', '{}', 1, 1), (2, 'b', 'doc', '{}', 1, 1);
+                 INSERT INTO knowledge_chunks (doc, seq, text) VALUES (1, 0, 'old roadmap'), (2, 0, 'roadmap');
+                 INSERT INTO queue_items (id, owner, queue, item, enqueued_at, visible_at, attempts, lease) VALUES
+                    (1, 'a', 'q', '\"first\"', 1, 9999999999999, 1, '1.0123456789abcdef0123456789abcdef'),
+                    (2, 'b', 'q', '\"theirs\"', 1, 1, 0, NULL),
+                    (3, 'a', 'q', '\"second\"', 1, 1, 0, NULL);
+                 INSERT INTO queues VALUES ('a', 'q', 2), ('b', 'q', 1);
+                 INSERT INTO events (seq, owner, topic, payload, published_at) VALUES
+                    (5, 'a', 't', '1', 1), (6, 'b', 't', '2', 1), (7, 'a', 't', '3', 1);
+                 INSERT INTO event_topics VALUES ('a', 't', 2, 4), ('b', 't', 1, 0);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path(), Synchronous::Normal).unwrap();
+        let nightingale = ["nightingale".to_owned()];
+        let found = store.mem_search("a", &nightingale, 10).await.unwrap();
+        assert_eq!(found.len(), 1, "old entries are indexed, the owner's only");
+        assert_eq!(found[0].entry.value, "\"a nightingale\"");
+        let roadmap = ["roadmap".to_owned()];
+        let chunks = store.knowledge_search("a", &roadmap, &[], 10).await.unwrap();
+        assert_eq!(
+            chunks.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(),
+            ["old roadmap"]
+        );
+
+        // Items keep their ids, a receipt from before the upgrade still acks, and the owner's
+        // numbering continues above its own items.
+        assert!(
+            store
+                .queue_ack("a", "q", "1.0123456789abcdef0123456789abcdef")
+                .await
+                .unwrap()
+        );
+        let popped = store.queue_pop("a", "q", 10, 60_000).await.unwrap();
+        assert_eq!(popped.iter().map(|p| p.id).collect::<Vec<_>>(), [3]);
+        assert_eq!(store.queue_push("a", "q", "4".into(), 0, 10).await.unwrap().id, 4);
+        assert_eq!(store.queue_push("c", "q", "1".into(), 0, 10).await.unwrap().id, 1);
+        assert_eq!(store.queue_pop("b", "q", 10, 60_000).await.unwrap()[0].id, 2);
+
+        // Cursors resume where they were; the next event follows the topic's last one.
+        let page = store.events_poll("a", "t", 5, 10).await.unwrap();
+        assert_eq!(page.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [7]);
+        assert_eq!(page.trimmed_through, 4);
+        assert_eq!(store.events_last_seq("a", "t").await.unwrap(), 7);
+        assert_eq!(store.events_publish("a", "t", "4".into(), 100).await.unwrap().seq, 8);
+        assert_eq!(store.events_publish("b", "t", "5".into(), 100).await.unwrap().seq, 7);
+        assert_eq!(store.events_publish("c", "t", "6".into(), 100).await.unwrap().seq, 1);
+    }
+
     /// A store with waiting lines of two writes and one read.
     fn small_store(dir: &Path) -> Arc<SqliteStore> {
         let limits = StoreLimits {

@@ -33,6 +33,7 @@ mod security_files;
 mod security_limits;
 mod security_policy;
 mod security_sessions;
+mod security_privacy;
 mod security_slow_clients;
 mod security_stop;
 mod tools_catalog;
