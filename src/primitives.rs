@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::registry::{Registry, Tool, ToolFailure};
+use crate::sealing::Sealer;
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstreams;
 
@@ -35,6 +36,8 @@ pub struct Services {
     pub registry: Weak<Registry>,
     /// Weak for the same reason: upstreams register tools that hold these services.
     pub upstreams: Weak<Upstreams>,
+    /// Seals secrets, and the sensitive inputs of schedules, at rest.
+    pub sealer: Arc<Sealer>,
 }
 
 impl Services {

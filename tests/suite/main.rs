@@ -30,6 +30,7 @@ mod schemas;
 mod security_auth;
 mod security_limits;
 mod security_policy;
+mod security_redaction;
 mod security_slow_clients;
 mod tools_catalog;
 mod upstream_core;
