@@ -12,6 +12,7 @@ use crate::identity::{Identity, IdentityError};
 use crate::ops::metrics::Metrics;
 use crate::primitives::{self, Services};
 use crate::registry::{Caller, RateLimits, RegisterError, Registry};
+use crate::sealing::Sealer;
 use crate::store::{SqliteStore, StoreError};
 use crate::upstream::{ServerSpec, UpstreamError, Upstreams, spec};
 
@@ -61,14 +62,23 @@ impl App {
         }
         metrics.set_sources(&registry, &upstreams, store.clone());
         let shared_config = Arc::new(config.clone());
+        // One key for everything sealed at rest: secrets and held or scheduled sensitive inputs.
+        let sealer = Arc::new(Sealer::new(config.secrets_key_file()));
         let services = Services {
             store: store.clone(),
             config: shared_config.clone(),
             registry: Arc::downgrade(&registry),
             upstreams: Arc::downgrade(&upstreams),
             own_listeners: Arc::default(),
+            sealer: sealer.clone(),
         };
-        let governance = Governance::new(store.clone(), shared_config.clone(), &registry, metrics.record_loss());
+        let governance = Governance::new(
+            store.clone(),
+            shared_config.clone(),
+            &registry,
+            metrics.record_loss(),
+            sealer,
+        );
         let identity = Identity::open(store.clone(), &config)?;
         // Work that runs later for an agent (approved calls) acts as that agent is *now*.
         registry.set_directory(identity.clone());

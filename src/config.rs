@@ -254,6 +254,14 @@ impl Default for StoreConfig {
 }
 
 impl Config {
+    /// The key file that seals secrets and sensitive inputs kept for later runs.
+    pub fn secrets_key_file(&self) -> PathBuf {
+        self.secrets
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secrets.key"))
+    }
+
     /// Reads a TOML file, expanding `${VAR}` from the environment (for secrets kept out of it).
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::ops::metrics::RecordLoss;
 use crate::registry::{Registry, Tool};
+use crate::sealing::Sealer;
 use crate::store::Store;
 
 /// What the governance parts share. Cheap to clone.
@@ -28,15 +29,24 @@ pub struct Governance {
     registry: Weak<Registry>,
     /// Counts the records a full queue made us drop, for `/metrics`.
     loss: Arc<RecordLoss>,
+    /// Seals the sensitive inputs of held calls, whose stored copies are redacted.
+    sealer: Arc<Sealer>,
 }
 
 impl Governance {
-    pub fn new(store: Arc<dyn Store>, config: Arc<Config>, registry: &Arc<Registry>, loss: Arc<RecordLoss>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: Arc<Config>,
+        registry: &Arc<Registry>,
+        loss: Arc<RecordLoss>,
+        sealer: Arc<Sealer>,
+    ) -> Self {
         Self {
             store,
             config,
             registry: Arc::downgrade(registry),
             loss,
+            sealer,
         }
     }
 

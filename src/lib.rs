@@ -4,6 +4,8 @@
 //! - [`registry`]: the tool model and the one call pipeline every adapter goes through.
 //! - [`primitives`]: the built-in `agentos.*` tools.
 //! - [`store`]: persistence (SQLite by default).
+//! - [`sealing`]: values encrypted at rest under the data directory's key (secrets, and the
+//!   sensitive inputs of held and scheduled calls, whose stored copies are redacted).
 //! - [`upstream`]: clients to external MCP servers whose tools agentos proxies.
 //! - [`identity`]: accounts, agents, passwords, bearer tokens and browser sessions: who a caller is.
 //! - [`adapters`]: the front doors: MCP over stdio, MCP over HTTP and its plain JSON form, REST.
@@ -35,6 +37,7 @@ pub mod ops;
 pub mod primitives;
 pub mod registry;
 pub mod schemas;
+pub mod sealing;
 pub mod store;
 pub mod tls;
 pub mod upstream;

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::registry::{CallContext, Registry, Tool, ToolFailure};
+use crate::sealing::Sealer;
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstreams;
 pub use network::OwnListeners;
@@ -38,6 +39,8 @@ pub struct Services {
     pub upstreams: Weak<Upstreams>,
     /// Where agentos's own HTTP server listens, so the network tools stay off it.
     pub own_listeners: Arc<OwnListeners>,
+    /// Seals secrets, and the sensitive inputs of schedules, at rest.
+    pub sealer: Arc<Sealer>,
 }
 
 /// Whose records a family tool works on: the caller's own, or, when an ops-admin names another

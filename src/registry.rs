@@ -14,6 +14,7 @@ pub mod names;
 mod operation;
 mod pipeline;
 mod policy;
+mod redact;
 mod resources;
 mod results;
 mod standing;
@@ -43,6 +44,7 @@ pub use names::NameStyle;
 pub use operation::Operation;
 pub use pipeline::{failure_kind, refusal_result};
 pub use policy::{PolicyError, ToolPattern, ToolPolicy};
+pub use redact::{REDACTED, Redacted, Redaction, SENSITIVE_KEYWORD, Secrets, is_sensitive_key};
 pub use resources::{RESOURCE_SCHEME, ResourceError, ResourceProvider};
 pub use results::{bounded_json, output_of, result_text, truncate};
 pub use standing::{AgentStop, StopKind};
@@ -359,6 +361,16 @@ impl Registry {
             .resolve(name)
             .filter(|entry| entry.visible_to(caller))
             .cloned()
+    }
+
+    /// How records of calls to `name` are redacted (see [`Redaction`]): a tool's by its native or
+    /// strict name, whoever may call it; anything else (an operation's encoding, a tool gone
+    /// since) by key names alone.
+    pub fn redaction(&self, name: &str) -> Arc<Redaction> {
+        self.snapshot()
+            .resolve(name)
+            .map(|entry| entry.redaction.clone())
+            .unwrap_or_else(Redaction::by_name)
     }
 
     /// The strict spelling of a registered tool's name.

@@ -216,6 +216,7 @@ pub struct SecretsConfig {
     /// Most secrets one agent may keep.
     pub max_secrets_per_agent: usize,
     /// Key file; default `<data_dir>/secrets.key`. Ignored when AGENTOS_SECRETS_KEY is set.
+    /// It also seals the sensitive inputs of calls held for approval and of schedules.
     pub key_file: Option<PathBuf>,
 }
 

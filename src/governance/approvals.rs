@@ -36,6 +36,7 @@ pub(super) fn install(gov: &Governance) -> Vec<Arc<dyn Tool>> {
         Arc::downgrade(&registry),
         &gov.config.approvals,
         gov.config.call_timeout(),
+        gov.sealer.clone(),
     ));
     if !registry.set_approval_gate(gate.clone()) {
         tracing::warn!("an approval gate was already installed; keeping it");

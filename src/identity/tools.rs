@@ -90,6 +90,7 @@ struct Created {
     agent_id: String,
     name: String,
     /// The agent's bearer token: hand it to the agent; it is shown only once.
+    #[schemars(extend("x-sensitive" = true))]
     token: String,
     /// The token's id, to revoke it alone later with agentos.token_revoke.
     jti: String,

@@ -13,6 +13,13 @@
 //! occurrence (intervals keep their phase). A one-shot `at` schedule whose time passed while
 //! agentos was down fires once at start-up. A schedule whose previous run is still going is not
 //! fired again until it ends; the occurrences it overlapped are coalesced the same way.
+//!
+//! # Sensitive values
+//!
+//! A schedule's stored and listed input is redacted by its tool (`registry::Redaction`); when
+//! that differs from the real input, the real one is kept sealed with the secrets key
+//! (`crate::sealing`), bound to the schedule's id, and opened for each run. Run results and
+//! errors are recorded redacted, scrubbed of the input's sensitive values too.
 
 mod runner;
 mod timing;
@@ -29,6 +36,11 @@ use super::Services;
 use crate::registry::{CallContext, Hints, Tool, ToolBuilder, ToolFailure};
 use crate::store::{NewSchedule, ScheduleEntry, ScheduleRun, now_ms};
 use timing::Spec;
+
+/// What a schedule's sealed input is bound to: that schedule, and no other row.
+fn sealing_context(id: &str) -> Vec<u8> {
+    format!("agentos-schedule\0{id}").into_bytes()
+}
 
 /// Wakes the schedulers when a schedule is created. Process-wide: several in-process instances
 /// may share it, and a spurious wake-up only makes a scheduler look at its store once more.
@@ -285,12 +297,29 @@ async fn create(services: &Services, args: CreateArgs, ctx: CallContext) -> Resu
     }
     let now = now_ms();
     let (spec, spec_text, first) = parse_spec(&args, config.min_interval_seconds, now)?;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let shown = entry.redaction.input(&input).value.to_string();
+    let sealed_input = if shown == input_text {
+        None
+    } else {
+        let sealed = services
+            .sealer
+            .seal(&sealing_context(&id), input_text.as_bytes())
+            .map_err(|error| {
+                ToolFailure::new(format!(
+                    "`input` holds sensitive values, which a schedule keeps sealed, but they cannot be \
+                     sealed: {error}"
+                ))
+            })?;
+        Some(sealed.to_blob())
+    };
     let schedule = NewSchedule {
-        id: uuid::Uuid::new_v4().simple().to_string(),
+        id,
         owner: ctx.caller.agent_id.to_string(),
         name: args.name.map(|n| n.trim().to_owned()),
         tool: entry.name().to_string(),
-        input: input_text,
+        input: shown,
+        sealed_input,
         kind: spec.kind().to_owned(),
         spec: spec_text,
         allowed_tools: ctx.caller.tools.patterns().to_vec(),

@@ -51,8 +51,16 @@ pub trait ApprovalGate: Send + Sync {
     /// Records a pending approval of this call and waits for its decision, reporting progress.
     /// The wait is the gate's own (`approvals.wait_secs`), not the call's deadline. `tool` is
     /// the operation's encoding ([`super::Operation::encode`]); run it with
-    /// [`Registry::perform`] of [`super::Operation::decode`] inside [`run_approved`].
-    fn hold<'a>(&'a self, ctx: &'a CallContext, tool: &'a str, input: &'a Value) -> BoxFuture<'a, Hold>;
+    /// [`Registry::perform`] of [`super::Operation::decode`] inside [`run_approved`]. `shown`
+    /// is `input` as it may be stored and shown to deciders (sensitive values redacted, see
+    /// [`super::Redaction`]); the real `input` must be kept out of sight until the call runs.
+    fn hold<'a>(
+        &'a self,
+        ctx: &'a CallContext,
+        tool: &'a str,
+        input: &'a Value,
+        shown: &'a Value,
+    ) -> BoxFuture<'a, Hold>;
     /// Expires pending approvals past their time and wakes whoever waits on them.
     fn sweep(&self) -> BoxFuture<'_, usize>;
     /// Denies every pending approval of a disabled agent, so nobody can approve a call it can
@@ -74,7 +82,9 @@ impl Registry {
             return None;
         }
         tracing::info!("call held for approval");
-        Some(match gate.hold(ctx, &target.encoded, input).await {
+        let redaction = target.redaction();
+        let shown = redaction.input(input).value;
+        Some(match gate.hold(ctx, &target.encoded, input, &shown).await {
             Hold::Ran(result) => Ok(result),
             Hold::Denied(message) => Ok(failure_result(ToolFailure::new(message).with_kind(FailureKind::Denied))),
             Hold::Pending { id, message } => {

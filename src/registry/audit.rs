@@ -3,7 +3,9 @@
 //! (metrics) how each call ended, so both count exactly the same calls.
 //!
 //! A record carries a digest of the input, never the input itself: inputs hold secrets and
-//! personal data, and the digest is enough to tell whether two calls asked the same thing.
+//! personal data, and the digest is enough to tell whether two calls asked the same thing. The
+//! digest is taken of the input as recorded (see `redact`), so it cannot confirm a guessed
+//! secret; and an error text is scrubbed of the call's sensitive values before it is cut.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +14,7 @@ use rmcp::model::CallToolResult;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::redact::Secrets;
 use super::results::{result_text, truncate};
 use super::{CallContext, CallError, FailureKind, Origin, failure_kind};
 
@@ -82,13 +85,17 @@ impl AuditOutcome {
 
     /// The outcome of a finished call and, unless it succeeded, its error text (truncated).
     pub fn of(result: &Result<CallToolResult, CallError>) -> (Self, Option<String>) {
+        Self::recorded(result, &Secrets::default())
+    }
+
+    /// [`AuditOutcome::of`], with the call's sensitive values scrubbed from the error text
+    /// before it is cut (a cut could leave the beginning of one).
+    pub fn recorded(result: &Result<CallToolResult, CallError>, secrets: &Secrets) -> (Self, Option<String>) {
+        let text = |text: &str| truncate(&secrets.scrub_text(text), MAX_ERROR_CHARS);
         match result {
             Ok(result) => match failure_kind(result) {
                 None => (Self::Ok, None),
-                Some(kind) => (
-                    Self::of_failure(kind),
-                    Some(truncate(&result_text(result), MAX_ERROR_CHARS)),
-                ),
+                Some(kind) => (Self::of_failure(kind), Some(text(&result_text(result)))),
             },
             Err(error) => {
                 let outcome = match error {
@@ -100,7 +107,7 @@ impl AuditOutcome {
                     CallError::RateLimited(_) => Self::RateLimited,
                     CallError::Failed { kind, .. } => Self::of_failure(*kind),
                 };
-                (outcome, Some(truncate(&error.to_string(), MAX_ERROR_CHARS)))
+                (outcome, Some(text(&error.to_string())))
             }
         }
     }
@@ -119,7 +126,7 @@ pub struct AuditRecord {
     pub tool: Arc<str>,
     /// `None` when the tool was unknown.
     pub origin: Option<Origin>,
-    /// SHA-256 (hex) of the input's JSON bytes.
+    /// SHA-256 (hex) of the JSON bytes of the input as recorded (sensitive values redacted).
     pub input_digest: String,
     pub outcome: AuditOutcome,
     pub latency_us: u64,
@@ -175,9 +182,7 @@ impl<'a> AuditTrail<'a> {
         (sink, observer): (Option<&'a dyn AuditSink>, Option<&'a dyn CallObserver>),
         ctx: &CallContext,
         name: &str,
-        input: &Value,
     ) -> Self {
-        // Without a sink nothing is digested: the trail costs nothing when audit is off.
         let record = sink.map(|_| AuditRecord {
             time_ms: chrono::Utc::now().timestamp_millis(),
             request_id: ctx.request_id.clone(),
@@ -185,7 +190,7 @@ impl<'a> AuditTrail<'a> {
             account_id: ctx.caller.account_id.clone(),
             tool: Arc::from(name),
             origin: None,
-            input_digest: input_digest(input),
+            input_digest: String::new(),
             outcome: AuditOutcome::Cancelled,
             latency_us: 0,
             error: None,
@@ -197,6 +202,14 @@ impl<'a> AuditTrail<'a> {
             tool: None,
             finished: false,
             started: Instant::now(),
+        }
+    }
+
+    /// The input as recorded (redacted). Without a sink nothing is digested: the trail costs
+    /// nothing when audit is off.
+    pub(super) fn input(&mut self, recorded: &Value) {
+        if let Some(record) = &mut self.record {
+            record.input_digest = input_digest(recorded);
         }
     }
 
@@ -212,8 +225,9 @@ impl<'a> AuditTrail<'a> {
         }
     }
 
-    pub(super) fn finish(mut self, result: &Result<CallToolResult, CallError>) {
-        let (outcome, error) = AuditOutcome::of(result);
+    /// Writes the record; `secrets` are the call's sensitive values, scrubbed from its error.
+    pub(super) fn finish(mut self, result: &Result<CallToolResult, CallError>, secrets: &Secrets) {
+        let (outcome, error) = AuditOutcome::recorded(result, secrets);
         self.write(outcome, error);
     }
 
@@ -282,10 +296,10 @@ mod tests {
             "r",
             Duration::from_secs(1),
         );
-        let unknown = AuditTrail::begin((None, Some(&seen)), &ctx, "nope", &json!({}));
-        unknown.finish(&Err(CallError::UnknownTool("nope".into())));
+        let unknown = AuditTrail::begin((None, Some(&seen)), &ctx, "nope");
+        unknown.finish(&Err(CallError::UnknownTool("nope".into())), &Secrets::default());
         // A trail dropped before it finished: the caller went away.
-        drop(AuditTrail::begin((None, Some(&seen)), &ctx, "gone", &json!({})));
+        drop(AuditTrail::begin((None, Some(&seen)), &ctx, "gone"));
         assert_eq!(
             *seen.0.lock().unwrap(),
             vec![(None, AuditOutcome::UnknownTool), (None, AuditOutcome::Cancelled)],

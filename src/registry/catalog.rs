@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::error::RegisterError;
 use super::names::StrictNames;
+use super::redact::Redaction;
 use super::tool::Tool;
 
 /// Running totals for one tool; the ops endpoints read them.
@@ -40,6 +41,8 @@ pub struct Entry {
     /// A hash of `listing` as a client receives it, so list fingerprints compare content
     /// without serializing every tool again (see `listing`).
     pub listing_hash: u64,
+    /// Where its sensitive values are, compiled from its schemas once, like the validator.
+    pub redaction: Arc<Redaction>,
 }
 
 impl Entry {
@@ -61,12 +64,14 @@ impl Entry {
         })?;
         let listing = spec.to_mcp(&spec.name);
         let listing_hash = super::listing::content_hash(&listing);
+        let redaction = Arc::new(Redaction::of(spec));
         Ok(Self {
             tool,
             validator,
             stats: ToolStats::default(),
             listing,
             listing_hash,
+            redaction,
         })
     }
 

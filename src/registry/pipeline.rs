@@ -13,6 +13,7 @@ use tracing::Instrument;
 use super::audit::AuditTrail;
 use super::catalog::Entry;
 use super::operation::Operation;
+use super::redact::{Redaction, Secrets};
 use super::target::Target;
 use super::trace::Layer;
 use super::trace_trail::TraceTrail;
@@ -39,28 +40,36 @@ impl Registry {
     ) -> Result<CallToolResult, CallError> {
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         let requested = op.record_name();
-        let mut trail = AuditTrail::begin(self.trail_hooks(), ctx, &requested, &input);
+        let mut trail = AuditTrail::begin(self.trail_hooks(), ctx, &requested);
         let mut trace = TraceTrail::begin(self.traces.get().map(|sink| &**sink), ctx, &requested);
         if let Err(refusal) = self.charge_call(ctx) {
             tracing::info!(agent = %ctx.caller.agent_id, class = refusal.class.as_str(), "rate limited");
+            let secrets = unresolved_input(&mut trail, &input);
             let outcome = Err(CallError::RateLimited(refusal));
-            trail.finish(&outcome);
-            trace.finish(&outcome);
+            trail.finish(&outcome, &secrets);
+            trace.finish(&outcome, &secrets);
             return outcome;
         }
         let Some(target) = self.resolve_target(&ctx.caller, &op) else {
             self.stats.unknown.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(name = %requested, agent = %ctx.caller.agent_id, request_id = %ctx.request_id, "unknown or denied");
+            let secrets = unresolved_input(&mut trail, &input);
             let outcome = Err(match op {
                 Operation::Tool(name) => CallError::UnknownTool(name.to_owned()),
                 Operation::Resource(uri) => CallError::NotFound(format!("no resource `{uri}`")),
                 Operation::Prompt(name) => CallError::NotFound(format!("no prompt `{name}`")),
             });
-            trail.finish(&outcome);
-            trace.finish(&outcome);
+            trail.finish(&outcome, &secrets);
+            trace.finish(&outcome, &secrets);
             return outcome;
         };
         trail.resolved(&target.record, &target.series, target.origin);
+        // The call's sensitive values, scrubbed from whatever error text it leaves in records.
+        let secrets = {
+            let recorded = target.redaction().input(&input);
+            trail.input(&recorded.value);
+            recorded.secrets
+        };
         trace.resolved(&target.record, target.origin);
         let traced = trace.context(ctx);
         let ctx = traced.as_ref().unwrap_or(ctx);
@@ -74,13 +83,19 @@ impl Registry {
             agent = %ctx.caller.agent_id,
             request_id = %ctx.request_id,
         );
-        let outcome = self.run(&target, ctx, input).instrument(span).await;
-        trail.finish(&outcome);
-        trace.finish(&outcome);
+        let outcome = self.run(&target, ctx, input, &secrets).instrument(span).await;
+        trail.finish(&outcome, &secrets);
+        trace.finish(&outcome, &secrets);
         outcome
     }
 
-    async fn run(&self, target: &Target, ctx: &CallContext, input: Value) -> Result<CallToolResult, CallError> {
+    async fn run(
+        &self,
+        target: &Target,
+        ctx: &CallContext,
+        input: Value,
+        secrets: &Secrets,
+    ) -> Result<CallToolResult, CallError> {
         let started = Instant::now();
         let mut in_flight = InFlight::enter(&self.stats.in_flight);
         let input = match input {
@@ -100,7 +115,7 @@ impl Registry {
         }
         let outcome = match self.approve(target, ctx, &input).await {
             Some(held) => held,
-            None => self.execute(target, ctx, input).await,
+            None => self.execute(target, ctx, input, secrets).await,
         };
         let failed = match &outcome {
             Ok(result) => result.is_error == Some(true),
@@ -120,7 +135,13 @@ impl Registry {
 
     /// Runs the target under the call's deadline and cancellation. A call held for approval
     /// never gets here: its approved run is a fresh call with a fresh deadline (see `approval`).
-    async fn execute(&self, target: &Target, ctx: &CallContext, input: Value) -> Result<CallToolResult, CallError> {
+    async fn execute(
+        &self,
+        target: &Target,
+        ctx: &CallContext,
+        input: Value,
+        secrets: &Secrets,
+    ) -> Result<CallToolResult, CallError> {
         let started = tokio::time::Instant::now();
         // The run's own span; what it calls (an upstream, workflow steps) nests under it.
         let mut span = ctx.trace.span(Layer::Tool, || target.record.clone());
@@ -142,7 +163,7 @@ impl Registry {
             result = target.invoke(input, ctx) => Ok(result.unwrap_or_else(failure_result)),
         };
         if let Some(span) = span.take() {
-            super::trace_trail::end_tool_span(span, &outcome);
+            super::trace_trail::end_tool_span(span, &outcome, secrets);
         }
         outcome
     }
@@ -174,6 +195,14 @@ impl Registry {
             approval_id: None,
         })
     }
+}
+
+/// Records the input of a call that reached no tool (refused, unknown), redacted by key names
+/// alone; returns its sensitive values.
+fn unresolved_input(trail: &mut AuditTrail<'_>, input: &Value) -> Secrets {
+    let recorded = Redaction::by_name().input(input);
+    trail.input(&recorded.value);
+    recorded.secrets
 }
 
 /// A failed resource read or prompt get, which has no result channel of its own.
@@ -308,7 +337,82 @@ pub(super) fn validate(entry: &Entry, input: &Value) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{FailureKind, ToolFailure};
+    use crate::registry::trace::FinishedTrace;
+    use crate::registry::{
+        AuditRecord, AuditSink, Caller, FailureKind, ToolBuilder, ToolFailure, ToolPolicy, TraceSink,
+    };
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    struct Kept {
+        audit: Mutex<Vec<AuditRecord>>,
+        traces: Mutex<Vec<FinishedTrace>>,
+    }
+
+    impl AuditSink for Kept {
+        fn record(&self, record: AuditRecord) {
+            self.audit.lock().unwrap().push(record);
+        }
+    }
+
+    impl TraceSink for Kept {
+        fn record(&self, trace: FinishedTrace) {
+            self.traces.lock().unwrap().push(trace);
+        }
+    }
+
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct Login {
+        user: String,
+        #[schemars(extend("x-sensitive" = true))]
+        pin: String,
+        headers: BTreeMap<String, String>,
+    }
+
+    #[tokio::test]
+    async fn audit_and_traces_never_keep_a_calls_sensitive_values() {
+        let registry = Registry::new(std::time::Duration::from_secs(5));
+        let kept = Arc::new(Kept::default());
+        assert!(registry.set_audit_sink(kept.clone()));
+        assert!(registry.set_trace_sink(kept.clone()));
+        let login = ToolBuilder::new("test.login")
+            .description("fails, echoing its input")
+            .handler(|args: Login, _ctx| async move {
+                let auth = args.headers.get("Authorization").cloned().unwrap_or_default();
+                Err::<Value, _>(ToolFailure::new(format!(
+                    "{} may not sign in with pin {} and {auth}",
+                    args.user, args.pin
+                )))
+            });
+        registry.register(vec![login]).unwrap();
+        let ctx = CallContext::new(
+            Arc::new(Caller::owner(ToolPolicy::allow_all())),
+            "r",
+            std::time::Duration::from_secs(5),
+        );
+        let input =
+            serde_json::json!({"user": "ann", "pin": "pin-4321", "headers": {"Authorization": "Bearer tok-98765"}});
+        let result = registry.call(&ctx, "test.login", input.clone()).await.unwrap();
+        let told = super::super::result_text(&result);
+        assert!(
+            told.contains("pin-4321"),
+            "the caller itself gets the real text: {told}"
+        );
+
+        let records = kept.audit.lock().unwrap().clone();
+        let error = records[0].error.clone().unwrap();
+        assert_eq!(error, "ann may not sign in with pin [redacted] and [redacted]");
+        let recorded =
+            serde_json::json!({"user": "ann", "pin": "[redacted]", "headers": {"Authorization": "[redacted]"}});
+        assert_eq!(records[0].input_digest, super::super::input_digest(&recorded));
+        let traces = kept.traces.lock().unwrap().clone();
+        let text = format!("{traces:?}");
+        assert!(text.contains("[redacted]"), "{text}");
+        for secret in ["pin-4321", "tok-98765"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
 
     #[test]
     fn failure_kinds_travel_with_the_result() {

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::catalog::Entry;
 use super::operation::Operation;
+use super::redact::Redaction;
 use super::resources::{
     ResourceError, ResourceProvider, may_use_prompts, may_use_resources, split_prompt_name, split_uri,
 };
@@ -146,6 +147,15 @@ impl Target {
                 result.structured_content = Some(serde_json::to_value(prompt).unwrap_or(Value::Null));
                 Ok(result)
             }
+        }
+    }
+
+    /// How records of this operation are redacted: a tool's own marks and the key-name rule;
+    /// the key-name rule alone for resources and prompts, which have no schemas to mark.
+    pub(super) fn redaction(&self) -> Arc<Redaction> {
+        match &self.kind {
+            Kind::Tool(entry) => entry.redaction.clone(),
+            _ => Redaction::by_name(),
         }
     }
 

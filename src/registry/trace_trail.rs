@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rmcp::model::CallToolResult;
 
+use super::redact::Secrets;
 use super::trace::{AttrValue, Layer, OpenSpan, RootSpan, Summary, TraceLink, TraceSink};
 use super::{AuditOutcome, CallContext, CallError};
 
@@ -61,8 +62,9 @@ impl<'a> TraceTrail<'a> {
         Some(inner)
     }
 
-    pub(super) fn finish(mut self, result: &Result<CallToolResult, CallError>) {
-        let (outcome, error) = AuditOutcome::of(result);
+    /// Ends the call's spans; `secrets` are its sensitive values, scrubbed from its error.
+    pub(super) fn finish(mut self, result: &Result<CallToolResult, CallError>, secrets: &Secrets) {
+        let (outcome, error) = AuditOutcome::recorded(result, secrets);
         self.close(outcome, error.as_deref());
     }
 
@@ -99,9 +101,9 @@ impl Drop for TraceTrail<'_> {
 }
 
 /// Ends the span of a tool's run: failed when the tool returned an error result, or the run was
-/// cut short by the deadline or the caller.
-pub(super) fn end_tool_span(mut span: OpenSpan, result: &Result<CallToolResult, CallError>) {
-    if let (_, Some(error)) = AuditOutcome::of(result) {
+/// cut short by the deadline or the caller. The error is scrubbed of `secrets`, the call's.
+pub(super) fn end_tool_span(mut span: OpenSpan, result: &Result<CallToolResult, CallError>, secrets: &Secrets) {
+    if let (_, Some(error)) = AuditOutcome::recorded(result, secrets) {
         span.fail(&error);
     }
     span.end();

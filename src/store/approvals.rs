@@ -10,9 +10,10 @@ use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 
 use super::{Migration, SqliteStore, StoreError, Visibility};
 
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    name: "approvals_1",
-    sql: "CREATE TABLE approvals (
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "approvals_1",
+        sql: "CREATE TABLE approvals (
         id TEXT PRIMARY KEY,
         agent_id TEXT NOT NULL,
         account_id TEXT,
@@ -33,7 +34,13 @@ pub(super) const MIGRATIONS: &[Migration] = &[Migration {
     CREATE INDEX approvals_status ON approvals (status, expires_at);
     CREATE INDEX approvals_agent ON approvals (agent_id, created_at);
     CREATE INDEX approvals_account ON approvals (account_id, created_at) WHERE account_id IS NOT NULL;",
-}];
+    },
+    // `input` holds the redacted input since; the real one, when it differs, is sealed here.
+    Migration {
+        name: "approvals_2",
+        sql: "ALTER TABLE approvals ADD COLUMN sealed_input BLOB;",
+    },
+];
 
 /// Where an approval stands. `pending` → `approved` → `completed` | `failed`; `pending` →
 /// `denied` | `expired`.
@@ -92,8 +99,12 @@ pub struct ApprovalRecord {
     /// The requester as it was when it asked (JSON), for when no directory can say who it is now.
     pub caller: String,
     pub tool: String,
-    /// The full input (JSON), to run the call once approved.
+    /// The input as it may be shown (JSON, sensitive values redacted); the call runs with it
+    /// once approved unless `sealed_input` is set.
     pub input: String,
+    /// The real input (JSON) sealed with the secrets key (`crate::sealing`, nonce and
+    /// ciphertext in one blob), when it holds sensitive values; never shown.
+    pub sealed_input: Option<Vec<u8>>,
     /// What a decider sees of the input: pretty JSON, truncated.
     pub preview: String,
     pub request_id: String,
@@ -143,7 +154,7 @@ pub trait ApprovalStore: Send + Sync {
 }
 
 const COLUMNS: &str = "id, agent_id, account_id, caller, tool, input, preview, request_id, status, created_at, \
-                       expires_at, decided_at, decided_by, note, result";
+                       expires_at, decided_at, decided_by, note, result, sealed_input";
 
 fn from_row(row: &Row<'_>) -> Result<ApprovalRecord, rusqlite::Error> {
     let status: String = row.get(8)?;
@@ -166,6 +177,7 @@ fn from_row(row: &Row<'_>) -> Result<ApprovalRecord, rusqlite::Error> {
         decided_by: row.get(12)?,
         note: row.get(13)?,
         result: row.get(14)?,
+        sealed_input: row.get(15)?,
     })
 }
 
@@ -174,7 +186,7 @@ impl ApprovalStore for SqliteStore {
         self.write(move |tx| {
             tx.prepare_cached(&format!(
                 "INSERT INTO approvals ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
-                 ?14, ?15)"
+                 ?14, ?15, ?16)"
             ))?
             .execute(params![
                 r.id,
@@ -192,6 +204,7 @@ impl ApprovalStore for SqliteStore {
                 r.decided_by,
                 r.note,
                 r.result,
+                r.sealed_input,
             ])?;
             Ok(())
         })
@@ -329,6 +342,7 @@ mod tests {
             caller: "{}".into(),
             tool: "mcp.e.echo".into(),
             input: r#"{"message":"hi"}"#.into(),
+            sealed_input: None,
             preview: "{\n  \"message\": \"hi\"\n}".into(),
             request_id: "r1".into(),
             status: ApprovalStatus::Pending,

@@ -13,9 +13,10 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Migration, SqliteStore, StoreError};
 
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    name: "schedule_1",
-    sql: "CREATE TABLE schedules (
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "schedule_1",
+        sql: "CREATE TABLE schedules (
         id TEXT PRIMARY KEY,
         owner TEXT NOT NULL,
         name TEXT,
@@ -48,7 +49,13 @@ pub(super) const MIGRATIONS: &[Migration] = &[Migration {
         result_truncated INTEGER NOT NULL
     );
     CREATE INDEX schedule_runs_by_schedule ON schedule_runs (schedule_id, seq);",
-}];
+    },
+    // `input` holds the redacted input since; the real one, when it differs, is sealed here.
+    Migration {
+        name: "schedule_2",
+        sql: "ALTER TABLE schedules ADD COLUMN sealed_input BLOB;",
+    },
+];
 
 /// A schedule to store.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,8 +65,11 @@ pub struct NewSchedule {
     pub name: Option<String>,
     /// The tool's native name.
     pub tool: String,
-    /// The input as JSON text.
+    /// The input as JSON text, as it may be shown (sensitive values redacted).
     pub input: String,
+    /// The real input sealed with the secrets key (`crate::sealing`, one blob), when it holds
+    /// sensitive values; never shown.
+    pub sealed_input: Option<Vec<u8>>,
     /// `cron`, `at` or `every`.
     pub kind: String,
     /// The cron expression, the RFC 3339 time, or the interval in seconds.
@@ -111,7 +121,9 @@ pub struct DueSchedule {
     pub id: String,
     pub owner: String,
     pub tool: String,
+    /// As shown; the call runs with `sealed_input` opened when there is one.
     pub input: String,
+    pub sealed_input: Option<Vec<u8>>,
     pub allowed_tools: Vec<String>,
     pub allowed_domains: Vec<String>,
     /// The `next_run_at` that was claimed.
@@ -228,8 +240,8 @@ impl ScheduleStore for SqliteStore {
                     }
                     tx.prepare_cached(
                         "INSERT INTO schedules (id, owner, name, tool, input, kind, spec, allowed_tools,
-                            allowed_domains, enabled, next_run_at, runs, created_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, 0, ?11)",
+                            allowed_domains, enabled, next_run_at, runs, created_at, sealed_input)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, 0, ?11, ?12)",
                     )?
                     .execute(params![
                         s.id,
@@ -242,7 +254,8 @@ impl ScheduleStore for SqliteStore {
                         to_json(&s.allowed_tools),
                         to_json(&s.allowed_domains),
                         s.next_run_at_ms,
-                        s.created_at_ms
+                        s.created_at_ms,
+                        s.sealed_input
                     ])?;
                     Ok(false)
                 })
@@ -341,7 +354,8 @@ impl ScheduleStore for SqliteStore {
         self.write(move |tx| {
             let mut candidates = tx
                 .prepare_cached(
-                    "SELECT id, owner, tool, input, kind, spec, allowed_tools, allowed_domains, next_run_at
+                    "SELECT id, owner, tool, input, kind, spec, allowed_tools, allowed_domains, next_run_at,
+                        sealed_input
                      FROM schedules WHERE enabled = 1 AND next_run_at <= ?1 ORDER BY next_run_at LIMIT ?2",
                 )?
                 .query_map(params![now_ms, to_i64(limit + skip.len())], |row| {
@@ -351,6 +365,7 @@ impl ScheduleStore for SqliteStore {
                             owner: row.get(1)?,
                             tool: row.get(2)?,
                             input: row.get(3)?,
+                            sealed_input: row.get(9)?,
                             allowed_tools: from_json(6, &row.get::<_, String>(6)?)?,
                             allowed_domains: from_json(7, &row.get::<_, String>(7)?)?,
                             scheduled_at_ms: row.get(8)?,
@@ -449,6 +464,7 @@ mod tests {
             name: None,
             tool: "agentos.time_now".into(),
             input: "{}".into(),
+            sealed_input: None,
             kind: "every".into(),
             spec: "10".into(),
             allowed_tools: vec!["*".into()],

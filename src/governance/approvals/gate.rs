@@ -3,6 +3,13 @@
 //!
 //! The store is the source of truth (another replica may decide); the in-memory notify map only
 //! wakes local waiters early, and every waiter re-reads the store at least every two seconds.
+//!
+//! Sensitive values (see `registry::Redaction`) never reach the record in the clear: it keeps
+//! the input redacted (what deciders see) and, when that differs from the real input, the real
+//! one sealed with the secrets key (`crate::sealing`), bound to the approval's id. So a held call
+//! survives a restart and may be decided on another replica sharing the key; if the key is gone
+//! or changed, the approved call fails and says so. The run's result is stored redacted too; a
+//! caller still waiting in this process gets the real one, handed over in memory.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -20,6 +27,7 @@ use crate::registry::{
     ApprovalGate, CallContext, Caller, CallerSnapshot, Hold, Operation, Registry, ToolFailure, ToolPolicy,
     new_approval_id, run_approved,
 };
+use crate::sealing::{Sealed, Sealer};
 use crate::store::{ApprovalRecord, ApprovalStatus, Store, Visibility, now_ms};
 
 use super::rules::{final_hold, not_found, not_pending, pending_hold, preview};
@@ -30,6 +38,19 @@ const WITHDRAWN_NOTE: &str = "withdrawn: the agent was disabled";
 
 /// How often a waiting call reports progress and re-reads the store.
 const TICK: Duration = Duration::from_secs(2);
+/// A real result nobody collected (its waiter left just as it finished) is dropped after this.
+const FRESH_FOR: Duration = Duration::from_secs(60);
+
+/// What sealed inputs are bound to: an approval's, and no other row's.
+fn sealing_context(id: &str) -> Vec<u8> {
+    format!("agentos-approval\0{id}").into_bytes()
+}
+
+/// An approved call that ran: its result, and the same as it may be stored and shown.
+struct Ran {
+    result: CallToolResult,
+    recorded: CallToolResult,
+}
 
 pub struct Approvals {
     store: Arc<dyn Store>,
@@ -41,6 +62,9 @@ pub struct Approvals {
     /// Approved runs still `approved` after this long were cut off by a restart.
     stale_after: Duration,
     waiters: DashMap<String, Arc<Notify>>,
+    /// Real (unredacted) results of approved runs, for the local caller still waiting on them.
+    fresh: DashMap<String, (Instant, CallToolResult)>,
+    sealer: Arc<Sealer>,
 }
 
 impl Approvals {
@@ -49,6 +73,7 @@ impl Approvals {
         registry: Weak<Registry>,
         config: &ApprovalsConfig,
         call_timeout: Duration,
+        sealer: Arc<Sealer>,
     ) -> Self {
         Self {
             store,
@@ -58,6 +83,8 @@ impl Approvals {
             expire: Duration::from_secs(config.expire_secs),
             stale_after: call_timeout * 2 + Duration::from_secs(60),
             waiters: DashMap::new(),
+            fresh: DashMap::new(),
+            sealer,
         }
     }
 
@@ -114,8 +141,14 @@ impl Approvals {
     /// snapshot), through the whole pipeline again, and stores how it ended.
     async fn execute(&self, record: ApprovalRecord) {
         let (status, outcome) = match self.run(&record).await {
-            Ok(result) => match serde_json::to_string(&result) {
-                Ok(json) => (ApprovalStatus::Completed, json),
+            Ok(Ran { result, recorded }) => match serde_json::to_string(&recorded) {
+                Ok(json) => {
+                    // Handed over before the record says completed, so the waiter finds it.
+                    if self.waiters.contains_key(&record.id) {
+                        self.fresh.insert(record.id.clone(), (Instant::now(), result));
+                    }
+                    (ApprovalStatus::Completed, json)
+                }
                 Err(error) => (
                     ApprovalStatus::Failed,
                     format!("the result could not be stored: {error}"),
@@ -130,7 +163,7 @@ impl Approvals {
         self.wake(&record.id);
     }
 
-    async fn run(&self, record: &ApprovalRecord) -> Result<CallToolResult, String> {
+    async fn run(&self, record: &ApprovalRecord) -> Result<Ran, String> {
         let registry = self.registry.upgrade().ok_or("agentos is shutting down")?;
         let caller = match registry.directory() {
             Some(directory) => directory.lookup(&record.agent_id).await,
@@ -144,15 +177,35 @@ impl Approvals {
                 record.agent_id
             )
         })?;
-        let input: Value =
-            serde_json::from_str(&record.input).map_err(|e| format!("the stored input is unreadable: {e}"))?;
+        let input = self.input_of(record)?;
+        let redaction = registry.redaction(&record.tool);
+        let secrets = redaction.input(&input).secrets;
         let ctx = CallContext::new(Arc::new(caller), record.request_id.as_str(), registry.default_timeout())
             .with_front_door("approval");
         // The record names a tool call, a resource read or a prompt get (`Operation::encode`).
         let operation = Operation::decode(&record.tool);
-        run_approved(&record.tool, registry.perform(&ctx, operation, input))
+        let result = run_approved(&record.tool, registry.perform(&ctx, operation, input))
             .await
-            .map_err(|error| error.to_string())
+            .map_err(|error| secrets.scrub_text(&error.to_string()).into_owned())?;
+        let recorded = redaction.result(&result, &secrets);
+        Ok(Ran { result, recorded })
+    }
+
+    /// The input the approved call runs with: the sealed real one when there is one.
+    fn input_of(&self, record: &ApprovalRecord) -> Result<Value, String> {
+        let Some(blob) = &record.sealed_input else {
+            return serde_json::from_str(&record.input).map_err(|e| format!("the stored input is unreadable: {e}"));
+        };
+        let opened = Sealed::from_blob(blob)
+            .and_then(|sealed| self.sealer.open(&sealing_context(&record.id), &sealed))
+            .map_err(|error| {
+                format!(
+                    "its input holds sensitive values kept sealed, and they cannot be opened ({error}); \
+                     the call did not run. Call {} again to ask anew",
+                    record.tool
+                )
+            })?;
+        serde_json::from_slice(&opened).map_err(|e| format!("the sealed input is unreadable: {e}"))
     }
 
     /// Wakes the local waiter of `id`, if any; the waiter removes its entry when it leaves.
@@ -202,7 +255,12 @@ impl Approvals {
         drop(notify);
         // The last local waiter leaves: forget the entry (the map and nobody else hold it).
         self.waiters.remove_if(id, |_, notify| Arc::strong_count(notify) == 1);
-        hold
+        let fresh = self.fresh.remove(id).map(|(_, (_, result))| result);
+        match (hold, fresh) {
+            // The stored result is redacted; the caller who made the call gets it whole.
+            (Hold::Ran(_), Some(result)) => Hold::Ran(result),
+            (hold, _) => hold,
+        }
     }
 }
 
@@ -211,18 +269,40 @@ impl ApprovalGate for Approvals {
         self.require.allows(tool)
     }
 
-    fn hold<'a>(&'a self, ctx: &'a CallContext, tool: &'a str, input: &'a Value) -> BoxFuture<'a, Hold> {
+    fn hold<'a>(
+        &'a self,
+        ctx: &'a CallContext,
+        tool: &'a str,
+        input: &'a Value,
+        shown: &'a Value,
+    ) -> BoxFuture<'a, Hold> {
         async move {
             let now = now_ms();
             let snapshot = CallerSnapshot::from(&*ctx.caller);
+            let id = new_approval_id();
+            let sealed_input = if shown == input {
+                None
+            } else {
+                match self.sealer.seal(&sealing_context(&id), input.to_string().as_bytes()) {
+                    Ok(sealed) => Some(sealed.to_blob()),
+                    Err(error) => {
+                        tracing::error!(%error, "could not seal the sensitive input of a held call");
+                        return Hold::Failed(format!(
+                            "{tool} needs a human's approval, and its input holds sensitive values that \
+                             agentos could not seal for safekeeping ({error}); nothing was held or run"
+                        ));
+                    }
+                }
+            };
             let record = ApprovalRecord {
-                id: new_approval_id(),
+                id,
                 agent_id: ctx.caller.agent_id.to_string(),
                 account_id: ctx.caller.account_id.as_deref().map(str::to_owned),
                 caller: serde_json::to_string(&snapshot).unwrap_or_default(),
                 tool: tool.to_owned(),
-                input: input.to_string(),
-                preview: preview(input),
+                input: shown.to_string(),
+                sealed_input,
+                preview: preview(shown),
                 request_id: ctx.request_id.to_string(),
                 status: ApprovalStatus::Pending,
                 created_at: now,
@@ -289,6 +369,7 @@ impl ApprovalGate for Approvals {
         async move {
             let now = now_ms();
             let stale_before = now - i64::try_from(self.stale_after.as_millis()).unwrap_or(i64::MAX);
+            self.fresh.retain(|_, (at, _)| at.elapsed() < FRESH_FOR);
             match self.store.approval_sweep(now, stale_before).await {
                 Ok(ids) => {
                     for id in &ids {
@@ -319,6 +400,13 @@ mod tests {
         said: String,
     }
 
+    #[derive(Deserialize, Serialize, JsonSchema)]
+    struct Signed {
+        said: String,
+        #[schemars(extend("x-sensitive" = true))]
+        key: String,
+    }
+
     struct Setup {
         registry: Arc<Registry>,
         gate: Arc<Approvals>,
@@ -335,7 +423,10 @@ mod tests {
         let free = ToolBuilder::new("free.echo")
             .description("echo")
             .handler(|args: Said, _ctx| async move { Ok(args) });
-        registry.register(vec![echo, free]).unwrap();
+        let signed = ToolBuilder::new("test.signed")
+            .description("echo with a key")
+            .handler(|args: Signed, _ctx| async move { Ok(args) });
+        registry.register(vec![echo, free, signed]).unwrap();
         let config = ApprovalsConfig {
             require: ToolPolicy::parse(&["test.*"]).unwrap(),
             wait_secs,
@@ -346,6 +437,7 @@ mod tests {
             Arc::downgrade(&registry),
             &config,
             Duration::from_secs(5),
+            Arc::new(Sealer::new(dir.path().join("secrets.key"))),
         ));
         assert!(registry.set_approval_gate(gate.clone()));
         Setup {
@@ -407,6 +499,63 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(status, ApprovalStatus::Completed);
+    }
+
+    async fn first_pending(s: &Setup) -> ApprovalRecord {
+        for _ in 0..100 {
+            let pending = s
+                .gate
+                .store()
+                .approval_list(&crate::store::Visibility::All, Some(ApprovalStatus::Pending), None, 10)
+                .await
+                .unwrap();
+            if let Some(record) = pending.into_iter().next() {
+                return record;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no pending approval appeared");
+    }
+
+    #[tokio::test]
+    async fn sensitive_inputs_are_stored_sealed_and_run_whole() {
+        let s = setup(10);
+        let owner = Caller::owner(ToolPolicy::allow_all());
+        let registry = s.registry.clone();
+        let input = serde_json::json!({"said": "hi", "key": "k-s3cr3t-value"});
+        let waiting = tokio::spawn(async move { registry.call(&ctx(agent("a")), "test.signed", input).await });
+        let record = first_pending(&s).await;
+        assert!(!record.input.contains("s3cr3t") && !record.preview.contains("s3cr3t"));
+        assert!(record.input.contains(crate::registry::REDACTED), "{}", record.input);
+        let blob = record.sealed_input.clone().expect("the real input, sealed");
+        assert!(!blob.windows(6).any(|w| w == b"s3cr3t"));
+        s.gate.decide(&owner, &record.id, true, None).await.unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the waiter woke")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            result.structured_content.unwrap()["key"],
+            "k-s3cr3t-value",
+            "the call ran with, and its waiter got, the real value"
+        );
+        let stored = s.gate.store().approval_get(&record.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, ApprovalStatus::Completed);
+        let kept = stored.result.unwrap();
+        assert!(
+            !kept.contains("s3cr3t") && kept.contains(crate::registry::REDACTED),
+            "{kept}"
+        );
+        assert!(s.gate.fresh.is_empty(), "the handed-over result is not kept");
+
+        // A sealed input bound to another approval does not open: the run fails and says why.
+        let other = ApprovalRecord {
+            id: new_approval_id(),
+            ..record
+        };
+        let error = s.gate.input_of(&other).unwrap_err();
+        assert!(error.contains("cannot be opened"), "{error}");
     }
 
     #[tokio::test]

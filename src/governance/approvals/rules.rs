@@ -98,6 +98,7 @@ mod tests {
             caller: "{}".into(),
             tool: "mcp.x.y".into(),
             input: "{}".into(),
+            sealed_input: None,
             preview: "{}".into(),
             request_id: "r".into(),
             status: ApprovalStatus::Denied,

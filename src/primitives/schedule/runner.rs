@@ -1,6 +1,6 @@
 //! The scheduler loop: wake at the next due time (at least every second, and at once when a
 //! schedule is created), claim what is due, fire each claimed schedule as its creator, record
-//! the run.
+//! the run (redacted: see the module above).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -9,11 +9,12 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{WAKE, timing};
+use super::{WAKE, sealing_context, timing};
 use crate::primitives::Services;
 use crate::registry::{
     CallContext, CallError, Caller, Registry, ToolPolicy, bounded_json, output_of, result_text, truncate,
 };
+use crate::sealing::Sealed;
 use crate::store::{AdvanceFn, DueSchedule, ScheduleRun, now_ms};
 
 /// The longest the loop sleeps without looking at the store.
@@ -174,9 +175,9 @@ async fn call(services: &Services, due: &DueSchedule, started: i64, shutdown: &C
             );
         }
     };
-    let input: Value = match serde_json::from_str(&due.input) {
+    let input = match stored_input(services, due) {
         Ok(input) => input,
-        Err(error) => return Outcome::error("error", format!("the schedule's stored input is unreadable: {error}")),
+        Err(message) => return Outcome::error("error", message),
     };
     let caller = match current_caller(&registry, due, tools).await {
         Ok(caller) => Arc::new(caller),
@@ -186,17 +187,37 @@ async fn call(services: &Services, due: &DueSchedule, started: i64, shutdown: &C
     let ctx = CallContext::new(caller, format!("schedule:{}:{started}", due.id), timeout)
         .with_cancel(shutdown.child_token())
         .with_front_door("schedule");
+    let redaction = registry.redaction(&due.tool);
+    let secrets = redaction.input(&input).secrets;
+    let scrubbed = |text: String| secrets.scrub_text(&text).into_owned();
     match registry.call(&ctx, &due.tool, input).await {
-        Ok(result) if result.is_error == Some(true) => Outcome::error("error", result_text(&result)),
+        Ok(result) if result.is_error == Some(true) => Outcome::error("error", scrubbed(result_text(&result))),
         Ok(result) => Outcome {
             outcome: "ok",
             error: None,
-            result: Some(output_of(&result)),
+            result: Some(redaction.output(&output_of(&result), &secrets).0),
         },
-        Err(error @ CallError::DeadlineExceeded { .. }) => Outcome::error("timeout", error.to_string()),
-        Err(error @ CallError::Cancelled(_)) => {
-            Outcome::error("cancelled", format!("{error}: agentos shut down during the run"))
-        }
-        Err(error) => Outcome::error("error", error.to_string()),
+        Err(error @ CallError::DeadlineExceeded { .. }) => Outcome::error("timeout", scrubbed(error.to_string())),
+        Err(error @ CallError::Cancelled(_)) => Outcome::error(
+            "cancelled",
+            scrubbed(format!("{error}: agentos shut down during the run")),
+        ),
+        Err(error) => Outcome::error("error", scrubbed(error.to_string())),
     }
+}
+
+/// The input a schedule runs with: its sealed real input when it has one, else the stored one.
+fn stored_input(services: &Services, due: &DueSchedule) -> Result<Value, String> {
+    let Some(blob) = &due.sealed_input else {
+        return serde_json::from_str(&due.input).map_err(|e| format!("the schedule's stored input is unreadable: {e}"));
+    };
+    let opened = Sealed::from_blob(blob)
+        .and_then(|sealed| services.sealer.open(&sealing_context(&due.id), &sealed))
+        .map_err(|error| {
+            format!(
+                "the schedule's input holds sensitive values kept sealed, and they cannot be opened \
+                 ({error}); the schedule did not run. Cancel it and create it again"
+            )
+        })?;
+    serde_json::from_slice(&opened).map_err(|e| format!("the schedule's sealed input is unreadable: {e}"))
 }

@@ -1,5 +1,10 @@
 //! Executing a planned workflow: one registry call per step, in order, recording each step as
 //! it starts and ends.
+//!
+//! Steps pass each other their real outputs in memory; what is recorded (stored, and returned
+//! as the run's steps) is redacted by each step's tool (`registry::Redaction`), and every value
+//! a step's input or output held as sensitive is scrubbed from the records of every later step
+//! too, since a later step may echo what it was handed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::refs::{self, StepNames};
 use super::{OnError, StepInfo, WorkflowResult};
 use crate::primitives::Services;
-use crate::registry::{CallContext, Caller, Registry, bounded_json, output_of, result_text};
+use crate::registry::{CallContext, Caller, Registry, Secrets, bounded_json, output_of, result_text};
 use crate::store::{StepOutcome, Store, WORKFLOW_RUNNING, now_ms};
 
 /// A workflow whose steps were checked and stored.
@@ -175,6 +180,8 @@ pub(super) async fn execute(services: Services, registry: Arc<Registry>, plan: P
     let total = plan.steps.len();
     let mut outputs: Vec<Option<Value>> = vec![None; total];
     let mut stopped: Option<String> = None;
+    // Every sensitive value met so far in this run.
+    let mut secrets = Secrets::default();
     for (index, step) in plan.steps.iter().enumerate() {
         if let Err(reason) = may_continue(&registry, &mut mode, &plan.owner).await {
             stopped = Some(reason);
@@ -197,28 +204,34 @@ pub(super) async fn execute(services: Services, registry: Arc<Registry>, plan: P
             &plan.id,
             store.workflow_step_started(&plan.owner, &plan.id, index, started).await,
         );
+        let redaction = registry.redaction(&step.tool);
         let outcome = match refs::resolve(&step.input, &plan.names, index, &outputs) {
             Err(message) => Err(format!("step `{}`: {message}", step.id)),
-            Ok(input) => match registry
-                .call(&step_context(&mode, &plan.id, index), &step.tool, input)
-                .await
-            {
-                Ok(call) if call.is_error == Some(true) => Err(result_text(&call)),
-                Ok(call) => Ok(output_of(&call)),
-                Err(error) => Err(error.to_string()),
-            },
+            Ok(input) => {
+                secrets.extend(&redaction.input(&input).secrets);
+                match registry
+                    .call(&step_context(&mode, &plan.id, index), &step.tool, input)
+                    .await
+                {
+                    Ok(call) if call.is_error == Some(true) => Err(result_text(&call)),
+                    Ok(call) => Ok(output_of(&call)),
+                    Err(error) => Err(error.to_string()),
+                }
+            }
         };
         let info = &mut result.steps[index];
         info.started_at_ms = Some(started);
         info.finished_at_ms = Some(now_ms());
         let record = match outcome {
             Ok(output) => {
-                let (text, truncated) = bounded_json(&output, max_bytes);
+                let (recorded, found) = redaction.output(&output, &secrets);
+                secrets = found;
+                let (text, truncated) = bounded_json(&recorded, max_bytes);
                 info.status = "succeeded".to_owned();
                 info.result = Some(if truncated {
                     serde_json::from_str(&text).unwrap_or(Value::Null)
                 } else {
-                    output.clone()
+                    recorded
                 });
                 info.result_truncated = truncated;
                 outputs[index] = Some(output);
@@ -226,7 +239,7 @@ pub(super) async fn execute(services: Services, registry: Arc<Registry>, plan: P
             }
             Err(error) => {
                 info.status = "failed".to_owned();
-                info.error = Some(error);
+                info.error = Some(secrets.scrub_text(&error).into_owned());
                 (None, false)
             }
         };
