@@ -410,6 +410,14 @@ mod tests {
             )
             .unwrap();
         }
+        // Older versions created the directory with the default umask; make it private as the
+        // operator is told to.
+        for (path, mode) in [
+            (dir.path().to_path_buf(), 0o700),
+            (dir.path().join("agentos.db"), 0o600),
+        ] {
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+        }
         let store = SqliteStore::open(dir.path(), Synchronous::Normal).unwrap();
         let nightingale = ["nightingale".to_owned()];
         let found = store.mem_search("a", &nightingale, 10).await.unwrap();

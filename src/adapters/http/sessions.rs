@@ -22,12 +22,15 @@ struct Bound {
     agent: Arc<str>,
     /// Milliseconds since `Sessions::epoch` of the last request in this session.
     last_seen_ms: AtomicU64,
+    /// When it was last used, in `Sessions::uses` order (milliseconds tie, this never does).
+    last_use: AtomicU64,
 }
 
 pub(super) struct Sessions {
     manager: Arc<LocalSessionManager>,
     bound: DashMap<Arc<str>, Bound>,
     epoch: Instant,
+    uses: AtomicU64,
     max: usize,
     idle: Duration,
 }
@@ -39,9 +42,14 @@ impl Sessions {
             manager,
             bound: DashMap::new(),
             epoch: Instant::now(),
+            uses: AtomicU64::new(0),
             max: max.max(1),
             idle,
         })
+    }
+
+    fn next_use(&self) -> u64 {
+        self.uses.fetch_add(1, Ordering::Relaxed)
     }
 
     fn now_ms(&self) -> u64 {
@@ -53,6 +61,7 @@ impl Sessions {
     pub fn owner(&self, id: &str) -> Option<Arc<str>> {
         let bound = self.bound.get(id)?;
         bound.last_seen_ms.store(self.now_ms(), Ordering::Relaxed);
+        bound.last_use.store(self.next_use(), Ordering::Relaxed);
         Some(bound.agent.clone())
     }
 
@@ -70,6 +79,7 @@ impl Sessions {
             Bound {
                 agent,
                 last_seen_ms: AtomicU64::new(self.now_ms()),
+                last_use: AtomicU64::new(self.next_use()),
             },
         );
     }
@@ -86,7 +96,7 @@ impl Sessions {
     fn least_recently_used(&self) -> Option<Arc<str>> {
         self.bound
             .iter()
-            .min_by_key(|entry| entry.last_seen_ms.load(Ordering::Relaxed))
+            .min_by_key(|entry| entry.last_use.load(Ordering::Relaxed))
             .map(|entry| entry.key().clone())
     }
 
