@@ -10,7 +10,7 @@ use crate::common;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::HeaderMap;
@@ -107,15 +107,15 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
 /// Checks that nothing kept or shown holds `secret`: the data directory, the log, and what the
 /// audit trail and the traces say of `tool`'s calls (which must be there).
 async fn nothing_keeps(server: &Server, client: &Client, dir: &Path, tool: &str, secret: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let audit = loop {
+    let audit = common::poll(Duration::from_secs(10), || async {
         let audit = structured(&call(client, "agentos.audit_query", json!({"tool": tool})).await);
-        if audit["records"].as_array().is_some_and(|r| !r.is_empty()) {
-            break audit;
-        }
-        assert!(Instant::now() < deadline, "no audit records of {tool}: {audit}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        audit["records"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+            .then_some(audit)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no audit records of {tool}"));
     assert!(!audit.to_string().contains(secret), "audit: {audit}");
     // Every trace, whole: a nested call (a workflow's step) is a span of its root's trace.
     let traces = structured(&call(client, "agentos.traces_query", json!({"limit": 500})).await);
@@ -190,15 +190,12 @@ async fn a_secret_read_in_a_workflow_reaches_the_next_step_but_no_record() {
 
 /// Polls a schedule's runs until one is recorded.
 async fn first_run(client: &Client, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
+    common::poll(Duration::from_secs(15), || async {
         let runs = structured(&call(client, "agentos.schedule_runs", json!({"id": id})).await);
-        if let Some(run) = runs["runs"].as_array().and_then(|r| r.first()) {
-            return run.clone();
-        }
-        assert!(Instant::now() < deadline, "the schedule never ran");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        runs["runs"].as_array().and_then(|r| r.first()).cloned()
+    })
+    .await
+    .expect("the schedule never ran")
 }
 
 #[tokio::test]
@@ -297,15 +294,12 @@ async fn a_held_call_shows_its_bearer_token_redacted_and_runs_with_it_once_appro
         .await,
     );
     assert_eq!(decided["status"], "approved");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let outcome = loop {
+    let outcome = common::poll(Duration::from_secs(10), || async {
         let outcome = structured(&call(&client, "agentos.approval_result", json!({"id": id})).await);
-        if outcome["status"] != "approved" {
-            break outcome;
-        }
-        assert!(Instant::now() < deadline, "the approved call never finished");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        (outcome["status"] != "approved").then_some(outcome)
+    })
+    .await
+    .expect("the approved call never finished");
     assert_eq!(outcome["status"], "completed", "{outcome:#}");
     assert!(echo.received(&bearer), "the approved call sent the real header");
     let body = outcome["result"]["structuredContent"]["body"].as_str().unwrap();

@@ -23,16 +23,17 @@ async fn ok(server: &Server, token: &str, tool: &str, input: Value) -> Value {
     body["result"].clone()
 }
 
-/// Polls `tool` as the owner until `done` holds for its result; the last result.
+/// Polls `tool` as the owner until `done` holds for its result; then (or past the deadline) the
+/// latest result, for the caller's assertions to explain.
 async fn owner_until(server: &Server, tool: &str, input: Value, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    let latest = std::sync::Mutex::new(Value::Null);
+    let found = common::poll(Duration::from_secs(20), || async {
         let result = ok(server, server.token(), tool, input.clone()).await;
-        if done(&result) || std::time::Instant::now() > deadline {
-            return result;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        *latest.lock().unwrap() = result.clone();
+        done(&result).then_some(result)
+    })
+    .await;
+    found.unwrap_or_else(|| latest.into_inner().unwrap())
 }
 
 async fn sessions_active(server: &Server) -> Option<u64> {
@@ -174,16 +175,11 @@ async fn disabling_an_agent_stops_its_schedules_workflows_approvals_and_sessions
     assert!(decided.to_string().contains("withdrawn"), "{decided}");
 
     // Its MCP session is closed on the server (not merely refused at the next request).
-    let mut closed = false;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        if sessions_active(&server).await == Some(before_sessions - 1) {
-            closed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(closed, "the session was closed");
+    let closed = common::poll(Duration::from_secs(10), || async {
+        (sessions_active(&server).await == Some(before_sessions - 1)).then_some(())
+    })
+    .await;
+    assert!(closed.is_some(), "the session was closed");
 
     // The owner sees and cancels the agent's schedule; the agent could not name another's.
     let listed = ok(
@@ -240,14 +236,12 @@ async fn only_ops_admins_name_another_agents_schedules_and_an_agent_cancels_its_
         .to_owned();
     let cancelled = ok(&server, &mallory, "agentos.workflow_cancel", json!({"id": workflow})).await;
     assert_eq!(cancelled["cancelled"], true, "{cancelled}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let run = loop {
+    let run = common::poll(Duration::from_secs(10), || async {
         let run = ok(&server, &mallory, "agentos.workflow_get", json!({"id": workflow})).await;
-        if run["status"] != "running" || std::time::Instant::now() > deadline {
-            break run;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        (run["status"] != "running").then_some(run)
+    })
+    .await
+    .expect("the cancelled run ended");
     assert_eq!(run["status"], "failed", "{run}");
     let again = ok(&server, &mallory, "agentos.workflow_cancel", json!({"id": workflow})).await;
     assert_eq!(again["cancelled"], false, "an ended run: {again}");

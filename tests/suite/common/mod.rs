@@ -376,6 +376,24 @@ pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) ->
     condition()
 }
 
+/// Asks `probe` every 20 ms until it answers `Some`, for at most `limit`; `None` past it. For
+/// conditions that take a request to check.
+pub async fn poll<T, F: std::future::Future<Output = Option<T>>>(
+    limit: Duration,
+    mut probe: impl FnMut() -> F,
+) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub fn json_value() -> Value {
     json!({"name": "agentos", "nested": {"list": [1, 2.5, "three", null, true]}, "unicode": "héllo ✓"})
 }
