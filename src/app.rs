@@ -51,7 +51,7 @@ impl App {
         let store = Arc::new(SqliteStore::open_with(
             &config.data_dir,
             config.store.synchronous,
-            config.store.limits(),
+            config.store_limits(),
         )?);
         let registry = Arc::new(Registry::new(config.call_timeout()));
         registry.set_startup_wait(config.mcp_startup_wait());

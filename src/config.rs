@@ -11,6 +11,7 @@ use crate::registry::{NameStyle, ToolPolicy};
 
 mod families;
 mod oversight;
+mod quotas;
 
 use crate::store::Synchronous;
 pub use families::{
@@ -21,6 +22,7 @@ pub use oversight::{
     ApprovalsConfig, AuditConfig, IdentityConfig, LogFormat, LogsConfig, MetricsConfig, RateLimit, RateLimitConfig,
     ResetOutbox, SelfRegistration, TracesConfig,
 };
+pub use quotas::QuotasConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -62,6 +64,7 @@ pub struct Config {
     pub workflow: WorkflowConfig,
     pub secrets: SecretsConfig,
     pub knowledge: KnowledgeConfig,
+    pub quotas: QuotasConfig,
     pub identity: IdentityConfig,
     pub rate_limits: RateLimitConfig,
     pub audit: AuditConfig,
@@ -160,11 +163,37 @@ pub struct StoreConfig {
     pub max_waiting_reads: usize,
 }
 
-impl StoreConfig {
-    pub fn limits(&self) -> crate::store::StoreLimits {
+impl Config {
+    /// The store's waiting lines and the per-agent quotas it enforces.
+    pub fn store_limits(&self) -> crate::store::StoreLimits {
+        use crate::store::{Quota, Quotas};
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let quotas = &self.quotas;
         crate::store::StoreLimits {
-            max_pending_writes: self.max_pending_writes,
-            max_waiting_reads: self.max_waiting_reads,
+            max_pending_writes: self.store.max_pending_writes,
+            max_waiting_reads: self.store.max_waiting_reads,
+            quotas: Quotas {
+                memory: Quota {
+                    max_items: quotas.memory_items,
+                    max_bytes: quotas.memory_bytes,
+                },
+                events: Quota {
+                    max_items: quotas.events_items,
+                    max_bytes: quotas.events_bytes,
+                },
+                queue: Quota {
+                    max_items: quotas.queue_items,
+                    max_bytes: quotas.queue_bytes,
+                },
+                knowledge: Quota {
+                    max_items: count(self.knowledge.max_documents_per_agent),
+                    max_bytes: quotas.knowledge_bytes,
+                },
+                secrets: Quota {
+                    max_items: count(self.secrets.max_secrets_per_agent),
+                    max_bytes: quotas.secrets_bytes,
+                },
+            },
         }
     }
 }
@@ -188,6 +217,7 @@ impl Default for Config {
             workflow: Default::default(),
             secrets: Default::default(),
             knowledge: Default::default(),
+            quotas: Default::default(),
             identity: Default::default(),
             rate_limits: Default::default(),
             audit: Default::default(),
@@ -306,7 +336,7 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
-        let must_be_positive: [(&'static str, u64); 39] = [
+        let must_be_positive: [(&'static str, u64); 47] = [
             ("http.max_mcp_sessions", self.http.max_mcp_sessions as u64),
             ("http.header_read_timeout_secs", self.http.header_read_timeout_secs),
             ("http.body_read_timeout_secs", self.http.body_read_timeout_secs),
@@ -335,6 +365,14 @@ impl Config {
             ("workflow.max_steps", self.workflow.max_steps as u64),
             ("secrets.max_value_bytes", self.secrets.max_value_bytes as u64),
             ("knowledge.chunk_chars", self.knowledge.chunk_chars as u64),
+            ("quotas.memory_bytes", self.quotas.memory_bytes),
+            ("quotas.memory_items", self.quotas.memory_items),
+            ("quotas.events_bytes", self.quotas.events_bytes),
+            ("quotas.events_items", self.quotas.events_items),
+            ("quotas.queue_bytes", self.quotas.queue_bytes),
+            ("quotas.queue_items", self.quotas.queue_items),
+            ("quotas.knowledge_bytes", self.quotas.knowledge_bytes),
+            ("quotas.secrets_bytes", self.quotas.secrets_bytes),
             ("identity.token_ttl_days", self.identity.token_ttl_days.into()),
             ("identity.session_ttl_hours", self.identity.session_ttl_hours.into()),
             (

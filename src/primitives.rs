@@ -10,6 +10,7 @@ mod mcp_servers;
 pub mod memory;
 pub mod network;
 pub mod queue;
+mod quota;
 pub mod schedule;
 pub mod secrets;
 mod time;
@@ -50,8 +51,8 @@ pub(crate) fn subject<'a>(ctx: &'a CallContext, agent_id: Option<&'a str>) -> Re
         None => Ok(&ctx.caller.agent_id),
         Some(id) if id == &*ctx.caller.agent_id || ctx.caller.is_admin() => Ok(id),
         Some(_) => Err(ToolFailure::invalid_input(
-            "`agentId` names another agent: only ops-admins may act on another agent's schedules and \
-             workflows; leave it out to act on your own",
+            "`agentId` names another agent: only ops-admins may act on another agent's records; leave \
+             it out to act on your own",
         )),
     }
 }
@@ -78,6 +79,7 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
     tools.extend(workflow::tools(services));
     tools.extend(secrets::tools(services));
     tools.extend(knowledge::tools(services));
+    tools.extend(quota::tools(services));
     tools.extend(time::tools());
     tools.extend(data::tools());
     tools.extend(tools::tools(services));

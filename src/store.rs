@@ -10,6 +10,7 @@ mod knowledge;
 mod memory;
 mod private;
 mod queue;
+mod quota;
 mod ranking;
 mod schedule;
 mod secrets;
@@ -26,6 +27,7 @@ pub use knowledge::*;
 pub use memory::*;
 pub use private::restrict_new_files;
 pub use queue::*;
+pub use quota::*;
 pub use schedule::*;
 pub use secrets::*;
 pub use sqlite::{Migration, SqliteStore, StoreLimits, Synchronous};
@@ -47,6 +49,7 @@ pub trait Store:
     + AuditStore
     + ApprovalStore
     + TraceStore
+    + QuotaStore
 {
 }
 
@@ -63,6 +66,7 @@ impl<T> Store for T where
         + AuditStore
         + ApprovalStore
         + TraceStore
+        + QuotaStore
 {
 }
 

@@ -49,6 +49,24 @@ struct PublishResult {
     published_at_ms: i64,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ClearArgs {
+    /// The topic to clear, as given to agentos.events_publish.
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"^[A-Za-z0-9._/-]+$"))]
+    topic: String,
+    /// Delete only the events up to and including this cursor (an event's `cursor` or a poll's
+    /// `nextCursor`), keeping later ones. Omit it to delete every event of the topic.
+    through: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct ClearResult {
+    topic: String,
+    /// How many events were deleted.
+    deleted: usize,
+}
+
 /// Where a poll without `after` starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -211,6 +229,7 @@ fn parse_payload(text: &str) -> Result<Value, ToolFailure> {
 pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
     let hub = Arc::new(EventHub::default());
     let (publish, poll) = ((services.clone(), hub.clone()), (services.clone(), hub));
+    let clear = services.clone();
     vec![
         ToolBuilder::new("agentos.events_publish")
             .title("Publish an event")
@@ -322,6 +341,46 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                         next_cursor,
                         has_more: page.has_more,
                         missed_events,
+                    })
+                }
+            }),
+        ToolBuilder::new("agentos.events_clear")
+            .title("Clear a topic's events")
+            .description(
+                "Deletes the events of one of your topics, all of them or those up to a cursor, to \
+                 free space in your events quota (agentos.quota_status). The topic's cursors keep \
+                 counting: later events get new cursors, and a reader behind the cut is told it \
+                 missed events.",
+            )
+            .hints(Hints {
+                read_only: false,
+                destructive: true,
+                idempotent: true,
+                open_world: false,
+            })
+            .handler(move |args: ClearArgs, ctx| {
+                let services = clear.clone();
+                async move {
+                    check_topic(&args.topic)?;
+                    let through = args
+                        .through
+                        .as_deref()
+                        .map(|cursor| {
+                            parse_cursor(cursor).map_err(|_| {
+                                ToolFailure::new(
+                                    "`through` is not a cursor: pass an event's `cursor` or a poll's \
+                                     `nextCursor` unchanged, or omit it to clear the whole topic",
+                                )
+                            })
+                        })
+                        .transpose()?;
+                    let deleted = services
+                        .store
+                        .events_clear(&ctx.caller.agent_id, &args.topic, through)
+                        .await?;
+                    Ok(ClearResult {
+                        topic: args.topic,
+                        deleted,
                     })
                 }
             }),

@@ -13,6 +13,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use rusqlite::{OptionalExtension, params};
 
+use super::quota::{Family, within_quota};
 use super::{Migration, SqliteStore, StoreError, now_ms};
 
 pub(super) const MIGRATIONS: &[Migration] = &[
@@ -100,6 +101,15 @@ pub trait EventStore: Send + Sync {
     ) -> BoxFuture<'a, Result<EventPage, StoreError>>;
     /// The sequence number of the topic's newest event, or 0 if it has none.
     fn events_last_seq<'a>(&'a self, owner: &'a str, topic: &'a str) -> BoxFuture<'a, Result<i64, StoreError>>;
+    /// Deletes the topic's events up to and including `through` (all of them when `None`) and
+    /// returns how many went. The topic's counter is kept, so later events continue after them
+    /// and a reader behind the cut learns it missed events, as after retention.
+    fn events_clear<'a>(
+        &'a self,
+        owner: &'a str,
+        topic: &'a str,
+        through: Option<i64>,
+    ) -> BoxFuture<'a, Result<usize, StoreError>>;
 }
 
 impl EventStore for SqliteStore {
@@ -112,49 +122,56 @@ impl EventStore for SqliteStore {
     ) -> BoxFuture<'a, Result<Published, StoreError>> {
         let (owner, topic) = (owner.to_owned(), topic.to_owned());
         let keep = i64::try_from(keep.max(1)).unwrap_or(i64::MAX);
-        self.write(move |tx| {
-            let published_at_ms = now_ms();
-            let (count, seq): (i64, i64) = tx
-                .prepare_cached(
-                    "INSERT INTO event_topics (owner, topic, events, last_seq) VALUES (?1, ?2, 1, 1)
+        let quota = self.quotas().events;
+        async move {
+            self.write(move |tx| {
+                within_quota(tx, &owner, Family::Events, quota, |tx| {
+                    let published_at_ms = now_ms();
+                    let (count, seq): (i64, i64) = tx
+                        .prepare_cached(
+                            "INSERT INTO event_topics (owner, topic, events, last_seq) VALUES (?1, ?2, 1, 1)
                      ON CONFLICT (owner, topic) DO UPDATE SET events = events + 1, last_seq = last_seq + 1
                      RETURNING events, last_seq",
-                )?
-                .query_row(params![owner, topic], |row| Ok((row.get(0)?, row.get(1)?)))?;
-            tx.prepare_cached(
+                        )?
+                        .query_row(params![owner, topic], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                    tx.prepare_cached(
                 "INSERT INTO events (owner, topic, topic_seq, payload, published_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![owner, topic, seq, payload, published_at_ms])?;
-            if count > keep {
-                // The newest event to drop: the (count - keep)th oldest. Usually the oldest itself,
-                // so this reads one index entry, not the `keep` entries a count from the end would.
-                let cutoff: Option<i64> = tx
-                    .prepare_cached(
-                        "SELECT topic_seq FROM events WHERE owner = ?1 AND topic = ?2
+                    if count > keep {
+                        // The newest event to drop: the (count - keep)th oldest. Usually the oldest itself,
+                        // so this reads one index entry, not the `keep` entries a count from the end would.
+                        let cutoff: Option<i64> = tx
+                            .prepare_cached(
+                                "SELECT topic_seq FROM events WHERE owner = ?1 AND topic = ?2
                          ORDER BY topic_seq LIMIT 1 OFFSET ?3",
-                    )?
-                    .query_row(params![owner, topic, count - keep - 1], |row| row.get(0))
-                    .optional()?;
-                let Some(cutoff) = cutoff else {
-                    // The count disagrees with the rows (it never should): trust the rows.
-                    tx.prepare_cached(
+                            )?
+                            .query_row(params![owner, topic, count - keep - 1], |row| row.get(0))
+                            .optional()?;
+                        let Some(cutoff) = cutoff else {
+                            // The count disagrees with the rows (it never should): trust the rows.
+                            tx.prepare_cached(
                         "UPDATE event_topics SET events = (SELECT count(*) FROM events WHERE owner = ?1 AND topic = ?2)
                          WHERE owner = ?1 AND topic = ?2",
                     )?
                     .execute(params![owner, topic])?;
-                    return Ok(Published { seq, published_at_ms });
-                };
-                let dropped = tx
-                    .prepare_cached("DELETE FROM events WHERE owner = ?1 AND topic = ?2 AND topic_seq <= ?3")?
-                    .execute(params![owner, topic, cutoff])?;
-                tx.prepare_cached(
-                    "UPDATE event_topics SET events = events - ?3, trimmed_through = max(trimmed_through, ?4)
+                            return Ok(Published { seq, published_at_ms });
+                        };
+                        let dropped = tx
+                            .prepare_cached("DELETE FROM events WHERE owner = ?1 AND topic = ?2 AND topic_seq <= ?3")?
+                            .execute(params![owner, topic, cutoff])?;
+                        tx.prepare_cached(
+                            "UPDATE event_topics SET events = events - ?3, trimmed_through = max(trimmed_through, ?4)
                      WHERE owner = ?1 AND topic = ?2",
-                )?
-                .execute(params![owner, topic, dropped as i64, cutoff])?;
-            }
-            Ok(Published { seq, published_at_ms })
-        })
+                        )?
+                        .execute(params![owner, topic, dropped as i64, cutoff])?;
+                    }
+                    Ok(Published { seq, published_at_ms })
+                })
+            })
+            .await?
+            .map_err(StoreError::from)
+        }
         .boxed()
     }
 
@@ -195,6 +212,33 @@ impl EventStore for SqliteStore {
                 has_more,
                 trimmed_through,
             })
+        })
+        .boxed()
+    }
+
+    fn events_clear<'a>(
+        &'a self,
+        owner: &'a str,
+        topic: &'a str,
+        through: Option<i64>,
+    ) -> BoxFuture<'a, Result<usize, StoreError>> {
+        let (owner, topic) = (owner.to_owned(), topic.to_owned());
+        self.write(move |tx| {
+            let last: Option<i64> = tx
+                .prepare_cached("SELECT last_seq FROM event_topics WHERE owner = ?1 AND topic = ?2")?
+                .query_row(params![owner, topic], |row| row.get(0))
+                .optional()?;
+            let Some(last) = last else { return Ok(0) };
+            let cutoff = through.unwrap_or(last).min(last);
+            let deleted = tx
+                .prepare_cached("DELETE FROM events WHERE owner = ?1 AND topic = ?2 AND topic_seq <= ?3")?
+                .execute(params![owner, topic, cutoff])?;
+            tx.prepare_cached(
+                "UPDATE event_topics SET events = max(events - ?3, 0), trimmed_through = max(trimmed_through, ?4)
+                 WHERE owner = ?1 AND topic = ?2",
+            )?
+            .execute(params![owner, topic, deleted as i64, cutoff])?;
+            Ok(deleted)
         })
         .boxed()
     }

@@ -5,6 +5,7 @@ use futures::future::BoxFuture;
 use rusqlite::params;
 use rusqlite::types::Value as SqlValue;
 
+use super::quota::{Family, within_quota};
 use super::ranking::{self, Collection, WordMatch};
 use super::{Migration, SqliteStore, StoreError, now_ms};
 
@@ -161,38 +162,41 @@ impl KnowledgeStore for SqliteStore {
         max_documents: usize,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         let owner = owner.to_owned();
+        let quota = self.quotas().knowledge;
         async move {
             let outcome = self
                 .write(move |tx| {
-                    let replaced = remove_document(tx, &owner, &document.id)?;
-                    let count: i64 = tx
-                        .prepare_cached("SELECT COUNT(*) FROM knowledge_docs WHERE owner = ?1")?
-                        .query_row(params![owner], |row| row.get(0))?;
-                    if usize::try_from(count).unwrap_or(usize::MAX) >= max_documents {
-                        return Ok(None);
-                    }
-                    tx.prepare_cached(
-                        "INSERT INTO knowledge_docs (owner, doc_id, title, source, metadata, chunks, created_at)
+                    within_quota(tx, &owner, Family::Knowledge, quota, |tx| {
+                        let replaced = remove_document(tx, &owner, &document.id)?;
+                        let count: i64 = tx
+                            .prepare_cached("SELECT COUNT(*) FROM knowledge_docs WHERE owner = ?1")?
+                            .query_row(params![owner], |row| row.get(0))?;
+                        if usize::try_from(count).unwrap_or(usize::MAX) >= max_documents {
+                            return Ok(None);
+                        }
+                        tx.prepare_cached(
+                            "INSERT INTO knowledge_docs (owner, doc_id, title, source, metadata, chunks, created_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    )?
-                    .execute(params![
-                        owner,
-                        document.id,
-                        document.title,
-                        document.source,
-                        document.metadata,
-                        document.chunks.len() as i64,
-                        now_ms()
-                    ])?;
-                    let doc = tx.last_insert_rowid();
-                    let mut insert =
-                        tx.prepare_cached("INSERT INTO knowledge_chunks (doc, seq, text) VALUES (?1, ?2, ?3)")?;
-                    for (seq, text) in document.chunks.iter().enumerate() {
-                        insert.execute(params![doc, seq as i64, text])?;
-                    }
-                    Ok(Some(replaced))
+                        )?
+                        .execute(params![
+                            owner,
+                            document.id,
+                            document.title,
+                            document.source,
+                            document.metadata,
+                            document.chunks.len() as i64,
+                            now_ms()
+                        ])?;
+                        let doc = tx.last_insert_rowid();
+                        let mut insert =
+                            tx.prepare_cached("INSERT INTO knowledge_chunks (doc, seq, text) VALUES (?1, ?2, ?3)")?;
+                        for (seq, text) in document.chunks.iter().enumerate() {
+                            insert.execute(params![doc, seq as i64, text])?;
+                        }
+                        Ok(Some(replaced))
+                    })
                 })
-                .await?;
+                .await??;
             outcome.ok_or_else(|| {
                 StoreError::Refused(format!(
                     "you already keep {max_documents} documents, the limit; remove one with agentos.knowledge_delete"

@@ -4,6 +4,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use rusqlite::{OptionalExtension, params};
 
+use super::quota::{Family, within_quota};
 use super::ranking::{self, Collection, WordMatch};
 use super::{Migration, SqliteStore, StoreError, now_ms};
 
@@ -167,21 +168,28 @@ impl MemoryStore for SqliteStore {
         expires_at_ms: Option<i64>,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         let (owner, key) = (owner.to_owned(), key.to_owned());
-        self.write(move |tx| {
-            let now = now_ms();
-            let existed: bool = tx
+        let quota = self.quotas().memory;
+        async move {
+            self.write(move |tx| {
+                within_quota(tx, &owner, Family::Memory, quota, |tx| {
+                    let now = now_ms();
+                    let existed: bool = tx
                 .prepare_cached(
                     "SELECT 1 FROM memory WHERE owner = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
                 )?
                 .exists(params![owner, key, now])?;
-            tx.prepare_cached(
-                "INSERT INTO memory (owner, key, value, updated_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                    tx.prepare_cached(
+                        "INSERT INTO memory (owner, key, value, updated_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (owner, key) DO UPDATE SET value = excluded.value,
                     updated_at = excluded.updated_at, expires_at = excluded.expires_at",
-            )?
-            .execute(params![owner, key, value, now, expires_at_ms])?;
-            Ok(!existed)
-        })
+                    )?
+                    .execute(params![owner, key, value, now, expires_at_ms])?;
+                    Ok(!existed)
+                })
+            })
+            .await?
+            .map_err(StoreError::from)
+        }
         .boxed()
     }
 

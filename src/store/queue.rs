@@ -15,6 +15,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use rusqlite::{OptionalExtension, params};
 
+use super::quota::{Family, within_quota};
 use super::{Migration, SqliteStore, StoreError, now_ms};
 
 pub(super) const MIGRATIONS: &[Migration] = &[
@@ -136,44 +137,47 @@ impl QueueStore for SqliteStore {
         let max_items = i64::try_from(max_items).unwrap_or(i64::MAX);
         async move {
             let queue = name.clone();
+            let quota = self.quotas().queue;
             let outcome = self
                 .write(move |tx| {
-                    let held: i64 = tx
-                        .prepare_cached("SELECT items FROM queues WHERE owner = ?1 AND queue = ?2")?
-                        .query_row(params![owner, queue], |row| row.get(0))
-                        .optional()?
-                        .unwrap_or(0);
-                    if held >= max_items {
-                        return Ok(Err(held));
-                    }
-                    let enqueued_at_ms = now_ms();
-                    let id: i64 = tx
-                        .prepare_cached(
-                            "INSERT INTO queue_sequences (owner, last_seq) VALUES (?1, 1)
+                    within_quota(tx, &owner, Family::Queue, quota, |tx| {
+                        let held: i64 = tx
+                            .prepare_cached("SELECT items FROM queues WHERE owner = ?1 AND queue = ?2")?
+                            .query_row(params![owner, queue], |row| row.get(0))
+                            .optional()?
+                            .unwrap_or(0);
+                        if held >= max_items {
+                            return Ok(Err(held));
+                        }
+                        let enqueued_at_ms = now_ms();
+                        let id: i64 = tx
+                            .prepare_cached(
+                                "INSERT INTO queue_sequences (owner, last_seq) VALUES (?1, 1)
                              ON CONFLICT (owner) DO UPDATE SET last_seq = last_seq + 1
                              RETURNING last_seq",
-                        )?
-                        .query_row(params![owner], |row| row.get(0))?;
-                    tx.prepare_cached(
-                        "INSERT INTO queue_items (owner, queue, seq, item, enqueued_at, visible_at)
+                            )?
+                            .query_row(params![owner], |row| row.get(0))?;
+                        tx.prepare_cached(
+                            "INSERT INTO queue_items (owner, queue, seq, item, enqueued_at, visible_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )?
-                    .execute(params![
-                        owner,
-                        queue,
-                        id,
-                        item,
-                        enqueued_at_ms,
-                        visible_at_ms.max(enqueued_at_ms)
-                    ])?;
-                    tx.prepare_cached(
-                        "INSERT INTO queues (owner, queue, items) VALUES (?1, ?2, 1)
+                        )?
+                        .execute(params![
+                            owner,
+                            queue,
+                            id,
+                            item,
+                            enqueued_at_ms,
+                            visible_at_ms.max(enqueued_at_ms)
+                        ])?;
+                        tx.prepare_cached(
+                            "INSERT INTO queues (owner, queue, items) VALUES (?1, ?2, 1)
                          ON CONFLICT (owner, queue) DO UPDATE SET items = items + 1",
-                    )?
-                    .execute(params![owner, queue])?;
-                    Ok(Ok(Enqueued { id, enqueued_at_ms }))
+                        )?
+                        .execute(params![owner, queue])?;
+                        Ok(Ok(Enqueued { id, enqueued_at_ms }))
+                    })
                 })
-                .await?;
+                .await??;
             outcome.map_err(|held| {
                 StoreError::Refused(format!(
                     "queue `{name}` already holds {held} items, the limit; pop and acknowledge items \

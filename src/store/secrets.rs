@@ -4,6 +4,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use rusqlite::{OptionalExtension, params};
 
+use super::quota::{Family, within_quota};
 use super::{Migration, SqliteStore, StoreError, now_ms};
 
 pub(super) const MIGRATIONS: &[Migration] = &[Migration {
@@ -57,20 +58,27 @@ impl SecretStore for SqliteStore {
         ciphertext: Vec<u8>,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         let (owner, name) = (owner.to_owned(), name.to_owned());
-        self.write(move |tx| {
-            let now = now_ms();
-            let existed = tx
-                .prepare_cached("SELECT 1 FROM secrets WHERE owner = ?1 AND name = ?2")?
-                .exists(params![owner, name])?;
-            tx.prepare_cached(
-                "INSERT INTO secrets (owner, name, nonce, ciphertext, created_at, updated_at)
+        let quota = self.quotas().secrets;
+        async move {
+            self.write(move |tx| {
+                within_quota(tx, &owner, Family::Secrets, quota, |tx| {
+                    let now = now_ms();
+                    let existed = tx
+                        .prepare_cached("SELECT 1 FROM secrets WHERE owner = ?1 AND name = ?2")?
+                        .exists(params![owner, name])?;
+                    tx.prepare_cached(
+                        "INSERT INTO secrets (owner, name, nonce, ciphertext, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)
                  ON CONFLICT (owner, name) DO UPDATE SET nonce = excluded.nonce,
                     ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
-            )?
-            .execute(params![owner, name, nonce, ciphertext, now])?;
-            Ok(!existed)
-        })
+                    )?
+                    .execute(params![owner, name, nonce, ciphertext, now])?;
+                    Ok(!existed)
+                })
+            })
+            .await?
+            .map_err(StoreError::from)
+        }
         .boxed()
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use rusqlite::{Connection, Transaction, params};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::StoreError;
+use super::{Quotas, StoreError};
 
 /// How many writes one transaction may carry; bounds the latency a batch adds.
 const MAX_BATCH: usize = 512;
@@ -45,6 +45,8 @@ pub struct StoreLimits {
     pub max_pending_writes: usize,
     /// Reads waiting for a reader connection (beyond the ones being served).
     pub max_waiting_reads: usize,
+    /// What each agent may keep in each family; writes past it are refused.
+    pub quotas: Quotas,
 }
 
 impl Default for StoreLimits {
@@ -52,6 +54,7 @@ impl Default for StoreLimits {
         Self {
             max_pending_writes: 10_000,
             max_waiting_reads: 1024,
+            quotas: Quotas::UNLIMITED,
         }
     }
 }
@@ -64,6 +67,13 @@ pub struct SqliteStore {
     /// Reads holding or waiting for a permit.
     reads_in_line: Arc<AtomicUsize>,
     limits: StoreLimits,
+}
+
+impl SqliteStore {
+    /// The quotas this store enforces on its writes.
+    pub(super) fn quotas(&self) -> Quotas {
+        self.limits.quotas
+    }
 }
 
 /// One named schema change. Applied once, in list order, recorded in `schema_migrations`; a
@@ -87,6 +97,8 @@ const MIGRATIONS: &[&[Migration]] = &[
     super::audit::MIGRATIONS,
     super::approvals::MIGRATIONS,
     super::traces::MIGRATIONS,
+    // Last: its triggers and counts cover the tables of the families above.
+    super::quota::MIGRATIONS,
 ];
 
 impl SqliteStore {
@@ -101,6 +113,7 @@ impl SqliteStore {
         let limits = StoreLimits {
             max_pending_writes: limits.max_pending_writes.max(1),
             max_waiting_reads: limits.max_waiting_reads.max(1),
+            quotas: limits.quotas,
         };
         super::private::prepare(data_dir)?;
         let path = data_dir.join("agentos.db");
@@ -379,13 +392,13 @@ mod tests {
     /// old way. Opening the store must migrate it without losing or renumbering anything.
     #[tokio::test]
     async fn existing_rows_survive_the_privacy_migrations() {
-        use crate::store::{EventStore, KnowledgeStore, QueueStore};
+        use crate::store::{EventStore, KnowledgeStore, QueueStore, QuotaStore};
         let dir = tempfile::tempdir().unwrap();
         {
             let conn = Connection::open(dir.path().join("agentos.db")).unwrap();
             conn.execute_batch("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")
                 .unwrap();
-            let newer = ["memory_2", "knowledge_2", "queue_2", "events_2"];
+            let newer = ["memory_2", "knowledge_2", "queue_2", "events_2", "quota_1"];
             for migration in MIGRATIONS.iter().flat_map(|family| family.iter()) {
                 if !newer.contains(&migration.name) {
                     conn.execute_batch(migration.sql).unwrap();
@@ -419,6 +432,22 @@ mod tests {
             std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
         }
         let store = SqliteStore::open(dir.path(), Synchronous::Normal).unwrap();
+        // What was stored before quotas existed is counted against them from the start.
+        for owner in ["a", "b", "c"] {
+            let counted = store.quota_usage(owner).await.unwrap();
+            let owner_ = owner.to_owned();
+            let recounted = store
+                .read(move |conn| {
+                    Ok(super::super::quota::Family::ALL
+                        .iter()
+                        .map(|&family| (family, super::super::quota::recount(conn, &owner_, family)))
+                        .collect::<Vec<_>>())
+                })
+                .await
+                .unwrap();
+            assert_eq!(counted, recounted, "usage of {owner} after the upgrade");
+        }
+        assert_eq!(store.quota_usage("a").await.unwrap()[0].1.items, 1);
         let nightingale = ["nightingale".to_owned()];
         let found = store.mem_search("a", &nightingale, 10).await.unwrap();
         assert_eq!(found.len(), 1, "old entries are indexed, the owner's only");
@@ -459,6 +488,7 @@ mod tests {
         let limits = StoreLimits {
             max_pending_writes: 2,
             max_waiting_reads: 1,
+            quotas: Quotas::UNLIMITED,
         };
         Arc::new(SqliteStore::open_with(dir, Synchronous::Normal, limits).unwrap())
     }

@@ -33,6 +33,7 @@ mod security_files;
 mod security_limits;
 mod security_policy;
 mod security_privacy;
+mod security_quotas;
 mod security_redaction;
 mod security_sessions;
 mod security_slow_clients;
