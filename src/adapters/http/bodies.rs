@@ -5,7 +5,9 @@
 //! server's memory. Runs after authentication, which says who the caller is.
 
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -16,6 +18,7 @@ use axum::response::Response;
 use dashmap::DashMap;
 use http_body_util::BodyExt;
 
+use super::conn::{BodyClock, BodyDeadline};
 use super::{auth, error_response, layers};
 use crate::config::HttpConfig;
 use crate::identity::Authenticated;
@@ -113,25 +116,57 @@ pub(super) async fn read_in_full(State(bodies): State<Arc<Bodies>>, request: Req
     }
     let (parts, body) = request.into_parts();
     let read = read_counted(body, bodies.max, declared.is_none().then_some(&mut reservation));
-    let bytes = match tokio::time::timeout(bodies.timeout, read).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(Unread::TooLarge(rest))) => {
+    let outcome = tokio::select! {
+        biased;
+        read = read => Some(read),
+        () = BodyTimer::start(&parts.extensions, bodies.timeout) => None,
+    };
+    let bytes = match outcome {
+        Some(Ok(bytes)) => bytes,
+        Some(Err(Unread::TooLarge(rest))) => {
             drop(reservation);
             layers::drain(rest).await;
             return layers::too_large(bodies.max);
         }
-        Ok(Err(Unread::OverBudget)) => return over_budget(&bodies),
-        Ok(Err(Unread::Broken)) => {
+        Some(Err(Unread::OverBudget)) => return over_budget(&bodies),
+        Some(Err(Unread::Broken)) => {
             return error_response(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "the request body could not be read",
             );
         }
-        Err(_) => return timed_out(bodies.timeout),
+        None => return timed_out(bodies.timeout),
     };
     drop(reservation);
     next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// When a body must have arrived: kept by the connection's own timer when the request came
+/// through agentos's accept loop (no timer per body), else by a timer of its own.
+enum BodyTimer {
+    Connection(BodyDeadline),
+    Own(Pin<Box<tokio::time::Sleep>>),
+}
+
+impl BodyTimer {
+    fn start(extensions: &axum::http::Extensions, timeout: Duration) -> Self {
+        match extensions.get::<BodyClock>() {
+            Some(clock) => BodyTimer::Connection(clock.start()),
+            None => BodyTimer::Own(Box::pin(tokio::time::sleep(timeout))),
+        }
+    }
+}
+
+impl Future for BodyTimer {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.get_mut() {
+            BodyTimer::Connection(deadline) => Pin::new(deadline).poll(cx),
+            BodyTimer::Own(sleep) => sleep.as_mut().poll(cx),
+        }
+    }
 }
 
 enum Unread {

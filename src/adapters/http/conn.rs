@@ -23,6 +23,7 @@ use tower::Service;
 
 use crate::config::HttpConfig;
 use watch::{Activity, Deadline, Tracked, WatchedIo};
+pub(super) use watch::{BodyClock, BodyDeadline};
 
 /// Descriptors kept back from the open-file limit for everything but client connections: the
 /// database (its file, WAL and shared memory for the writer and each reader), the listener,
@@ -42,6 +43,7 @@ const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 pub struct Connections {
     header_timeout: Duration,
     idle_timeout: Duration,
+    body_timeout: Duration,
     max: usize,
     open_file_limit: Option<u64>,
     open: AtomicUsize,
@@ -67,6 +69,7 @@ impl Connections {
         Arc::new(Self {
             header_timeout: Duration::from_secs(http.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(http.idle_timeout_secs),
+            body_timeout: Duration::from_secs(http.body_read_timeout_secs),
             max,
             open_file_limit,
             open: AtomicUsize::new(0),
@@ -187,7 +190,11 @@ pub(super) async fn accept_loop(
             connections.refuse(stream);
             continue;
         };
-        let activity = Activity::new(connections.header_timeout, connections.idle_timeout);
+        let activity = Activity::new(
+            connections.header_timeout,
+            connections.idle_timeout,
+            connections.body_timeout,
+        );
         let service = service(router.clone(), remote, activity.clone());
         let connection = builder.serve_connection(TokioIo::new(WatchedIo::new(stream, activity.clone())), service);
         let connection = Deadline::new(graceful.watch(connection), activity);
@@ -205,8 +212,8 @@ pub(super) async fn accept_loop(
 }
 
 /// The router as a hyper service for one connection: each request carries the client's address
-/// (`ConnectInfo`, as `into_make_service_with_connect_info` would put it) and is in progress
-/// until its response body is dropped.
+/// (`ConnectInfo`, as `into_make_service_with_connect_info` would put it) and the connection's
+/// [`BodyClock`], and is in progress until its response body is dropped.
 fn service(
     router: Router,
     remote: SocketAddr,
@@ -219,6 +226,7 @@ fn service(
 > + Clone {
     hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(remote));
+        request.extensions_mut().insert(BodyClock(activity.clone()));
         let in_progress = activity.begin();
         // A `Router` is always ready, so it is called without `poll_ready`.
         let call = router.clone().call(request);

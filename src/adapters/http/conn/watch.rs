@@ -12,6 +12,8 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+
+use futures::task::AtomicWaker;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -28,26 +30,44 @@ pub(super) struct Activity {
     started: Instant,
     header_ms: u64,
     idle_ms: u64,
+    body_ms: u64,
     /// Requests whose response has not been sent in full (at most one at a time on HTTP/1.1).
     active: AtomicU32,
     /// Bytes of a request head have arrived (or the connection is new) and no request began.
     reading_head: AtomicBool,
     /// Milliseconds from `started` when the connection is closed, or [`NONE`].
     deadline_ms: AtomicU64,
+    /// Milliseconds from `started` by which the body being read must have arrived, or [`NONE`].
+    body_deadline_ms: AtomicU64,
+    /// The body being read missed its deadline; its reader answers 408.
+    body_expired: AtomicBool,
+    body_reader: AtomicWaker,
 }
 
 impl Activity {
     /// A new connection: it owes a request head within the header timeout.
-    pub fn new(header: Duration, idle: Duration) -> Arc<Self> {
+    pub fn new(header: Duration, idle: Duration, body: Duration) -> Arc<Self> {
         let header_ms = millis(header);
         Arc::new(Self {
             started: Instant::now(),
             header_ms,
             idle_ms: millis(idle),
+            body_ms: millis(body),
             active: AtomicU32::new(0),
             reading_head: AtomicBool::new(true),
             deadline_ms: AtomicU64::new(header_ms),
+            body_deadline_ms: AtomicU64::new(NONE),
+            body_expired: AtomicBool::new(false),
+            body_reader: AtomicWaker::new(),
         })
+    }
+
+    /// Tells the body reader its time is up, if it is.
+    fn expire_body(&self, now_ms: u64) {
+        if now_ms >= self.body_deadline_ms.load(Relaxed) {
+            self.body_expired.store(true, Relaxed);
+            self.body_reader.wake();
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -81,6 +101,47 @@ impl Activity {
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(NONE - 1)
+}
+
+/// The body deadline of the request in progress on a connection, kept by the connection's own
+/// timer so that reading a body arms no timer of its own. A request extension.
+#[derive(Clone)]
+pub struct BodyClock(pub(super) Arc<Activity>);
+
+impl BodyClock {
+    /// Starts the body deadline (`body_read_timeout_secs` from now); the returned future
+    /// resolves once it has passed.
+    pub fn start(&self) -> BodyDeadline {
+        let activity = &self.0;
+        activity.body_expired.store(false, Relaxed);
+        activity
+            .body_deadline_ms
+            .store(activity.now_ms().saturating_add(activity.body_ms), Relaxed);
+        BodyDeadline(activity.clone())
+    }
+}
+
+/// Resolves when the body being read has missed its deadline; dropping it ends the deadline.
+pub struct BodyDeadline(Arc<Activity>);
+
+impl Future for BodyDeadline {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.body_reader.register(cx.waker());
+        if self.0.body_expired.load(Relaxed) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for BodyDeadline {
+    fn drop(&mut self) {
+        self.0.body_deadline_ms.store(NONE, Relaxed);
+        self.0.body_expired.store(false, Relaxed);
+    }
 }
 
 /// Held from a request's head until its response body is dropped (sent or abandoned).
@@ -169,24 +230,34 @@ impl AsyncWrite for WatchedIo {
 
 /// Runs a connection until it ends (`Some`) or passes its deadline (`None`, and dropping it
 /// closes the socket).
+///
+/// The timer is never moved per request: moving a tokio timer takes the timer wheel's lock and,
+/// when it becomes the earliest, wakes the driver, which at tens of thousands of requests a
+/// second was a measurable share of a call. Instead it stays armed no later than any deadline
+/// the connection can still get (a new deadline is always at least the shorter timeout away),
+/// and when it fires before the real deadline it is re-armed the same way: at most once per
+/// shortest timeout on a busy connection. The body deadline of a request in progress is kept the
+/// same way ([`BodyClock`]).
 pub(super) struct Deadline<F> {
     connection: Pin<Box<F>>,
     activity: Arc<Activity>,
     timer: Pin<Box<Sleep>>,
-    armed_ms: u64,
+    /// The shortest of the head, idle and body timeouts, in milliseconds.
+    step_ms: u64,
 }
 
 impl<F: Future> Deadline<F> {
     pub fn new(connection: F, activity: Arc<Activity>) -> Self {
-        let armed_ms = activity.deadline_ms.load(Relaxed);
+        let step_ms = activity.header_ms.min(activity.idle_ms).min(activity.body_ms);
+        let first = activity.deadline_ms.load(Relaxed).min(step_ms);
         let timer = Box::pin(tokio::time::sleep_until(
-            activity.started + Duration::from_millis(armed_ms),
+            activity.started + Duration::from_millis(first),
         ));
         Self {
             connection: Box::pin(connection),
             activity,
             timer,
-            armed_ms,
+            step_ms,
         }
     }
 }
@@ -199,21 +270,24 @@ impl<F: Future> Future for Deadline<F> {
         if let Poll::Ready(output) = this.connection.as_mut().poll(cx) {
             return Poll::Ready(Some(output));
         }
-        let deadline_ms = this.activity.deadline_ms.load(Relaxed);
-        if deadline_ms == NONE {
-            // A timer still armed for an older deadline only wakes this future once, for nothing.
-            return Poll::Pending;
-        }
-        if deadline_ms != this.armed_ms {
-            this.armed_ms = deadline_ms;
+        while this.timer.as_mut().poll(cx).is_ready() {
+            let now_ms = this.activity.now_ms();
+            let deadline_ms = this.activity.deadline_ms.load(Relaxed);
+            if deadline_ms != NONE && now_ms >= deadline_ms {
+                return Poll::Ready(None);
+            }
+            this.activity.expire_body(now_ms);
+            // Not yet (or a request is in progress): look again when the next deadline could be
+            // due at the earliest.
+            let next_ms = deadline_ms
+                .min(this.activity.body_deadline_ms.load(Relaxed))
+                .min(now_ms.saturating_add(this.step_ms))
+                .max(now_ms + 1);
             this.timer
                 .as_mut()
-                .reset(this.activity.started + Duration::from_millis(deadline_ms));
+                .reset(this.activity.started + Duration::from_millis(next_ms));
         }
-        match this.timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
+        Poll::Pending
     }
 }
 
@@ -227,7 +301,7 @@ mod tests {
 
     #[test]
     fn deadlines_follow_the_connection_s_state() {
-        let activity = Activity::new(Duration::from_secs(2), Duration::from_secs(50));
+        let activity = Activity::new(Duration::from_secs(2), Duration::from_secs(50), Duration::from_secs(30));
         assert_eq!(deadline(&activity), 2_000);
         let request = activity.begin();
         assert_eq!(deadline(&activity), NONE);
@@ -248,10 +322,10 @@ mod tests {
     #[tokio::test]
     async fn a_connection_past_its_deadline_is_dropped_and_one_in_progress_is_not() {
         let short = Duration::from_millis(50);
-        let activity = Activity::new(short, short);
+        let activity = Activity::new(short, short, short);
         let outcome = Deadline::new(std::future::pending::<()>(), activity).await;
         assert!(outcome.is_none());
-        let activity = Activity::new(short, short);
+        let activity = Activity::new(short, short, short);
         let request = activity.begin();
         let finished = Deadline::new(
             async move {
