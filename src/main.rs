@@ -210,7 +210,7 @@ async fn run_mcp(args: McpArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(|error| anyhow::anyhow!("--token / AGENTOS_TOKEN: {error}"))?;
             RequestIdentity {
-                caller: authenticated.caller,
+                caller: authenticated.caller.clone(),
                 name_style: app.config.name_style,
             }
         }

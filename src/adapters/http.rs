@@ -172,14 +172,10 @@ pub fn router(
             auth: authenticator.clone(),
             access: route.access,
             charge: route.charge,
+            bodies: bodies.clone(),
         };
-        // Authentication outermost: the body's budget is its caller's.
         let handler = route
             .handler
-            .route_layer(axum::middleware::from_fn_with_state(
-                bodies.clone(),
-                bodies::read_in_full,
-            ))
             .route_layer(axum::middleware::from_fn_with_state(route_guard, auth::authenticate));
         let merged = match paths.remove(route.path) {
             Some(existing) => existing.merge(handler),

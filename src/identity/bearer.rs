@@ -11,8 +11,9 @@ use crate::store::now_ms;
 
 impl Identity {
     /// Verifies a bearer token (without the `Bearer ` prefix) and returns who it belongs to.
-    /// A token verified before is answered from the cache.
-    pub async fn authenticate_bearer(&self, token: &str) -> Result<Authenticated, AuthError> {
+    /// A token verified before is answered from the cache, shared rather than copied: this runs
+    /// on every request.
+    pub async fn authenticate_bearer(&self, token: &str) -> Result<Arc<Authenticated>, AuthError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(AuthError::Missing);
@@ -42,14 +43,14 @@ impl Identity {
         if claims.iat.saturating_mul(1000) < agent.tokens_valid_after_ms {
             return Err(AuthError::Revoked);
         }
-        let auth = Authenticated {
+        let auth = Arc::new(Authenticated {
             caller: Arc::new(caller_of(&agent)),
             agent_name: agent.name,
             via: AuthMethod::Bearer {
                 expires_at: to_datetime(claims.exp * 1000),
                 jti: claims.jti,
             },
-        };
+        });
         self.cache.insert(token, auth.clone(), claims.exp * 1000);
         Ok(auth)
     }

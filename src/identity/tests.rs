@@ -66,7 +66,7 @@ impl Fixture {
             .authenticate_bearer(&signed_in.credentials.bearer_token)
             .await
             .unwrap();
-        (signed_in, auth.caller)
+        (signed_in, auth.caller.clone())
     }
 
     /// Runs SQL straight on the database, to put rows into states the API never produces (an

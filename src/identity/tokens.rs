@@ -2,6 +2,7 @@
 //! checked against revocations and the agent's current state, and cached once verified so the
 //! hot path of an authenticated request is one map lookup.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -125,14 +126,14 @@ pub(crate) struct TokenCache {
 }
 
 struct Cached {
-    auth: Authenticated,
+    auth: Arc<Authenticated>,
     exp_ms: i64,
     checked: Instant,
 }
 
 impl TokenCache {
     /// The cached verification of `token`, unless it expired or is due for a recheck.
-    pub(crate) fn get(&self, token: &str, now_ms: i64) -> Option<Authenticated> {
+    pub(crate) fn get(&self, token: &str, now_ms: i64) -> Option<Arc<Authenticated>> {
         let entry = self.entries.get(token)?;
         let expired = now_ms >= entry.exp_ms + LEEWAY_SECS as i64 * 1000;
         if expired || entry.checked.elapsed() > RECHECK_AFTER {
@@ -143,7 +144,7 @@ impl TokenCache {
         Some(entry.auth.clone())
     }
 
-    pub(crate) fn insert(&self, token: &str, auth: Authenticated, exp_ms: i64) {
+    pub(crate) fn insert(&self, token: &str, auth: Arc<Authenticated>, exp_ms: i64) {
         if self.entries.len() >= CACHE_LIMIT {
             self.entries.clear();
         }

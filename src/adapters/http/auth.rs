@@ -60,20 +60,23 @@ impl Authenticator {
     }
 }
 
-/// One route's authentication: the shared authenticator and the route's row of the table.
+/// One route's authentication: the shared authenticator, the route's row of the table, and the
+/// budget of request bodies in transit (a body's budget is its caller's, known once
+/// authenticated).
 #[derive(Clone)]
 pub(super) struct Guard {
     pub auth: Arc<Authenticator>,
     pub access: Access,
     pub charge: Charge,
+    pub bodies: Arc<super::bodies::Bodies>,
 }
 
 /// The middleware in front of each route: authenticate, check CSRF, charge what reaches no
-/// tool, then run the route with the caller in the request's extensions.
+/// tool, read the body, then run the route with the caller in the request's extensions.
 pub(super) async fn authenticate(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
     let auth = &guard.auth;
     if guard.access == Access::Unchecked {
-        return next.run(request).await;
+        return super::bodies::read_in_full(&guard.bodies, request, next).await;
     }
     let authenticated = if !auth.required || guard.access == Access::Gate {
         None
@@ -115,9 +118,9 @@ pub(super) async fn authenticate(State(guard): State<Guard>, mut request: Reques
         name_style: auth.name_style,
     });
     if let Some(found) = authenticated {
-        extensions.insert(Arc::new(found));
+        extensions.insert(found);
     }
-    let mut response = next.run(request).await;
+    let mut response = super::bodies::read_in_full(&guard.bodies, request, next).await;
     if let Some(verdict) = verdict {
         super::annotate_verdict(response.headers_mut(), &verdict);
     }
@@ -137,7 +140,7 @@ pub(super) fn client_of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
 
 /// The bearer token, else the session cookie, else nothing. Invalid credentials are a 401 even
 /// on public routes: a client sending a bad token should learn so, not get the anonymous view.
-async fn credentials(identity: &Identity, headers: &HeaderMap) -> Result<Option<Authenticated>, Box<Response>> {
+async fn credentials(identity: &Identity, headers: &HeaderMap) -> Result<Option<Arc<Authenticated>>, Box<Response>> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let token = value
             .to_str()
@@ -156,7 +159,7 @@ async fn credentials(identity: &Identity, headers: &HeaderMap) -> Result<Option<
         Some(cookie) => identity
             .authenticate_session(cookie)
             .await
-            .map(Some)
+            .map(|found| Some(Arc::new(found)))
             .map_err(|error| Box::new(refused(&error))),
         None => Ok(None),
     }

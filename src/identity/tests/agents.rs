@@ -187,7 +187,8 @@ async fn agents_cannot_register_agents() {
         .authenticate_bearer(&registered.credentials.bearer_token)
         .await
         .unwrap()
-        .caller;
+        .caller
+        .clone();
     let error = fx
         .identity
         .register_agent(&agent, register_request("child", None))
