@@ -7,6 +7,7 @@
 //! - [`sealing`]: values encrypted at rest under the data directory's key (secrets, and the
 //!   sensitive inputs of held and scheduled calls, whose stored copies are redacted).
 //! - [`upstream`]: clients to external MCP servers whose tools agentos proxies.
+//! - [`skills`]: skills, WebAssembly components whose capabilities become tools: their manifest.
 //! - [`identity`]: accounts, agents, passwords, bearer tokens and browser sessions: who a caller is.
 //! - [`adapters`]: the front doors: MCP over stdio, MCP over HTTP and its plain JSON form, REST.
 //! - [`governance`]: what operators read to trust agentos: audit, traces, approvals, and who may
@@ -38,6 +39,7 @@ pub mod primitives;
 pub mod registry;
 pub mod schemas;
 pub mod sealing;
+pub mod skills;
 pub mod store;
 pub mod tls;
 pub mod upstream;

@@ -1,5 +1,6 @@
-//! The published JSON Schemas: every tool's input and output, and the config file. They are
-//! generated from the Rust types; `tests/suite/schemas.rs` fails when the committed copies are stale.
+//! The published JSON Schemas: every tool's input and output, the config file and the skill
+//! manifest. They are generated from the Rust types; `tests/suite/schemas.rs` fails when the
+//! committed copies are stale.
 
 use std::collections::BTreeMap;
 
@@ -31,4 +32,9 @@ pub fn tool_schemas(registry: &Registry) -> BTreeMap<String, Value> {
 /// The schema of `agentos.toml`.
 pub fn config_schema() -> Value {
     serde_json::to_value(schemars::schema_for!(Config)).unwrap_or(Value::Null)
+}
+
+/// The JSON Schema of a skill's manifest, `skill.toml` (TOML read as JSON).
+pub fn skill_manifest_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(crate::skills::Manifest)).unwrap_or(Value::Null)
 }

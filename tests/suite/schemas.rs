@@ -49,6 +49,12 @@ fn committed_schemas_are_current() {
         update,
         &mut stale,
     );
+    check_or_write(
+        &root.join("skill-manifest.json"),
+        &agentos::schemas::skill_manifest_schema(),
+        update,
+        &mut stale,
+    );
     assert!(
         stale.is_empty(),
         "stale schemas: {stale:?}; run `AGENTOS_UPDATE_SCHEMAS=1 cargo test --test schemas` and commit the result"
