@@ -1,7 +1,12 @@
 //! Skills: published, versioned WebAssembly components whose exported functions become the
-//! tools `skill.<slug>.<capability>`. This part owns the manifest format (`skill.toml`); the
-//! sandboxed runtime, the catalog and per-agent installs build on it.
+//! tools `skill.<slug>.<capability>`. This part owns the manifest format (`skill.toml`) and,
+//! with the `skills` feature, the sandboxed runtime (wasmtime) and the mapping between WIT types
+//! and JSON. The catalog and per-agent installs build on them.
 
 pub mod manifest;
+#[cfg(feature = "skills")]
+pub mod runtime;
+#[cfg(feature = "skills")]
+pub mod types;
 
 pub use manifest::{CapabilityManifest, Manifest, ManifestError, SkillLimits, SkillPermissions};

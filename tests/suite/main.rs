@@ -38,6 +38,8 @@ mod security_redaction;
 mod security_sessions;
 mod security_slow_clients;
 mod security_stop;
+#[cfg(feature = "skills")]
+mod skills_runtime;
 mod tools_catalog;
 mod upstream_core;
 mod upstream_crew;

@@ -46,6 +46,23 @@ fn every_tools_file_loads_and_every_server_is_disabled() {
                 presets += 1;
             }
             Some("md") => assert!(!text.trim().is_empty(), "{shown} says something"),
+            // The skill toolchain's pins (scripts/install-test-deps): JSON, no download URLs.
+            Some("json") if path.parent() == Some(root.join("skills").as_path()) => {
+                let pins: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{shown}: {e}"));
+                assert!(pins.is_object(), "{shown}");
+                assert!(!text.contains("\"resolved\""), "{shown} records no download URLs");
+            }
+            // A bundled skill: its manifest is valid and named after its directory.
+            Some("toml") if path.file_name().is_some_and(|name| name == "skill.toml") => {
+                let manifest = agentos::skills::Manifest::parse(&text).unwrap_or_else(|e| panic!("{shown}: {e}"));
+                let dir = path.parent().and_then(|d| d.file_name()).and_then(|d| d.to_str());
+                assert_eq!(
+                    Some(manifest.slug.as_str()),
+                    dir,
+                    "{shown} is named after its directory"
+                );
+            }
+            Some("js" | "wit" | "py" | "c" | "h") => assert!(!text.trim().is_empty(), "{shown} has content"),
             _ => panic!("{shown}: no test checks this kind of file yet; add one to this test"),
         }
     }

@@ -1,0 +1,383 @@
+//! The sandbox skills run in: wasmtime, one engine per process, a fresh instance per call under
+//! fuel, memory, wall-time, host-call and output limits. The only door out is the host
+//! interface of `wit/skill.wit` (`call-tool`, `log`), handed to a [`Host`] that the caller
+//! supplies (the registry, as the calling agent); WASI is linked to a context that grants
+//! nothing (no files, environment, arguments, sockets or input).
+//!
+//! Calls block: run them on a blocking thread. A host call blocks that thread until the tool
+//! answers or the call's wall time is up.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, Type, Val};
+use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::manifest::{Manifest, SkillLimits};
+use super::types;
+
+/// The host interface's name as components import it.
+pub const HOST_INTERFACE: &str = "agentos:skill/host@0.1.0";
+
+/// How often the wall clock is checked inside WebAssembly.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Most bytes of log lines one call keeps.
+const MAX_LOG_BYTES: usize = 16 * 1024;
+
+/// What a skill's host calls reach: the registry, as the agent that called the skill.
+pub trait Host: Send + Sync {
+    /// Calls tool `name` with `input`; answers by `deadline`. `Err` is a message for the skill.
+    fn call_tool(&self, name: &str, input: Value, deadline: Instant) -> Result<Value, String>;
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SkillError {
+    #[error("the component could not be compiled: {0}")]
+    Compile(String),
+    #[error(
+        "the component imports `{0}`, which agentos does not provide: a skill may import only \
+         `agentos:skill/host` and the WASI interfaces language runtimes need (not `wasi:http`)"
+    )]
+    ForbiddenImport(String),
+    #[error("capability `{capability}`: {problem}")]
+    Signature { capability: String, problem: String },
+    #[error("the skill has no capability `{0}`")]
+    NoSuchCapability(String),
+    #[error("invalid input: {0}")]
+    Input(String),
+    #[error("the skill used all its fuel ({0} units, limits.fuel) and was stopped")]
+    Fuel(u64),
+    #[error("the skill ran longer than {0} ms (limits.wall_ms) and was stopped")]
+    Timeout(u64),
+    #[error("the skill asked for more than {0} bytes of memory (limits.memory_bytes) and was stopped")]
+    Memory(u64),
+    #[error("the skill recursed too deeply (call stack exhausted) and was stopped")]
+    StackOverflow,
+    #[error("the skill made more than {0} host calls (limits.host_calls) and was stopped")]
+    HostCalls(u32),
+    #[error("the skill's result is {size} bytes of JSON, more than {max} (limits.output_bytes)")]
+    Output { size: usize, max: u64 },
+    #[error("the skill failed: {0}")]
+    Trapped(String),
+    /// The capability answered with its own error (`err` of a `result`).
+    #[error("{0}")]
+    Failed(String),
+    #[error("the skill runtime is unavailable: {0}")]
+    Runtime(String),
+}
+
+/// One capability: an exported function, with the JSON Schemas of its input and result.
+#[derive(Debug, Clone)]
+pub struct Capability {
+    /// As exported, in kebab-case.
+    pub name: String,
+    pub input_schema: Value,
+    pub output_schema: Value,
+    params: Vec<(String, Type)>,
+    result: Option<Type>,
+}
+
+/// A compiled skill, ready to instantiate.
+pub struct LoadedSkill {
+    pre: InstancePre<SkillState>,
+    pub capabilities: Vec<Capability>,
+}
+
+/// What one call's store holds.
+pub struct SkillState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory_limit: u64,
+    memory_denied: bool,
+    host: Arc<dyn Host>,
+    host_calls_left: u32,
+    host_calls_exceeded: bool,
+    deadline: Instant,
+    timed_out: bool,
+    log: String,
+}
+
+impl WasiView for SkillState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for SkillState {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory_limit {
+            self.memory_denied = true;
+            return Err(wasmtime::Error::msg("memory limit reached"));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The engine, the linker with the host interface, and the clock that stops runaway calls.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<SkillState>,
+    ticking: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticking.store(false, Ordering::Relaxed);
+    }
+}
+
+fn runtime_error(error: impl std::fmt::Display) -> SkillError {
+    SkillError::Runtime(error.to_string())
+}
+
+impl Runtime {
+    pub fn new() -> Result<Self, SkillError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.consume_fuel(true);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(1024 * 1024);
+        let engine = Engine::new(&config).map_err(runtime_error)?;
+        let mut linker: Linker<SkillState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(runtime_error)?;
+        let mut host = linker.instance(HOST_INTERFACE).map_err(runtime_error)?;
+        host.func_new("call-tool", |mut store, _ty, params, results| {
+            let (Some(Val::String(name)), Some(Val::String(input))) = (params.first(), params.get(1)) else {
+                return Err(wasmtime::Error::msg("call-tool: unexpected arguments"));
+            };
+            let state = store.data_mut();
+            if state.host_calls_left == 0 {
+                state.host_calls_exceeded = true;
+                return Err(wasmtime::Error::msg("host call limit reached"));
+            }
+            state.host_calls_left -= 1;
+            let answer = match serde_json::from_str::<Value>(input) {
+                Err(error) => Err(format!("input-json is not JSON: {error}")),
+                Ok(input) => state.host.call_tool(name, input, state.deadline),
+            };
+            if Instant::now() >= state.deadline {
+                state.timed_out = true;
+                return Err(wasmtime::Error::msg("wall time reached during a host call"));
+            }
+            results[0] = Val::Result(match answer {
+                Ok(value) => Ok(Some(Box::new(Val::String(value.to_string())))),
+                Err(message) => Err(Some(Box::new(Val::String(message)))),
+            });
+            Ok(())
+        })
+        .map_err(runtime_error)?;
+        host.func_new("log", |mut store, _ty, params, _results| {
+            let level = match params.first() {
+                Some(Val::Enum(level)) => level.clone(),
+                _ => "info".into(),
+            };
+            let message = match params.get(1) {
+                Some(Val::String(message)) => message.as_str(),
+                _ => "",
+            };
+            let log = &mut store.data_mut().log;
+            if log.len() < MAX_LOG_BYTES {
+                let line = format!("{level}: {message}\n");
+                let room = MAX_LOG_BYTES - log.len();
+                log.push_str(&line[..floor_char_boundary(&line, room)]);
+            }
+            Ok(())
+        })
+        .map_err(runtime_error)?;
+        let ticking = Arc::new(AtomicBool::new(true));
+        let (clock, running) = (engine.weak(), ticking.clone());
+        std::thread::Builder::new()
+            .name("agentos-skill-clock".into())
+            .spawn(move || {
+                while running.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match clock.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(runtime_error)?;
+        Ok(Self {
+            engine,
+            linker,
+            ticking,
+        })
+    }
+
+    /// Compiles `wasm`, refuses imports agentos does not provide, and finds the capabilities
+    /// `manifest` describes among the component's exported functions.
+    pub fn load(&self, wasm: &[u8], manifest: &Manifest) -> Result<LoadedSkill, SkillError> {
+        let component =
+            Component::new(&self.engine, wasm).map_err(|error| SkillError::Compile(format!("{error:#}")))?;
+        let component_type = component.component_type();
+        for (name, _) in component_type.imports(&self.engine) {
+            let allowed = name.starts_with("agentos:skill/host@0.1.")
+                || (name.starts_with("wasi:") && !name.starts_with("wasi:http/"));
+            if !allowed {
+                return Err(SkillError::ForbiddenImport(name.to_owned()));
+            }
+        }
+        let mut capabilities = Vec::new();
+        for name in manifest.capabilities.keys() {
+            let signature = |problem: String| SkillError::Signature {
+                capability: name.clone(),
+                problem,
+            };
+            let Some(export) = component_type.get_export(&self.engine, name) else {
+                return Err(signature("the component exports no function of that name".into()));
+            };
+            let wasmtime::component::types::ComponentItem::ComponentFunc(func) = export.ty else {
+                return Err(signature("the export is not a function".into()));
+            };
+            let params: Vec<(String, Type)> = func.params().map(|(n, t)| (n.to_owned(), t)).collect();
+            let results: Vec<Type> = func.results().collect();
+            for (param, ty) in &params {
+                if let Some(what) = types::unsupported(ty) {
+                    return Err(signature(format!(
+                        "parameter `{param}` is {what}, which has no JSON form"
+                    )));
+                }
+            }
+            if let Some(what) = results.iter().find_map(types::unsupported) {
+                return Err(signature(format!("the result is {what}, which has no JSON form")));
+            }
+            let result = results.into_iter().next();
+            let output_schema = match &result {
+                None => serde_json::json!({"type": "null"}),
+                Some(Type::Result(outcome)) => outcome
+                    .ok()
+                    .as_ref()
+                    .map_or(serde_json::json!({"type": "null"}), types::schema),
+                Some(ty) => types::schema(ty),
+            };
+            capabilities.push(Capability {
+                name: name.clone(),
+                input_schema: types::object(params.iter().map(|(n, t)| (n.as_str(), t.clone()))),
+                output_schema,
+                params,
+                result,
+            });
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|error| SkillError::ForbiddenImport(format!("{error:#}")))?;
+        Ok(LoadedSkill { pre, capabilities })
+    }
+
+    /// Runs `capability` of `skill` with `input` (a JSON object, one key per parameter in
+    /// camelCase) under `limits`; host calls go to `host`. Blocks.
+    pub fn call(
+        &self,
+        skill: &LoadedSkill,
+        capability: &str,
+        input: &Value,
+        limits: &SkillLimits,
+        host: Arc<dyn Host>,
+    ) -> Result<(Value, String), SkillError> {
+        let found = skill
+            .capabilities
+            .iter()
+            .find(|c| c.name == capability)
+            .ok_or_else(|| SkillError::NoSuchCapability(capability.to_owned()))?;
+        let params: Vec<Val> = types::fields_of(input, &found.params, "")
+            .map_err(SkillError::Input)?
+            .into_iter()
+            .map(|(_, val)| val)
+            .collect();
+        let started = Instant::now();
+        let state = SkillState {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            memory_limit: limits.memory_bytes,
+            memory_denied: false,
+            host,
+            host_calls_left: limits.host_calls,
+            host_calls_exceeded: false,
+            deadline: started + Duration::from_millis(limits.wall_ms),
+            timed_out: false,
+            log: String::new(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| state);
+        store.set_fuel(limits.fuel).map_err(runtime_error)?;
+        let ticks = limits.wall_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        let outcome = skill.pre.instantiate(&mut store).and_then(|instance| {
+            let func = instance
+                .get_func(&mut store, capability)
+                .ok_or_else(|| wasmtime::Error::msg("capability not exported"))?;
+            let mut results = vec![Val::Bool(false); usize::from(found.result.is_some())];
+            func.call(&mut store, &params, &mut results)?;
+            Ok(results)
+        });
+        let state = store.data();
+        let results = match outcome {
+            Ok(results) => results,
+            Err(error) => return Err(classify(&error, state, limits)),
+        };
+        let log = state.log.clone();
+        let value = match results.into_iter().next() {
+            None => Value::Null,
+            Some(Val::Result(Ok(payload))) => payload.as_deref().map_or(Value::Null, types::to_json),
+            Some(Val::Result(Err(payload))) => {
+                let message = match payload.as_deref().map(types::to_json) {
+                    Some(Value::String(text)) => text,
+                    Some(other) => other.to_string(),
+                    None => format!("capability `{capability}` failed"),
+                };
+                return Err(SkillError::Failed(message));
+            }
+            Some(val) => types::to_json(&val),
+        };
+        let size = serde_json::to_vec(&value).map_or(usize::MAX, |bytes| bytes.len());
+        if size as u64 > limits.output_bytes {
+            return Err(SkillError::Output {
+                size,
+                max: limits.output_bytes,
+            });
+        }
+        Ok((value, log))
+    }
+}
+
+/// Which limit ended a call, from the trap and what the store saw.
+fn classify(error: &wasmtime::Error, state: &SkillState, limits: &SkillLimits) -> SkillError {
+    if state.memory_denied {
+        return SkillError::Memory(limits.memory_bytes);
+    }
+    if state.host_calls_exceeded {
+        return SkillError::HostCalls(limits.host_calls);
+    }
+    if state.timed_out {
+        return SkillError::Timeout(limits.wall_ms);
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => SkillError::Fuel(limits.fuel),
+        Some(Trap::Interrupt) => SkillError::Timeout(limits.wall_ms),
+        Some(Trap::StackOverflow) => SkillError::StackOverflow,
+        Some(trap) => SkillError::Trapped(trap.to_string()),
+        None => SkillError::Trapped(format!("{error:#}")),
+    }
+}
+
+/// The largest index at most `max` that falls on a character boundary of `text`.
+fn floor_char_boundary(text: &str, max: usize) -> usize {
+    let mut index = max.min(text.len());
+    while !text.is_char_boundary(index) {
+        index -= 1;
+    }
+    index
+}
