@@ -14,6 +14,7 @@ mod quota;
 mod ranking;
 mod schedule;
 mod secrets;
+mod skills;
 mod sqlite;
 mod traces;
 mod workflow;
@@ -30,6 +31,7 @@ pub use queue::*;
 pub use quota::*;
 pub use schedule::*;
 pub use secrets::*;
+pub use skills::*;
 pub use sqlite::{Migration, SqliteStore, StoreLimits, Synchronous};
 pub use traces::*;
 pub use workflow::*;
@@ -50,6 +52,7 @@ pub trait Store:
     + ApprovalStore
     + TraceStore
     + QuotaStore
+    + SkillStore
 {
 }
 
@@ -67,6 +70,7 @@ impl<T> Store for T where
         + ApprovalStore
         + TraceStore
         + QuotaStore
+        + SkillStore
 {
 }
 

@@ -97,6 +97,7 @@ const MIGRATIONS: &[&[Migration]] = &[
     super::audit::MIGRATIONS,
     super::approvals::MIGRATIONS,
     super::traces::MIGRATIONS,
+    super::skills::MIGRATIONS,
     // Last: its triggers and counts cover the tables of the families above.
     super::quota::MIGRATIONS,
 ];
