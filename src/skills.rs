@@ -1,8 +1,10 @@
 //! Skills: published, versioned WebAssembly components whose exported functions become the
-//! tools `skill.<slug>.<capability>`. This part owns the manifest format (`skill.toml`) and,
-//! with the `skills` feature, the sandboxed runtime (wasmtime) and the mapping between WIT types
-//! and JSON. The catalog and per-agent installs build on them.
+//! tools `skill.<slug>.<capability>`. This part owns the manifest format (`skill.toml`), the
+//! library of published components on disk and, with the `skills` feature, the sandboxed runtime
+//! (wasmtime) and the mapping between WIT types and JSON. The catalog and per-agent installs are
+//! in the store.
 
+pub mod library;
 pub mod manifest;
 #[cfg(feature = "skills")]
 pub mod runtime;
