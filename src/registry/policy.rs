@@ -49,6 +49,27 @@ impl ToolPattern {
         }
     }
 
+    /// The names both patterns match, as one pattern (`None` when they share none): a prefix
+    /// inside another prefix is the longer one, an exact name inside a prefix is that name.
+    pub fn intersect(&self, other: &ToolPattern) -> Option<ToolPattern> {
+        if self.within(other) {
+            Some(self.clone())
+        } else if other.within(self) {
+            Some(other.clone())
+        } else {
+            None
+        }
+    }
+
+    /// How the pattern is written.
+    fn text(&self) -> String {
+        match self {
+            Self::Any => "*".into(),
+            Self::Prefix(prefix) => format!("{prefix}*"),
+            Self::Exact(name) => name.clone(),
+        }
+    }
+
     /// Whether some name under `namespace` (e.g. `mcp.`) could match this pattern.
     pub fn reaches(&self, namespace: &str) -> bool {
         match self {
@@ -123,6 +144,27 @@ impl ToolPolicy {
         })
     }
 
+    /// The tools both policies allow, and only those: a call allowed by the result is allowed by
+    /// each (a skill's declared tools against its caller's, say). Exact, because the
+    /// intersection of two patterns is again a pattern.
+    pub fn intersect(&self, other: &ToolPolicy) -> ToolPolicy {
+        let mut patterns: Vec<ToolPattern> = Vec::new();
+        for mine in self.patterns.iter() {
+            for theirs in other.patterns.iter() {
+                if let Some(both) = mine.intersect(theirs)
+                    && !patterns.iter().any(|kept| both.within(kept))
+                {
+                    patterns.retain(|kept| !kept.within(&both));
+                    patterns.push(both);
+                }
+            }
+        }
+        Self {
+            source: patterns.iter().map(ToolPattern::text).collect(),
+            patterns: Arc::from(patterns),
+        }
+    }
+
     pub fn allows(&self, name: &str) -> bool {
         self.patterns.iter().any(|p| p.matches(name))
     }
@@ -182,6 +224,43 @@ mod tests {
         assert!(ToolPolicy::allow_all().within(&ToolPolicy::allow_all()));
         assert!(!ToolPolicy::parse(&["agentos*"]).unwrap().within(&grant));
         assert!(ToolPolicy::none().within(&grant));
+    }
+
+    #[test]
+    fn an_intersection_allows_exactly_what_both_allow() {
+        let agent = ToolPolicy::parse(&["agentos.*", "mcp.github.create_issue"]).unwrap();
+        let skill = ToolPolicy::parse(&["agentos.net_*", "agentos.mem_get", "mcp.*", "mcp.slack.post"]).unwrap();
+        let both = agent.intersect(&skill);
+        assert_eq!(
+            both.patterns(),
+            ["agentos.net_*", "agentos.mem_get", "mcp.github.create_issue"]
+        );
+        for name in [
+            "agentos.net_http_get",
+            "agentos.mem_get",
+            "agentos.mem_set",
+            "mcp.github.create_issue",
+            "mcp.github.delete_repo",
+            "mcp.slack.post",
+            "skill.x.y",
+        ] {
+            assert_eq!(both.allows(name), agent.allows(name) && skill.allows(name), "{name}");
+        }
+        assert_eq!(
+            ToolPolicy::allow_all().intersect(&skill),
+            skill.intersect(&ToolPolicy::allow_all())
+        );
+        assert!(agent.intersect(&ToolPolicy::none()).is_empty());
+        let disjoint = ToolPolicy::parse(&["mcp.*"]).unwrap();
+        assert!(
+            ToolPolicy::parse(&["agentos.*"])
+                .unwrap()
+                .intersect(&disjoint)
+                .is_empty()
+        );
+        // Overlapping grants collapse to the wider shared pattern, without duplicates.
+        let wide = ToolPolicy::parse(&["agentos.*", "agentos.mem_*"]).unwrap();
+        assert_eq!(wide.intersect(&ToolPolicy::allow_all()).patterns(), ["agentos.*"]);
     }
 
     #[test]
