@@ -6,7 +6,9 @@
 //! allocating past the memory cap → memory; deep recursion → call stack; a result past the
 //! output cap → output; more host calls than the cap → host calls. Host calls reach the host
 //! with the skill's input and bring its answer back; inputs are checked against the schema
-//! generated from the WIT types.
+//! generated from the WIT types. At load: a component importing an interface agentos does not
+//! provide (`tests/skills/forbidden`), bytes that are no component, and a manifest describing a
+//! capability the component does not export are each refused with an error that says so.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -232,4 +234,41 @@ fn host_calls_reach_the_host_and_errors_come_back_as_tool_errors() {
     );
     let failed = probe.call("fail", json!({"message": "no such page"})).unwrap_err();
     assert_eq!(failed, SkillError::Failed("no such page".into()));
+}
+
+#[test]
+fn what_the_sandbox_cannot_provide_is_refused_when_the_skill_is_loaded() {
+    let Some((wasm, manifest)) = built("forbidden") else {
+        return;
+    };
+    let runtime = Runtime::new().unwrap();
+    let refused = runtime
+        .load(&wasm, &manifest)
+        .err()
+        .expect("a forbidden import is refused");
+    assert_eq!(
+        refused,
+        SkillError::ForbiddenImport("agentos-test:forbidden/raw-socket".into())
+    );
+    assert!(refused.to_string().contains("agentos:skill/host"), "{refused}");
+
+    let garbage = runtime.load(b"\0asm not really a component", &manifest).err().unwrap();
+    assert!(matches!(garbage, SkillError::Compile(_)), "{garbage}");
+
+    // A capability the manifest describes but the component does not export.
+    let Some((probe, mut described)) = built("probe") else {
+        return;
+    };
+    described.capabilities.insert(
+        "teleport".into(),
+        agentos::skills::CapabilityManifest {
+            description: "Not there.".into(),
+            read_only: false,
+        },
+    );
+    let missing = runtime.load(&probe, &described).err().unwrap();
+    assert!(
+        matches!(&missing, SkillError::Signature { capability, .. } if capability == "teleport"),
+        "{missing}"
+    );
 }
