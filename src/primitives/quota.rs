@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::Services;
 use crate::config::Config;
 use crate::registry::{Hints, Tool, ToolBuilder};
-use crate::store::{Family, Quota};
+use crate::store::{Family, Quota, Quotas};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -49,8 +49,7 @@ struct StatusResult {
 }
 
 /// The limits and the settings behind them, as configured for `family`.
-fn limits(config: &Config, family: Family) -> (Quota, Vec<&'static str>) {
-    let limits = config.store_limits().quotas;
+fn limits(config: &Config, limits: &Quotas, family: Family) -> (Quota, Vec<&'static str>) {
     match family {
         Family::Memory => (limits.memory, vec!["quotas.memory_items", "quotas.memory_bytes"]),
         Family::Events => (limits.events, vec!["quotas.events_items", "quotas.events_bytes"]),
@@ -97,10 +96,11 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
                 async move {
                     let owner = super::subject(&ctx, args.agent_id.as_deref())?;
                     let usage = services.store.quota_usage(owner).await?;
+                    let quotas = services.config.store_limits().quotas;
                     let families = usage
                         .into_iter()
                         .map(|(family, used)| {
-                            let (quota, settings) = limits(&services.config, family);
+                            let (quota, settings) = limits(&services.config, &quotas, family);
                             let max_items = (quota.max_items != u64::MAX).then_some(quota.max_items);
                             FamilyStatus {
                                 family: family.as_str(),

@@ -42,6 +42,8 @@ pub enum SkillError {
          `agentos:skill/host` and the WASI interfaces language runtimes need (not `wasi:http`)"
     )]
     ForbiddenImport(String),
+    #[error("the component cannot be linked to what agentos provides: {0}")]
+    Link(String),
     #[error("capability `{capability}`: {problem}")]
     Signature { capability: String, problem: String },
     #[error("the skill has no capability `{0}`")]
@@ -189,7 +191,7 @@ impl Runtime {
             if log.len() < MAX_LOG_BYTES {
                 let line = format!("{level}: {message}\n");
                 let room = MAX_LOG_BYTES - log.len();
-                log.push_str(&line[..floor_char_boundary(&line, room)]);
+                log.push_str(&line[..line.floor_char_boundary(room)]);
             }
             Ok(())
         })
@@ -272,7 +274,7 @@ impl Runtime {
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|error| SkillError::ForbiddenImport(format!("{error:#}")))?;
+            .map_err(|error| SkillError::Link(format!("{error:#}")))?;
         Ok(LoadedSkill { pre, capabilities })
     }
 
@@ -371,13 +373,4 @@ fn classify(error: &wasmtime::Error, state: &SkillState, limits: &SkillLimits) -
         Some(trap) => SkillError::Trapped(trap.to_string()),
         None => SkillError::Trapped(format!("{error:#}")),
     }
-}
-
-/// The largest index at most `max` that falls on a character boundary of `text`.
-fn floor_char_boundary(text: &str, max: usize) -> usize {
-    let mut index = max.min(text.len());
-    while !text.is_char_boundary(index) {
-        index -= 1;
-    }
-    index
 }

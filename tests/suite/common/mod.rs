@@ -366,14 +366,9 @@ pub fn structured(result: &CallToolResult) -> Value {
 
 /// Waits until `condition` holds, checking every 20 ms, for at most `limit`.
 pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    condition()
+    poll(limit, || std::future::ready(condition().then_some(())))
+        .await
+        .is_some()
 }
 
 /// Asks `probe` every 20 ms until it answers `Some`, for at most `limit`; `None` past it. For
