@@ -171,6 +171,7 @@ fn caller_of(agent: &AgentRow) -> Caller {
         account_id: agent.account_id.as_deref().map(Arc::from),
         tools,
         allowed_domains: Arc::from(agent.allowed_domains.clone()),
+        skill: None,
     }
 }
 

@@ -12,6 +12,7 @@ mod limits;
 mod listing;
 pub mod names;
 mod operation;
+mod personal;
 mod pipeline;
 mod policy;
 mod redact;
@@ -37,7 +38,7 @@ pub use approval::{
 };
 pub use audit::{AuditOutcome, AuditRecord, AuditSink, CallObservation, CallObserver, MAX_ERROR_CHARS, input_digest};
 pub use catalog::{Entry, ToolStats};
-pub use context::{CallContext, Caller, CallerDirectory, ProgressSink, Role};
+pub use context::{CallContext, Caller, CallerDirectory, ProgressSink, Role, SkillScope};
 pub use error::{CallError, RegisterError};
 pub use limits::{Budget, LimitClass, LimitKey, RateLimits, Refusal, Verdict};
 pub use names::NameStyle;
@@ -232,7 +233,7 @@ impl Registry {
                 .zip(guard.tools.iter())
                 .any(|((a, ea), (b, eb))| a != b || !Arc::ptr_eq(ea, eb));
         if changed {
-            *guard = Arc::new(Catalog::with_tools(tools));
+            *guard = Arc::new(Catalog::with_tools(tools, guard.personal.clone()));
             drop(guard);
             self.changes.send_modify(|version| *version += 1);
         }
@@ -245,6 +246,9 @@ impl Registry {
             .into_iter()
             .map(|tool| Entry::new(tool).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(personal) = entries.iter().find(|e| personal::is_personal_name(e.name())) {
+            return Err(RegisterError::InvalidName(personal.name().to_string()));
+        }
         self.update(|map| {
             for entry in &entries {
                 if map.contains_key(entry.name()) {
@@ -266,7 +270,10 @@ impl Registry {
             .map(|tool| Entry::new(tool).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         self.update(|map| {
-            if let Some(outside) = entries.iter().find(|e| !e.name().starts_with(prefix)) {
+            if let Some(outside) = entries
+                .iter()
+                .find(|e| !e.name().starts_with(prefix) || personal::is_personal_name(e.name()))
+            {
                 return Err(RegisterError::InvalidName(outside.name().to_string()));
             }
             map.retain(|name, _| !name.starts_with(prefix));
@@ -326,27 +333,23 @@ impl Registry {
             .collect()
     }
 
-    /// The tools this caller may use, in name order. Denied tools are simply absent.
+    /// The tools this caller may use: shared ones in name order, then those it installed.
+    /// Denied tools are simply absent.
     pub fn list_for(&self, caller: &Caller) -> Vec<Arc<Entry>> {
         self.snapshot()
-            .tools
-            .values()
-            .filter(|entry| entry.visible_to(caller))
-            .cloned()
+            .visible(caller)
+            .map(|(entry, _)| entry.clone())
             .collect()
     }
 
     /// The MCP listing for this caller, with names spelled in the given style.
     pub fn mcp_tools_for(&self, caller: &Caller, style: NameStyle) -> Vec<rmcp::model::Tool> {
-        let catalog = self.snapshot();
-        catalog
-            .tools
-            .values()
-            .filter(|entry| entry.visible_to(caller))
-            .map(|entry| {
+        self.snapshot()
+            .visible(caller)
+            .map(|(entry, strict)| {
                 let mut tool = entry.listing.clone();
                 if style == NameStyle::Strict
-                    && let Some(strict) = catalog.strict.strict_of(entry.name())
+                    && let Some(strict) = strict
                 {
                     tool.name = strict.to_string().into();
                 }
@@ -358,7 +361,7 @@ impl Registry {
     /// Looks a tool up as this caller would see it: by native or strict name, and only if allowed.
     pub fn resolve_for(&self, caller: &Caller, name: &str) -> Option<Arc<Entry>> {
         self.snapshot()
-            .resolve(name)
+            .resolve_for(caller, name)
             .filter(|entry| entry.visible_to(caller))
             .cloned()
     }

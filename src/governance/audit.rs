@@ -133,6 +133,7 @@ fn entry_of(record: AuditRecord) -> AuditEntry {
         outcome: record.outcome.as_str().to_owned(),
         latency_us: i64::try_from(record.latency_us).unwrap_or(i64::MAX),
         error: record.error,
+        skill: record.skill.map(|s| s.to_string()),
     }
 }
 
@@ -223,6 +224,10 @@ struct RecordOut {
     /// What went wrong (truncated), unless the outcome is `ok`.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// For a call a skill made (a host call): the skill, as `<slug>@<version>`. The agent is
+    /// the one whose call ran the skill.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skill: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -284,6 +289,7 @@ async fn query(gov: &Governance, args: QueryArgs, caller: &Caller) -> Result<Que
             outcome: e.outcome,
             latency_us: e.latency_us,
             error: e.error,
+            skill: e.skill,
         })
         .collect();
     Ok(QueryResult { records, next_cursor })

@@ -100,6 +100,7 @@ impl Identity {
                 outcome: result,
                 latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
                 error,
+                skill: None,
             });
         }
         outcome

@@ -317,7 +317,13 @@ impl Network {
         let (mut method, mut body) = (outgoing.method, outgoing.body);
         let mut redirects = 0;
         loop {
-            let target = guard::check_url(&url, &ctx.caller.allowed_domains, &self.policy).map_err(ToolFailure::new)?;
+            let target = guard::check_url(
+                &url,
+                &ctx.caller.allowed_domains,
+                ctx.caller.skill.as_deref(),
+                &self.policy,
+            )
+            .map_err(ToolFailure::new)?;
             let host = target.to_string();
             let mut request = client
                 .request(method.to_reqwest(), url.clone())

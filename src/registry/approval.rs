@@ -81,6 +81,14 @@ impl Registry {
         if APPROVAL_TOOLS.contains(&&**name) || !gate.requires(name) || take_approved(&target.encoded) {
             return None;
         }
+        if ctx.caller.skill.is_some() {
+            // A skill cannot wait for a person, and an approved run later would run outside the
+            // skill's limits: refuse it, and let the agent call the tool itself.
+            return Some(Ok(failure_result(ToolFailure::forbidden(format!(
+                "`{name}` needs a person's approval, which a skill's host call cannot wait for; \
+                 call `{name}` yourself instead of through the skill"
+            )))));
+        }
         tracing::info!("call held for approval");
         let redaction = target.redaction();
         let shown = redaction.input(input).value;
@@ -175,6 +183,8 @@ impl From<CallerSnapshot> for Caller {
             account_id: snapshot.account_id.map(Arc::from),
             tools: snapshot.tools,
             allowed_domains: Arc::from(snapshot.domains),
+            // A skill's host calls are never held (see `approve`).
+            skill: None,
         }
     }
 }

@@ -131,6 +131,8 @@ pub struct AuditRecord {
     pub outcome: AuditOutcome,
     pub latency_us: u64,
     pub error: Option<String>,
+    /// The skill the call was made through (`<slug>@<version>`): a skill's host call.
+    pub skill: Option<Arc<str>>,
 }
 
 /// Where finished records go. `record` runs on the call path: it must return at once (queue the
@@ -194,6 +196,7 @@ impl<'a> AuditTrail<'a> {
             outcome: AuditOutcome::Cancelled,
             latency_us: 0,
             error: None,
+            skill: ctx.caller.skill.as_ref().map(|skill| skill.name.clone()),
         });
         Self {
             sink,

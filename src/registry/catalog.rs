@@ -1,13 +1,14 @@
 //! The set of registered tools: an immutable snapshot swapped whole on every change, so a call
 //! or a listing never waits for a provider that is adding or removing tools.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use jsonschema::Validator;
 use serde_json::Value;
 
+use super::Caller;
 use super::error::RegisterError;
 use super::names::StrictNames;
 use super::redact::Redaction;
@@ -92,19 +93,63 @@ fn valid_name(name: &str) -> bool {
 pub struct Catalog {
     pub tools: BTreeMap<Arc<str>, Arc<Entry>>,
     pub strict: StrictNames,
+    /// The tools each agent installed for itself (see `personal`), by agent id.
+    pub personal: HashMap<Arc<str>, Arc<Personal>>,
+}
+
+/// The tools one agent installed (skill capabilities): that agent sees and calls them beside
+/// the shared ones; nobody else does.
+#[derive(Default)]
+pub struct Personal {
+    pub tools: BTreeMap<Arc<str>, Arc<Entry>>,
+    pub strict: StrictNames,
 }
 
 impl Catalog {
-    pub fn with_tools(tools: BTreeMap<Arc<str>, Arc<Entry>>) -> Self {
+    pub fn with_tools(tools: BTreeMap<Arc<str>, Arc<Entry>>, personal: HashMap<Arc<str>, Arc<Personal>>) -> Self {
         let strict = StrictNames::build(tools.keys());
-        Self { tools, strict }
+        Self {
+            tools,
+            strict,
+            personal,
+        }
     }
 
-    /// Finds a tool by its native name or, failing that, its strict name. The two name spaces
-    /// cannot clash (see `names`), so either spelling reaches exactly one tool.
+    /// Finds a shared tool by its native name or, failing that, its strict name. The two name
+    /// spaces cannot clash (see `names`), so either spelling reaches exactly one tool.
     pub fn resolve(&self, name: &str) -> Option<&Arc<Entry>> {
         self.tools
             .get(name)
             .or_else(|| self.strict.native_of(name).and_then(|native| self.tools.get(native)))
+    }
+
+    /// Finds a tool as `caller` names it: a shared one, else one it installed, by either
+    /// spelling. Shared and personal names never clash: only personal names start with
+    /// `skill.` (or `skill_`, strictly spelled).
+    pub fn resolve_for(&self, caller: &Caller, name: &str) -> Option<&Arc<Entry>> {
+        self.resolve(name).or_else(|| {
+            let personal = self.personal.get(&*caller.agent_id)?;
+            personal.tools.get(name).or_else(|| {
+                personal
+                    .strict
+                    .native_of(name)
+                    .and_then(|native| personal.tools.get(native))
+            })
+        })
+    }
+
+    /// The tools `caller` may see, shared ones first, each with its strict spelling.
+    pub fn visible<'a>(&'a self, caller: &'a Caller) -> impl Iterator<Item = (&'a Arc<Entry>, Option<&'a Arc<str>>)> {
+        let shared = self
+            .tools
+            .values()
+            .map(|entry| (entry, self.strict.strict_of(entry.name())));
+        let personal = self.personal.get(&*caller.agent_id).into_iter().flat_map(|personal| {
+            personal
+                .tools
+                .values()
+                .map(|entry| (entry, personal.strict.strict_of(entry.name())))
+        });
+        shared.chain(personal).filter(|(entry, _)| entry.visible_to(caller))
     }
 }

@@ -56,6 +56,19 @@ pub struct Caller {
     pub tools: ToolPolicy,
     /// Hosts the network primitives may reach for this caller; empty means any public host.
     pub allowed_domains: Arc<[String]>,
+    /// Set when the agent acts through a skill's host call: the skill, and the further limits
+    /// it runs under (its tools are already folded into `tools`).
+    pub skill: Option<Arc<SkillScope>>,
+}
+
+/// The skill an agent's call is made through, and the network domains its manifest declares.
+/// A host call may reach a host only when both the agent's `allowed_domains` and these allow
+/// it; unlike an agent's list, an empty list here allows no host at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkillScope {
+    /// `<slug>@<version>`, as audit records and traces name it.
+    pub name: Arc<str>,
+    pub domains: Arc<[String]>,
 }
 
 impl Caller {
@@ -116,6 +129,7 @@ impl Caller {
             account_id: None,
             tools,
             allowed_domains: Arc::from(Vec::new()),
+            skill: None,
         }
     }
 
@@ -127,6 +141,7 @@ impl Caller {
             account_id: None,
             tools,
             allowed_domains: Arc::from(allowed_domains),
+            skill: None,
         }
     }
 

@@ -26,12 +26,12 @@ impl Registry {
     pub fn visible_fingerprint(&self, caller: &Caller, style: NameStyle) -> u64 {
         let catalog = self.snapshot();
         let mut hasher = std::hash::DefaultHasher::new();
-        for entry in catalog.tools.values().filter(|entry| entry.visible_to(caller)) {
+        for (entry, strict) in catalog.visible(caller) {
             entry.name().hash(&mut hasher);
             entry.listing_hash.hash(&mut hasher);
             if style == NameStyle::Strict {
                 // A strict spelling depends on every registered name, not only visible ones.
-                catalog.strict.strict_of(entry.name()).hash(&mut hasher);
+                strict.hash(&mut hasher);
             }
         }
         hasher.finish()
@@ -39,7 +39,7 @@ impl Registry {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -62,7 +62,7 @@ mod tests {
         }
     }
 
-    fn tool(name: &str, description: &str) -> Arc<dyn Tool> {
+    pub(in crate::registry) fn tool(name: &str, description: &str) -> Arc<dyn Tool> {
         let schema = serde_json::json!({"type": "object"});
         Arc::new(Fixed(ToolSpec {
             name: name.into(),

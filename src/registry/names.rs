@@ -67,7 +67,7 @@ fn stable_hash(name: &str) -> u64 {
 }
 
 /// Both directions of the mapping for one set of names.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct StrictNames {
     to_strict: HashMap<Arc<str>, Arc<str>>,
     from_strict: HashMap<Arc<str>, Arc<str>>,

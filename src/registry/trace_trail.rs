@@ -20,7 +20,7 @@ pub(super) struct TraceTrail<'a> {
 
 impl<'a> TraceTrail<'a> {
     pub(super) fn begin(sink: Option<&'a dyn TraceSink>, ctx: &CallContext, name: &str) -> Self {
-        let (root, registry) = match (&ctx.trace, sink) {
+        let (root, mut registry) = match (&ctx.trace, sink) {
             (TraceLink::Within(parent), _) => (None, Some(parent.span(Layer::Registry, "registry"))),
             (TraceLink::Start { front_door, at }, Some(_)) => {
                 // The root's and its registry span's summary attributes (agent, request id, tool)
@@ -31,6 +31,10 @@ impl<'a> TraceTrail<'a> {
             }
             (TraceLink::Start { .. }, None) => (None, None),
         };
+        if let (Some(span), Some(skill)) = (&mut registry, &ctx.caller.skill) {
+            // A skill's host call: which skill made it, beside the agent it acts for.
+            span.attr("skill", AttrValue::Str(skill.name.clone()));
+        }
         let summary = registry.as_ref().map(|_| Summary {
             agent_id: ctx.caller.agent_id.clone(),
             account_id: ctx.caller.account_id.clone(),

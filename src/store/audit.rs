@@ -12,10 +12,11 @@ use rusqlite::{OptionalExtension, params, params_from_iter};
 
 use super::{Migration, SqliteStore, StoreError};
 
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    name: "audit_1",
-    // AUTOINCREMENT: a purged sequence number is never reused, so a page cursor stays valid.
-    sql: "CREATE TABLE audit_log (
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "audit_1",
+        // AUTOINCREMENT: a purged sequence number is never reused, so a page cursor stays valid.
+        sql: "CREATE TABLE audit_log (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         time_ms INTEGER NOT NULL,
         request_id TEXT NOT NULL,
@@ -36,7 +37,13 @@ pub(super) const MIGRATIONS: &[Migration] = &[Migration {
         total_calls INTEGER NOT NULL,
         last_active_at INTEGER NOT NULL
     ) WITHOUT ROWID;",
-}];
+    },
+    Migration {
+        name: "audit_2",
+        // The skill a call was made through (`<slug>@<version>`), for host calls of skills.
+        sql: "ALTER TABLE audit_log ADD COLUMN skill TEXT;",
+    },
+];
 
 /// One audit record as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +60,8 @@ pub struct AuditEntry {
     pub outcome: String,
     pub latency_us: i64,
     pub error: Option<String>,
+    /// The skill the call was made through (`<slug>@<version>`), for a skill's host calls.
+    pub skill: Option<String>,
 }
 
 /// Whose records (or approvals) a reader may see.
@@ -165,14 +174,14 @@ pub trait AuditStore: Send + Sync {
 }
 
 const COLUMNS: &str =
-    "seq, time_ms, request_id, agent_id, account_id, tool, origin, input_digest, outcome, latency_us, error";
+    "seq, time_ms, request_id, agent_id, account_id, tool, origin, input_digest, outcome, latency_us, error, skill";
 
 impl AuditStore for SqliteStore {
     fn audit_append(&self, entries: Vec<AuditEntry>) -> BoxFuture<'_, Result<usize, StoreError>> {
         self.write(move |tx| {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO audit_log (time_ms, request_id, agent_id, account_id, tool, origin, input_digest,
-                    outcome, latency_us, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    outcome, latency_us, error, skill) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             let mut activity: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
             for entry in &entries {
@@ -187,6 +196,7 @@ impl AuditStore for SqliteStore {
                     entry.outcome,
                     entry.latency_us,
                     entry.error,
+                    entry.skill,
                 ])?;
                 let counter = activity.entry(&entry.agent_id).or_insert((0, entry.time_ms));
                 counter.0 += 1;
@@ -229,6 +239,7 @@ impl AuditStore for SqliteStore {
                         outcome: row.get(8)?,
                         latency_us: row.get(9)?,
                         error: row.get(10)?,
+                        skill: row.get(11)?,
                     })
                 })?
                 .collect()
@@ -278,6 +289,7 @@ mod tests {
             outcome: outcome.into(),
             latency_us: 5,
             error: None,
+            skill: None,
         }
     }
 

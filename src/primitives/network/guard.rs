@@ -13,6 +13,7 @@ use ipnet::{IpNet, Ipv4Net};
 use reqwest::Url;
 
 use super::NetworkConfig;
+use crate::registry::SkillScope;
 
 mod address;
 
@@ -358,7 +359,13 @@ fn normalize_entry(entry: &str) -> String {
 
 /// Checks one hop's URL before anything is sent: scheme, the caller's allowed domains, and the
 /// address policy for IP literals and metadata names. Returns a message for the model.
-pub fn check_url(url: &Url, allowed_domains: &[String], policy: &AddressPolicy) -> Result<Target, String> {
+/// `skill` is the skill a host call comes through: its declared domains must allow the host too.
+pub fn check_url(
+    url: &Url,
+    allowed_domains: &[String],
+    skill: Option<&SkillScope>,
+    policy: &AddressPolicy,
+) -> Result<Target, String> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
             "only http and https URLs can be fetched; `{}` has the scheme `{}`",
@@ -376,6 +383,20 @@ pub fn check_url(url: &Url, allowed_domains: &[String], policy: &AddressPolicy) 
             "`{target}` is not in this agent's allowedDomains ({}); use a URL on one of those hosts, \
              or ask the operator to add `{target}` to the agent's allowedDomains",
             allowed_domains.join(", ")
+        ));
+    }
+    if let Some(skill) = skill
+        && (skill.domains.is_empty() || !domain_allowed(&target, &skill.domains))
+    {
+        let declared = if skill.domains.is_empty() {
+            "none".to_owned()
+        } else {
+            skill.domains.join(", ")
+        };
+        return Err(format!(
+            "`{target}` is not among the domains skill `{}` declares in its manifest ({declared}); \
+             a skill reaches only hosts that both it and the agent allow",
+            skill.name
         ));
     }
     let host = target.to_string();
@@ -622,7 +643,7 @@ mod tests {
         let strict = policy(false, &[]);
         let check = |url: &str, domains: &[&str], policy: &AddressPolicy| {
             let domains: Vec<String> = domains.iter().map(|d| d.to_string()).collect();
-            check_url(&Url::parse(url).unwrap(), &domains, policy)
+            check_url(&Url::parse(url).unwrap(), &domains, None, policy)
         };
         assert_eq!(
             check("https://example.com/a", &[], &strict),
