@@ -13,6 +13,7 @@ use crate::ops::metrics::Metrics;
 use crate::primitives::{self, Services};
 use crate::registry::{Caller, RateLimits, RegisterError, Registry};
 use crate::sealing::Sealer;
+use crate::skills::Skills;
 use crate::store::{SqliteStore, StoreError};
 use crate::upstream::{ServerSpec, UpstreamError, Upstreams, spec};
 
@@ -43,6 +44,8 @@ pub struct App {
     writers: Mutex<Option<Writers>>,
     /// Accounts, agents and their tokens.
     pub identity: Arc<Identity>,
+    /// The skills marketplace and every agent's installed skills.
+    pub skills: Arc<Skills>,
 }
 
 impl App {
@@ -86,7 +89,14 @@ impl App {
         if config.rate_limits.enabled {
             registry.set_rate_limits(Arc::new(RateLimits::new(config.rate_limits.budgets())));
         }
+        let skills = Arc::new(Skills::new(
+            store.clone(),
+            &registry,
+            &config.data_dir,
+            config.skills.clone(),
+        ));
         let mut tools = primitives::tools(&services);
+        tools.extend(crate::skills::tools::tools(&skills, &registry));
         tools.extend(governance.install());
         tools.extend(crate::ops::metrics::tools(metrics.clone(), shared_config));
         tools.extend(crate::identity::tools::tools(&identity));
@@ -104,6 +114,7 @@ impl App {
             governance,
             writers: Mutex::new(None),
             identity,
+            skills,
         })
     }
 
@@ -127,6 +138,15 @@ impl App {
                     }
                 }
             }
+        });
+        // Agents' installed skills, before the first listing (which waits for it).
+        let (skills, starting) = (self.skills.clone(), self.registry.starting("skills"));
+        tokio::spawn(async move {
+            match skills.load_installs().await {
+                Ok(agents) => tracing::debug!(agents, "installed skills offered"),
+                Err(error) => tracing::error!(%error, "cannot offer installed skills"),
+            }
+            drop(starting);
         });
         if let Some(limits) = self.registry.rate_limits().cloned() {
             tokio::spawn(forget_idle_buckets(limits, shutdown.clone()));

@@ -12,6 +12,7 @@ use crate::registry::{NameStyle, ToolPolicy};
 mod families;
 mod oversight;
 mod quotas;
+mod skills;
 
 use crate::store::Synchronous;
 pub use families::{
@@ -23,6 +24,7 @@ pub use oversight::{
     ResetOutbox, SelfRegistration, TracesConfig,
 };
 pub use quotas::QuotasConfig;
+pub use skills::SkillsConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -65,6 +67,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub knowledge: KnowledgeConfig,
     pub quotas: QuotasConfig,
+    /// Published skills: their size, signatures and trusted publishers.
+    pub skills: SkillsConfig,
     pub identity: IdentityConfig,
     pub rate_limits: RateLimitConfig,
     pub audit: AuditConfig,
@@ -218,6 +222,7 @@ impl Default for Config {
             secrets: Default::default(),
             knowledge: Default::default(),
             quotas: Default::default(),
+            skills: Default::default(),
             identity: Default::default(),
             rate_limits: Default::default(),
             audit: Default::default(),

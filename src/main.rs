@@ -32,6 +32,23 @@ enum Command {
     Serve(ServeArgs),
     /// Speak MCP over stdin/stdout, for clients such as Claude Desktop that start a process.
     Mcp(McpArgs),
+    /// Manage the skills marketplace of the local data directory.
+    #[command(subcommand)]
+    Skills(SkillsCommand),
+}
+
+#[derive(Subcommand)]
+enum SkillsCommand {
+    /// Publish a built skill: a directory holding skill.toml and the component it names.
+    Publish(PublishArgs),
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The skill's directory (skill.toml and its component, e.g. skill.wasm).
+    dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -222,6 +239,51 @@ async fn run_mcp(args: McpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `agentos skills publish <dir>`: publishes as the local owner, through the registry like
+/// every other front door, into the data directory (a running server sees it at once: they
+/// share the store).
+async fn run_skills_publish(args: PublishArgs) -> anyhow::Result<()> {
+    let config = load_config(&args.common)?;
+    init_logging("warn", config.logs.format);
+    let manifest_path = args.dir.join("skill.toml");
+    let manifest =
+        std::fs::read_to_string(&manifest_path).with_context(|| format!("cannot read {}", manifest_path.display()))?;
+    let parsed = agentos::skills::Manifest::parse(&manifest).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let component_path = args.dir.join(&parsed.component);
+    let component = std::fs::read(&component_path).with_context(|| {
+        format!(
+            "cannot read the component {} that skill.toml names (build the skill first)",
+            component_path.display()
+        )
+    })?;
+    let app = App::build(config).context("starting agentos")?;
+    let ctx =
+        agentos::registry::CallContext::new(app.owner(), "cli-skills-publish", std::time::Duration::from_secs(600))
+            .with_front_door("cli skills publish");
+    let input = serde_json::json!({
+        "manifest": manifest,
+        "component": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &component),
+    });
+    let outcome = app.registry.call(&ctx, "agentos.skill_publish", input).await;
+    app.shutdown().await;
+    let result = outcome.map_err(|error| anyhow::anyhow!("{error}"))?;
+    if result.is_error == Some(true) {
+        anyhow::bail!("{}", agentos::registry::result_text(&result));
+    }
+    let published = result.structured_content.unwrap_or_default();
+    println!(
+        "published {} {} ({} bytes, sha256 {})",
+        published["skill"]["slug"].as_str().unwrap_or_default(),
+        published["version"].as_str().unwrap_or_default(),
+        published["bytes"],
+        published["sha256"].as_str().unwrap_or_default()
+    );
+    for capability in published["capabilities"].as_array().into_iter().flatten() {
+        println!("  {}", capability["tool"].as_str().unwrap_or_default());
+    }
+    Ok(())
+}
+
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
@@ -256,5 +318,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(run_serve(args)),
         Command::Mcp(args) => runtime.block_on(run_mcp(args)),
+        Command::Skills(SkillsCommand::Publish(args)) => runtime.block_on(run_skills_publish(args)),
     }
 }

@@ -47,7 +47,7 @@ pub use pipeline::{failure_kind, refusal_result};
 pub use policy::{PolicyError, ToolPattern, ToolPolicy};
 pub use redact::{REDACTED, Redacted, Redaction, SENSITIVE_KEYWORD, Secrets, is_sensitive_key};
 pub use resources::{RESOURCE_SCHEME, ResourceError, ResourceProvider};
-pub use results::{bounded_json, output_of, result_text, truncate};
+pub use results::{bounded_json, json_result, output_of, result_text, truncate};
 pub use standing::{AgentStop, StopKind};
 pub use startup::{DEFAULT_STARTUP_WAIT, Starting};
 pub use tool::{Audience, FailureKind, Hints, Origin, Tool, ToolFailure, ToolResult, ToolSpec};

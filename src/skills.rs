@@ -4,11 +4,21 @@
 //! (wasmtime) and the mapping between WIT types and JSON. The catalog and per-agent installs are
 //! in the store.
 
+pub mod capability;
+#[cfg(feature = "skills")]
+pub mod console;
 pub mod library;
 pub mod manifest;
 #[cfg(feature = "skills")]
 pub mod runtime;
 #[cfg(feature = "skills")]
+pub mod sandbox;
+pub mod service;
+#[cfg(feature = "skills")]
+pub mod tool;
+pub mod tools;
+#[cfg(feature = "skills")]
 pub mod types;
 
 pub use manifest::{CapabilityManifest, Manifest, ManifestError, SkillLimits, SkillPermissions};
+pub use service::{Installed, Published, Skills, SkillsError};

@@ -23,6 +23,7 @@ mod probes;
 mod request;
 mod routes;
 mod sessions;
+mod skills;
 mod tool_call;
 mod tools;
 mod traces;
@@ -164,34 +165,57 @@ pub fn router(
         connections,
     }));
     let bodies = bodies::Bodies::new(http);
+    // A published component in base64, its manifest and the JSON around them.
+    let large_max = usize::try_from(app.config.skills.max_component_bytes.div_ceil(3) * 4)
+        .unwrap_or(usize::MAX)
+        .saturating_add(128 * 1024)
+        .max(http.max_body_bytes);
+    let large_bodies = bodies::Bodies::with_max(http, large_max);
     // Each route behind its own guard (its row of the table says how it is reached and
     // charged); methods of one path share one entry.
     let mut paths: std::collections::BTreeMap<&'static str, MethodRouter<HttpState>> = Default::default();
+    let mut large: std::collections::BTreeMap<&'static str, MethodRouter<HttpState>> = Default::default();
     for route in routes::table(app.config.metrics.public) {
         let route_guard = auth::Guard {
             auth: authenticator.clone(),
             access: route.access,
             charge: route.charge,
-            bodies: bodies.clone(),
+            bodies: if route.large_body {
+                large_bodies.clone()
+            } else {
+                bodies.clone()
+            },
         };
         let handler = route
             .handler
             .route_layer(axum::middleware::from_fn_with_state(route_guard, auth::authenticate));
-        let merged = match paths.remove(route.path) {
+        let table = if route.large_body { &mut large } else { &mut paths };
+        let merged = match table.remove(route.path) {
             Some(existing) => existing.merge(handler),
             None => handler,
         };
-        paths.insert(route.path, merged);
+        table.insert(route.path, merged);
     }
+    // Layers apply to the routes present when they are added: the large-body routes join after
+    // the standard body limit, with their own.
+    let large_routes = large
+        .into_iter()
+        .fold(Router::new(), |router, (path, handler)| router.route(path, handler))
+        .layer(axum::extract::DefaultBodyLimit::max(large_max))
+        .layer(axum::middleware::from_fn_with_state(
+            large_max,
+            layers::refuse_large_bodies,
+        ));
     let mut router = paths
         .into_iter()
         .fold(Router::new(), |router, (path, handler)| router.route(path, handler))
-        .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(http.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             http.max_body_bytes,
             layers::refuse_large_bodies,
         ))
+        .merge(large_routes)
+        .fallback(not_found)
         .with_state(state);
     if let Some(cors) = layers::cors_layer(&http.cors_origins) {
         router = router.layer(cors);

@@ -127,10 +127,17 @@ mod tests {
         let registry = Registry::new(Duration::from_secs(5));
         assert!(registry.register(vec![tool("skill.x.y", "Shared?")]).is_err());
         assert!(registry.register(vec![tool("skill_x_y", "Shared?")]).is_err());
-        assert!(registry.set_personal_tools("alice", vec![entry("agentos.mine")]).is_err());
+        assert!(
+            registry
+                .set_personal_tools("alice", vec![entry("agentos.mine")])
+                .is_err()
+        );
         let twice = registry.set_personal_tools("alice", vec![entry("skill.a.b"), entry("skill.a.b")]);
         assert!(twice.is_err());
-        assert!(registry.personal_tool_names("alice").is_empty(), "a refusal changes nothing");
+        assert!(
+            registry.personal_tool_names("alice").is_empty(),
+            "a refusal changes nothing"
+        );
     }
 
     #[test]

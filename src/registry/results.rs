@@ -26,6 +26,14 @@ pub fn result_text(result: &CallToolResult) -> String {
         .join("\n")
 }
 
+/// A successful result carrying `value` as structuredContent plus the same JSON as text, for
+/// clients that read only text content.
+pub fn json_result(value: Value) -> CallToolResult {
+    let mut result = CallToolResult::success(vec![rmcp::model::ContentBlock::text(value.to_string())]);
+    result.structured_content = Some(value);
+    result
+}
+
 /// What a call produced: its structured content, else its text.
 pub fn output_of(result: &CallToolResult) -> Value {
     match &result.structured_content {

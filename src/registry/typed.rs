@@ -7,7 +7,6 @@ use std::sync::Arc;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rmcp::handler::server::common::{schema_for_output, schema_for_type};
-use rmcp::model::{CallToolResult, ContentBlock};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -132,10 +131,7 @@ where
 fn structured<O: Serialize>(output: O) -> ToolResult {
     let value = serde_json::to_value(&output)
         .map_err(|e| ToolFailure::new(format!("internal error: could not encode the result: {e}")))?;
-    let text = value.to_string();
-    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-    result.structured_content = Some(value);
-    Ok(result)
+    Ok(super::results::json_result(value))
 }
 
 /// Drops the root `title`, which schemars fills with the Rust type's name: noise to a model.

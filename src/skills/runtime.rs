@@ -16,6 +16,7 @@ use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, Type, V
 use wasmtime::{Config, Engine, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::console::Console;
 use super::manifest::{Manifest, SkillLimits};
 use super::types;
 
@@ -24,8 +25,6 @@ pub const HOST_INTERFACE: &str = "agentos:skill/host@0.1.0";
 
 /// How often the wall clock is checked inside WebAssembly.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
-/// Most bytes of log lines one call keeps.
-const MAX_LOG_BYTES: usize = 16 * 1024;
 
 /// What a skill's host calls reach: the registry, as the agent that called the skill.
 pub trait Host: Send + Sync {
@@ -99,7 +98,7 @@ pub struct SkillState {
     host_calls_exceeded: bool,
     deadline: Instant,
     timed_out: bool,
-    log: String,
+    console: Console,
 }
 
 impl WasiView for SkillState {
@@ -178,7 +177,7 @@ impl Runtime {
             Ok(())
         })
         .map_err(runtime_error)?;
-        host.func_new("log", |mut store, _ty, params, _results| {
+        host.func_new("log", |store, _ty, params, _results| {
             let level = match params.first() {
                 Some(Val::Enum(level)) => level.clone(),
                 _ => "info".into(),
@@ -187,12 +186,7 @@ impl Runtime {
                 Some(Val::String(message)) => message.as_str(),
                 _ => "",
             };
-            let log = &mut store.data_mut().log;
-            if log.len() < MAX_LOG_BYTES {
-                let line = format!("{level}: {message}\n");
-                let room = MAX_LOG_BYTES - log.len();
-                log.push_str(&line[..line.floor_char_boundary(room)]);
-            }
+            store.data().console.push(&format!("{level}: {message}\n"));
             Ok(())
         })
         .map_err(runtime_error)?;
@@ -220,8 +214,32 @@ impl Runtime {
     /// Compiles `wasm`, refuses imports agentos does not provide, and finds the capabilities
     /// `manifest` describes among the component's exported functions.
     pub fn load(&self, wasm: &[u8], manifest: &Manifest) -> Result<LoadedSkill, SkillError> {
-        let component =
-            Component::new(&self.engine, wasm).map_err(|error| SkillError::Compile(format!("{error:#}")))?;
+        self.prepare(&self.compile(wasm)?, manifest)
+    }
+
+    /// Compiles `wasm` to machine code (the slow step: seconds for a JavaScript component).
+    pub fn compile(&self, wasm: &[u8]) -> Result<Component, SkillError> {
+        Component::new(&self.engine, wasm).map_err(|error| SkillError::Compile(format!("{error:#}")))
+    }
+
+    /// The compiled form of `component`, to keep on disk.
+    pub fn serialize(component: &Component) -> Result<Vec<u8>, SkillError> {
+        component.serialize().map_err(runtime_error)
+    }
+
+    /// A component compiled earlier by [`Runtime::serialize`]. Fails (and the caller compiles
+    /// again) when the file was made by another wasmtime or engine configuration.
+    ///
+    /// # Safety
+    /// The file is loaded as machine code without checks: it must be one this process's
+    /// [`Runtime::serialize`] wrote, in a directory nobody else may write to.
+    pub unsafe fn deserialize_file(&self, path: &std::path::Path) -> Result<Component, SkillError> {
+        // SAFETY: the caller guarantees the file is our own serialized component.
+        unsafe { Component::deserialize_file(&self.engine, path) }.map_err(runtime_error)
+    }
+
+    /// Checks a compiled component against `manifest` and prepares it for fast instantiation.
+    pub fn prepare(&self, component: &Component, manifest: &Manifest) -> Result<LoadedSkill, SkillError> {
         let component_type = component.component_type();
         for (name, _) in component_type.imports(&self.engine) {
             let allowed = name.starts_with("agentos:skill/host@0.1.")
@@ -273,7 +291,7 @@ impl Runtime {
         }
         let pre = self
             .linker
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(|error| SkillError::Link(format!("{error:#}")))?;
         Ok(LoadedSkill { pre, capabilities })
     }
@@ -299,8 +317,17 @@ impl Runtime {
             .map(|(_, val)| val)
             .collect();
         let started = Instant::now();
+        let console = Console::default();
         let state = SkillState {
-            wasi: WasiCtx::builder().build(),
+            // Nothing but a place for its prints: no files, environment, arguments, sockets or
+            // name lookup, and stdin at end of file.
+            wasi: WasiCtx::builder()
+                .stdout(console.stream())
+                .stderr(console.stream())
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .build(),
             table: ResourceTable::new(),
             memory_limit: limits.memory_bytes,
             memory_denied: false,
@@ -309,7 +336,7 @@ impl Runtime {
             host_calls_exceeded: false,
             deadline: started + Duration::from_millis(limits.wall_ms),
             timed_out: false,
-            log: String::new(),
+            console,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state);
@@ -330,7 +357,7 @@ impl Runtime {
             Ok(results) => results,
             Err(error) => return Err(classify(&error, state, limits)),
         };
-        let log = state.log.clone();
+        let log = state.console.text();
         let value = match results.into_iter().next() {
             None => Value::Null,
             Some(Val::Result(Ok(payload))) => payload.as_deref().map_or(Value::Null, types::to_json),

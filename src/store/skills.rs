@@ -8,9 +8,10 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Migration, SqliteStore, StoreError, now_ms};
 
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    name: "skills_1",
-    sql: "CREATE TABLE skills (
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "skills_1",
+        sql: "CREATE TABLE skills (
         id TEXT PRIMARY KEY,
         slug TEXT NOT NULL UNIQUE,
         name TEXT NOT NULL,
@@ -41,7 +42,14 @@ pub(super) const MIGRATIONS: &[Migration] = &[Migration {
         installed_at INTEGER NOT NULL,
         PRIMARY KEY (owner, slug)
     ) WITHOUT ROWID;",
-}];
+    },
+    Migration {
+        name: "skills_2",
+        // The tools a version offers (name, description, schemas), worked out from its component
+        // when it is published, so listing an agent's tools never needs the component compiled.
+        sql: "ALTER TABLE skill_versions ADD COLUMN capabilities TEXT NOT NULL DEFAULT '[]';",
+    },
+];
 
 /// A version to publish; its component is already stored under `sha256`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +66,8 @@ pub struct NewSkillVersion {
     pub tags: String,
     /// The manifest as JSON.
     pub manifest: String,
+    /// The capabilities' tool specs as JSON (see `skills::CapabilitySpec`).
+    pub capabilities: String,
     pub sha256: String,
     pub bytes: u64,
     pub published_by: String,
@@ -86,6 +96,8 @@ pub struct SkillVersion {
     pub slug: String,
     pub version: String,
     pub manifest: String,
+    /// The capabilities' tool specs as JSON (see `skills::CapabilitySpec`).
+    pub capabilities: String,
     pub sha256: String,
     pub bytes: u64,
     pub published_by: String,
@@ -162,6 +174,8 @@ pub trait SkillStore: Send + Sync {
     fn skill_uninstall<'a>(&'a self, owner: &'a str, slug: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
     /// `owner`'s installs, by slug.
     fn skills_installed<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<Vec<SkillInstall>, StoreError>>;
+    /// Every agent that has at least one skill installed.
+    fn skill_install_owners(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
 }
 
 const SUMMARY_COLUMNS: &str =
@@ -214,8 +228,8 @@ impl SkillStore for SqliteStore {
             let now = now_ms();
             let version = new.version.to_string();
             tx.prepare_cached(
-                "INSERT INTO skill_versions (slug, version, manifest, sha256, bytes, published_by, published_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO skill_versions (slug, version, manifest, sha256, bytes, published_by, published_at,
+                    capabilities) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 new.slug,
@@ -224,7 +238,8 @@ impl SkillStore for SqliteStore {
                 new.sha256,
                 i64::try_from(new.bytes).unwrap_or(i64::MAX),
                 new.published_by,
-                now
+                now,
+                new.capabilities
             ])?;
             tx.prepare_cached(
                 "INSERT INTO skills (id, slug, name, author, category, description, tags, latest_version, created_at, updated_at)
@@ -314,8 +329,8 @@ impl SkillStore for SqliteStore {
         let (slug, version) = (slug.to_owned(), version.map(str::to_owned));
         self.read(move |conn| {
             conn.prepare_cached(
-                "SELECT v.slug, v.version, v.manifest, v.sha256, v.bytes, v.published_by, v.published_at
-                 FROM skill_versions v JOIN skills s ON s.slug = v.slug
+                "SELECT v.slug, v.version, v.manifest, v.sha256, v.bytes, v.published_by, v.published_at,
+                    v.capabilities FROM skill_versions v JOIN skills s ON s.slug = v.slug
                  WHERE v.slug = ?1 AND v.version = coalesce(?2, s.latest_version)",
             )?
             .query_row(params![slug, version], |row| {
@@ -327,6 +342,7 @@ impl SkillStore for SqliteStore {
                     bytes: u64::try_from(row.get::<_, i64>(4)?).unwrap_or(0),
                     published_by: row.get(5)?,
                     published_at_ms: row.get(6)?,
+                    capabilities: row.get(7)?,
                 })
             })
             .optional()
@@ -410,6 +426,15 @@ impl SkillStore for SqliteStore {
         })
         .boxed()
     }
+
+    fn skill_install_owners(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT DISTINCT owner FROM skill_installs ORDER BY owner")?
+                .query_map([], |row| row.get(0))?
+                .collect()
+        })
+        .boxed()
+    }
 }
 
 #[cfg(test)]
@@ -428,6 +453,7 @@ mod tests {
             description: format!("Does {slug} things."),
             tags: tags.into(),
             manifest: "{}".into(),
+            capabilities: "[]".into(),
             sha256: format!("{slug}-{version}"),
             bytes: 10,
             published_by: "owner".into(),

@@ -50,6 +50,16 @@ impl Bodies {
             in_transit: DashMap::default(),
         })
     }
+
+    /// The same limits, but bodies of up to `max` bytes (and a budget that fits one).
+    pub fn with_max(http: &HttpConfig, max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            timeout: Duration::from_secs(http.body_read_timeout_secs),
+            max,
+            budget: http.max_body_bytes_in_flight_per_caller.max(max),
+            in_transit: DashMap::default(),
+        })
+    }
 }
 
 /// Bytes counted against a caller's budget, given back when dropped (the body arrived, or the

@@ -9,7 +9,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use serde_json::{Map, Value};
 
 use super::openapi::Op;
-use super::{HttpState, accounts, governance, mcp_route, metrics, ops, probes, tools, traces};
+use super::{HttpState, accounts, governance, mcp_route, metrics, ops, probes, skills, tools, traces};
 
 /// How a route may be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +55,16 @@ pub(super) struct Route {
     pub tag: &'static str,
     pub handler: MethodRouter<HttpState>,
     pub describe: Describe,
+    /// Its bodies may be as large as a published skill (`skills.max_component_bytes`), not
+    /// only `http.max_body_bytes`.
+    pub large_body: bool,
+}
+
+impl Route {
+    fn with_large_body(mut self) -> Self {
+        self.large_body = true;
+        self
+    }
 }
 
 struct Row {
@@ -83,6 +93,7 @@ where
         tag: row.tag,
         handler: on(filter, handler),
         describe,
+        large_body: false,
     }
 }
 
@@ -298,6 +309,49 @@ pub(super) fn table(public_metrics: bool) -> Vec<Route> {
         ),
         route(
             M::GET,
+            "/api/skills",
+            row(Public, Calls, "skills"),
+            skills::list,
+            skills::list_doc,
+        ),
+        route(
+            M::POST,
+            "/api/skills/install",
+            row(Protected, Calls, "skills"),
+            skills::install,
+            skills::install_doc,
+        ),
+        route(
+            M::POST,
+            "/api/skills/uninstall",
+            row(Protected, Calls, "skills"),
+            skills::uninstall,
+            skills::uninstall_doc,
+        ),
+        route(
+            M::GET,
+            "/api/skills/installed",
+            row(Protected, Calls, "skills"),
+            skills::installed,
+            skills::installed_doc,
+        ),
+        route(
+            M::POST,
+            "/api/skills/use",
+            row(Protected, Calls, "skills"),
+            skills::use_capability,
+            skills::use_doc,
+        ),
+        route(
+            M::POST,
+            "/api/skills/publish",
+            row(Protected, Calls, "skills"),
+            skills::publish,
+            skills::publish_doc,
+        )
+        .with_large_body(),
+        route(
+            M::GET,
             "/api/audit",
             row(Protected, Calls, "governance"),
             governance::audit,
@@ -373,7 +427,10 @@ mod tests {
             let open = route.access != Access::Protected;
             let expected_open = route.path.starts_with("/health")
                 || route.path == "/metrics"
-                || matches!(route.path, "/tools" | "/openapi.json" | "/docs" | "/register")
+                || matches!(
+                    route.path,
+                    "/tools" | "/openapi.json" | "/docs" | "/register" | "/api/skills"
+                )
                 || route.path.starts_with("/api/sign")
                 || route.path.starts_with("/api/forgot-password")
                 || matches!(route.path, "/api/ops/metrics" | "/api/ops/crew");

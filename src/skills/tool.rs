@@ -1,0 +1,205 @@
+//! A skill capability as a registry tool (`skill.<slug>.<capability>`), and the host its calls
+//! get: every `call-tool` goes back through `Registry::call` as the calling agent, narrowed to
+//! what the skill's manifest declares.
+
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use super::capability::CapabilitySpec;
+use super::library::Library;
+use super::manifest::Manifest;
+use super::runtime::{Host, SkillError};
+use super::sandbox::{LoadError, Sandbox};
+use crate::registry::{
+    Audience, CallContext, CallError, Caller, Hints, Origin, Registry, SkillScope, Tool, ToolFailure, ToolPolicy,
+    ToolResult, ToolSpec, json_result, output_of, result_text,
+};
+
+/// The `_meta` key holding what the skill logged during the call (its `log` calls and prints).
+pub const SKILL_LOG_META: &str = "agentos/skillLog";
+
+/// What every capability's tool shares: the sandbox, the published components and the registry
+/// that host calls go back to.
+pub struct Runner {
+    pub sandbox: Sandbox,
+    pub library: Library,
+    pub registry: Weak<Registry>,
+}
+
+/// One published version, as its tools run it.
+pub struct Published {
+    pub slug: String,
+    pub version: String,
+    pub sha256: String,
+    pub manifest: Manifest,
+    /// Names the skill in records and carries its declared domains.
+    pub scope: Arc<SkillScope>,
+    /// The tools its manifest declares (`permissions.tools`).
+    pub tools: ToolPolicy,
+}
+
+impl Published {
+    pub fn new(sha256: String, manifest: Manifest) -> Result<Self, crate::registry::PolicyError> {
+        Ok(Self {
+            slug: manifest.slug.clone(),
+            version: manifest.version.clone(),
+            sha256,
+            tools: ToolPolicy::parse(&manifest.permissions.tools)?,
+            scope: Arc::new(SkillScope {
+                name: Arc::from(format!("{}@{}", manifest.slug, manifest.version)),
+                domains: Arc::from(manifest.permissions.domains.clone()),
+            }),
+            manifest,
+        })
+    }
+}
+
+pub struct SkillTool {
+    spec: ToolSpec,
+    capability: CapabilitySpec,
+    published: Arc<Published>,
+    runner: Arc<Runner>,
+}
+
+fn object(value: &Value) -> Arc<rmcp::model::JsonObject> {
+    Arc::new(value.as_object().cloned().unwrap_or_default())
+}
+
+impl SkillTool {
+    pub fn new(capability: CapabilitySpec, published: Arc<Published>, runner: Arc<Runner>) -> Self {
+        let manifest = &published.manifest;
+        let hints = if capability.read_only {
+            Hints::READ_ONLY
+        } else {
+            Hints {
+                read_only: false,
+                destructive: false,
+                idempotent: false,
+                open_world: !manifest.permissions.domains.is_empty(),
+            }
+        };
+        let spec = ToolSpec {
+            name: Arc::from(capability.tool_name(&published.slug)),
+            title: Some(format!("{} ({})", capability.name, manifest.name)),
+            description: format!(
+                "{}\n\nA capability of the skill `{}` {} by {}, run in agentos's sandbox.",
+                capability.description, manifest.slug, manifest.version, manifest.author
+            ),
+            input_schema: object(&capability.input_schema),
+            output_schema: Some(object(&capability.output_schema)),
+            annotations: Some(hints),
+            origin: Origin::Skill,
+            audience: Audience::ByPolicy,
+        };
+        Self {
+            spec,
+            capability,
+            published,
+            runner,
+        }
+    }
+}
+
+impl Tool for SkillTool {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    fn call<'a>(&'a self, input: Value, ctx: &'a CallContext) -> BoxFuture<'a, ToolResult> {
+        async move {
+            let registry = self
+                .runner
+                .registry
+                .upgrade()
+                .ok_or_else(|| ToolFailure::busy("agentos is shutting down"))?;
+            let host = Arc::new(RegistryHost::new(registry, ctx, &self.published)?);
+            let mut limits = self.published.manifest.limits;
+            let remaining = u64::try_from(ctx.remaining().as_millis()).unwrap_or(u64::MAX);
+            limits.wall_ms = limits.wall_ms.min(remaining).max(1);
+            let (runner, published, capability) = (
+                self.runner.clone(),
+                self.published.clone(),
+                self.capability.name.clone(),
+            );
+            let outcome = tokio::task::spawn_blocking(move || {
+                let skill = runner
+                    .sandbox
+                    .ready(&runner.library, &published.sha256, &published.manifest)?;
+                Ok::<_, LoadError>(runner.sandbox.runtime.call(&skill, &capability, &input, &limits, host))
+            })
+            .await
+            .map_err(|error| ToolFailure::new(format!("the skill's thread failed: {error}")))?;
+            let (value, log) = match outcome {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(SkillError::Input(message))) => return Err(ToolFailure::invalid_input(message)),
+                Ok(Err(error)) => return Err(ToolFailure::new(error.to_string())),
+                Err(error) => {
+                    tracing::error!(skill = %self.published.scope.name, %error, "a published skill cannot be loaded");
+                    return Err(ToolFailure::new(format!(
+                        "the skill `{}` cannot be loaded: {error}",
+                        self.published.scope.name
+                    )));
+                }
+            };
+            let mut result = json_result(self.capability.answer(value));
+            if !log.is_empty() {
+                let mut meta = rmcp::model::JsonObject::new();
+                meta.insert(SKILL_LOG_META.into(), Value::String(log));
+                result.meta = Some(rmcp::model::MetaObject(meta));
+            }
+            Ok(result)
+        }
+        .boxed()
+    }
+}
+
+/// Host calls of one skill call: the registry, as the calling agent narrowed by the skill.
+struct RegistryHost {
+    registry: Arc<Registry>,
+    handle: tokio::runtime::Handle,
+    ctx: CallContext,
+}
+
+impl RegistryHost {
+    fn new(registry: Arc<Registry>, ctx: &CallContext, published: &Published) -> Result<Self, ToolFailure> {
+        let caller = Caller {
+            tools: ctx.caller.tools.intersect(&published.tools),
+            skill: Some(published.scope.clone()),
+            ..(*ctx.caller).clone()
+        };
+        let mut inner = ctx.clone();
+        inner.caller = Arc::new(caller);
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| ToolFailure::new("skills run only inside agentos's async runtime"))?;
+        Ok(Self {
+            registry,
+            handle,
+            ctx: inner,
+        })
+    }
+}
+
+impl Host for RegistryHost {
+    fn call_tool(&self, name: &str, input: Value, deadline: Instant) -> Result<Value, String> {
+        if name.starts_with("skill.") || name.starts_with("skill_") {
+            // Skills calling skills would stack sandboxes (and blocked threads) without bound.
+            return Err(format!("`{name}`: a skill cannot call another skill's capabilities"));
+        }
+        let mut ctx = self.ctx.clone();
+        let until = tokio::time::Instant::from_std(deadline);
+        ctx.deadline = ctx.deadline.min(until);
+        match self.handle.block_on(self.registry.call(&ctx, name, input)) {
+            Ok(result) if result.is_error == Some(true) => Err(result_text(&result)),
+            Ok(result) => Ok(output_of(&result)),
+            Err(CallError::UnknownTool(_)) => Err(format!(
+                "no tool `{name}` is available to this skill: it may call only the tools its manifest \
+                 lists in permissions.tools that the calling agent may use too"
+            )),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+}
