@@ -83,7 +83,9 @@ pub struct SkillPermissions {
     /// `agentos.mem_*`, `mcp.github.*`.
     #[serde(default)]
     pub tools: Vec<String>,
-    /// Hosts its network calls may reach (`example.com` also allows its subdomains).
+    /// Hosts its network calls may reach, as in an agent's `allowedDomains`: `example.com`
+    /// (and its subdomains), `*.example.com` (subdomains only) or `*` (any host the agent may
+    /// reach). Empty: none.
     #[serde(default)]
     pub domains: Vec<String>,
 }
@@ -231,15 +233,17 @@ impl Manifest {
             ToolPattern::parse(pattern).map_err(|error| field("permissions.tools", error.to_string()))?;
         }
         for domain in &self.permissions.domains {
-            let valid = !domain.is_empty()
-                && domain.len() <= 253
-                && domain
-                    .split('.')
-                    .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            let host = domain.strip_prefix("*.").unwrap_or(domain);
+            let valid = domain == "*"
+                || (!host.is_empty()
+                    && host.len() <= 253
+                    && host.split('.').all(|label| {
+                        !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    }));
             if !valid {
                 return Err(field(
                     "permissions.domains",
-                    format!("`{domain}` is not a host name like `example.com`"),
+                    format!("`{domain}` is not a host name like `example.com`, `*.example.com` or `*`"),
                 ));
             }
         }

@@ -241,12 +241,25 @@ impl Runtime {
     /// Checks a compiled component against `manifest` and prepares it for fast instantiation.
     pub fn prepare(&self, component: &Component, manifest: &Manifest) -> Result<LoadedSkill, SkillError> {
         let component_type = component.component_type();
-        for (name, _) in component_type.imports(&self.engine) {
+        // Interfaces of the skill's own package that only declare types (records shared by its
+        // exports) are imports too; they ask for nothing, so they get an empty instance.
+        let mut types_only = Vec::new();
+        for (name, item) in component_type.imports(&self.engine) {
             let allowed = name.starts_with("agentos:skill/host@0.1.")
                 || (name.starts_with("wasi:") && !name.starts_with("wasi:http/"));
-            if !allowed {
+            if allowed {
+                continue;
+            }
+            let declares_only_types = match &item.ty {
+                wasmtime::component::types::ComponentItem::ComponentInstance(instance) => instance
+                    .exports(&self.engine)
+                    .all(|(_, export)| matches!(export.ty, wasmtime::component::types::ComponentItem::Type(_))),
+                _ => false,
+            };
+            if !declares_only_types || name.starts_with("wasi:") || name.starts_with("agentos:") {
                 return Err(SkillError::ForbiddenImport(name.to_owned()));
             }
+            types_only.push(name.to_owned());
         }
         let mut capabilities = Vec::new();
         for name in manifest.capabilities.keys() {
@@ -289,10 +302,17 @@ impl Runtime {
                 result,
             });
         }
-        let pre = self
-            .linker
-            .instantiate_pre(component)
-            .map_err(|error| SkillError::Link(format!("{error:#}")))?;
+        let link_error = |error: wasmtime::Error| SkillError::Link(format!("{error:#}"));
+        let pre = if types_only.is_empty() {
+            self.linker.instantiate_pre(component)
+        } else {
+            let mut linker = self.linker.clone();
+            for name in &types_only {
+                linker.instance(name).map_err(link_error)?;
+            }
+            linker.instantiate_pre(component)
+        }
+        .map_err(link_error)?;
         Ok(LoadedSkill { pre, capabilities })
     }
 
