@@ -50,7 +50,16 @@ impl Registry {
             trace.finish(&outcome, &secrets);
             return outcome;
         }
-        let Some(target) = self.resolve_target(&ctx.caller, &op) else {
+        // A tool its provider has not offered yet (agentos is still starting) is waited for,
+        // as a first listing is, before the call is told it does not exist.
+        let target = match self.resolve_target(&ctx.caller, &op) {
+            None if !self.startup_over() => {
+                self.until_started().await;
+                self.resolve_target(&ctx.caller, &op)
+            }
+            found => found,
+        };
+        let Some(target) = target else {
             self.stats.unknown.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(name = %requested, agent = %ctx.caller.agent_id, request_id = %ctx.request_id, "unknown or denied");
             let secrets = unresolved_input(&mut trail, &input);

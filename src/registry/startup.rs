@@ -80,6 +80,11 @@ impl Registry {
         }
     }
 
+    /// Whether the start-up wait is behind us (every provider done, or the wait passed).
+    pub(super) fn startup_over(&self) -> bool {
+        self.startup.over.load(Ordering::Acquire) || self.startup.began.get().is_none()
+    }
+
     /// Waits until every provider that began starting is done, or the start-up wait has passed;
     /// afterwards returns at once. Providers still starting when the wait ends are logged.
     pub async fn until_started(&self) {

@@ -26,6 +26,9 @@ pub struct Sandbox {
     /// Prepared versions by component digest (and manifest: its capabilities are checked
     /// against the component), shared by every agent that installed them.
     ready: Mutex<HashMap<String, Arc<LoadedSkill>>>,
+    /// Compiled components by digest (cheap to clone: they share their code), so publishing
+    /// or loading the same component again never reads or compiles it twice.
+    components: Mutex<HashMap<String, wasmtime::component::Component>>,
 }
 
 impl Sandbox {
@@ -34,6 +37,7 @@ impl Sandbox {
             runtime: Runtime::new()?,
             compiled_dir: data_dir.join("skills").join("compiled"),
             ready: Mutex::new(HashMap::new()),
+            components: Mutex::new(HashMap::new()),
         })
     }
 
@@ -103,6 +107,18 @@ impl Sandbox {
     /// `wasm` (whose digest is `sha256`) compiled: from its compiled form on disk when that is
     /// there and made by this build, else compiled now and kept.
     fn compiled(&self, wasm: &[u8], sha256: &str) -> Result<wasmtime::component::Component, SkillError> {
+        if let Some(component) = self.components.lock().unwrap_or_else(|p| p.into_inner()).get(sha256) {
+            return Ok(component.clone());
+        }
+        let component = self.compiled_from_disk(wasm, sha256)?;
+        self.components
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sha256.to_owned(), component.clone());
+        Ok(component)
+    }
+
+    fn compiled_from_disk(&self, wasm: &[u8], sha256: &str) -> Result<wasmtime::component::Component, SkillError> {
         let cached = self.compiled_path(sha256);
         if cached.exists() {
             // SAFETY: files in `compiled_dir` are written only by `keep_compiled`, from

@@ -42,6 +42,8 @@ mod security_stop;
 mod skills_market;
 #[cfg(feature = "skills")]
 mod skills_runtime;
+#[cfg(feature = "skills")]
+mod skills_sandbox;
 mod tools_catalog;
 mod upstream_core;
 mod upstream_crew;

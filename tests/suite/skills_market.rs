@@ -287,3 +287,98 @@ async fn an_installed_skill_is_one_agents_tool_through_every_door() {
     let after = call(&bob_mcp, "skill.probe.greet", json!({"name": "Eve", "mood": "calm"})).await;
     assert_eq!(structured(&after)["text"], "Hello, Eve!", "{}", text_of(&after));
 }
+
+#[tokio::test]
+async fn the_marketplace_lists_searches_sorts_and_pages_fifty_skills() {
+    let Some(probe) = built("probe") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let manifest = std::fs::read_to_string(probe.join("skill.toml")).unwrap();
+    let component = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        std::fs::read(probe.join("skill.wasm")).unwrap(),
+    );
+    // Fifty skills from the probe under other slugs (one component, compiled once), in three
+    // categories and two authors; the names count down so name order is not publish order.
+    for n in 0..50 {
+        let category = ["web", "text", "data"][n % 3];
+        let author = if n % 2 == 0 { "Ada" } else { "Bob" };
+        let edited = manifest
+            .replace("slug = \"probe\"", &format!("slug = \"skill-{n:02}\""))
+            .replace("name = \"Sandbox probe\"", &format!("name = \"Skill {:02}\"", 49 - n))
+            .replace("author = \"agentos tests\"", &format!("author = \"{author}\""))
+            .replace("category = \"testing\"", &format!("category = \"{category}\""))
+            .replace(
+                "description = \"Pushes",
+                &format!(
+                    "tags = [\"{}\"]\ndescription = \"Pushes",
+                    if n == 7 { "lucky" } else { "plain" }
+                ),
+            );
+        let body = json!({"manifest": edited, "component": component});
+        let (status, answer) = rest(&server, server.token(), "POST", "/api/skills/publish", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "skill {n}: {answer}");
+    }
+    let get = |path: &'static str| {
+        let url = server.url(path);
+        async move {
+            let response = common::http().get(url).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let slugs = |page: &Value| -> Vec<String> {
+        page["skills"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["slug"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let first = get("/api/skills").await;
+    assert_eq!(first["pagination"], json!({"page": 1, "limit": 50, "total": 50}));
+    assert_eq!(slugs(&first).len(), 50);
+    let third = get("/api/skills?limit=20&page=3&sort=name").await;
+    assert_eq!(third["pagination"], json!({"page": 3, "limit": 20, "total": 50}));
+    // By name: "Skill 00" is skill-49, ..., so page 3 of 20 holds names 40-49: skill-09 .. skill-00.
+    assert_eq!(
+        slugs(&third),
+        (0..10).rev().map(|n| format!("skill-{n:02}")).collect::<Vec<_>>()
+    );
+    let past = get("/api/skills?limit=20&page=4").await;
+    assert!(slugs(&past).is_empty());
+    assert_eq!(past["pagination"]["total"], 50);
+
+    let web = get("/api/skills?category=web").await;
+    assert_eq!(web["pagination"]["total"], 17);
+    assert!(web["skills"].as_array().unwrap().iter().all(|s| s["category"] == "web"));
+    let ada_text = get("/api/skills?category=text&author=ada").await;
+    assert_eq!(ada_text["pagination"]["total"], 8, "{ada_text}");
+    let lucky = get("/api/skills?search=lucky").await;
+    assert_eq!(slugs(&lucky), ["skill-07"]);
+    let both_words = get("/api/skills?search=sandbox%20skill-1").await;
+    assert_eq!(both_words["pagination"]["total"], 10);
+
+    let newest = get("/api/skills?sort=newest&limit=3").await;
+    assert_eq!(slugs(&newest), ["skill-49", "skill-48", "skill-47"]);
+    // Popular: most installed first.
+    let alice = register(&server, "alice", &["*"], &[]).await;
+    let bob = register(&server, "bob", &["*"], &[]).await;
+    install(&server, &alice, "skill-31").await;
+    install(&server, &bob, "skill-31").await;
+    install(&server, &alice, "skill-05").await;
+    let popular = get("/api/skills?sort=popular&limit=2").await;
+    assert_eq!(slugs(&popular), ["skill-31", "skill-05"]);
+    assert_eq!(popular["skills"][0]["installs"], 2);
+
+    for bad in [
+        "/api/skills?page=0",
+        "/api/skills?limit=101",
+        "/api/skills?sort=random",
+        "/api/skills?nonsense=1",
+    ] {
+        let response = common::http().get(server.url(bad)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
