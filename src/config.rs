@@ -321,6 +321,12 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for key in &self.skills.trusted_keys {
+            crate::skills::signing::TrustedKey::parse(key).map_err(|error| ConfigError::Invalid {
+                setting: "skills.trusted_keys",
+                message: error.to_string(),
+            })?;
+        }
         let timeout = self.limits.call_timeout_secs;
         if !(timeout.is_finite() && timeout > 0.0 && timeout <= 86_400.0) {
             return Err(ConfigError::Invalid {

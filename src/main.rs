@@ -39,8 +39,33 @@ enum Command {
 
 #[derive(Subcommand)]
 enum SkillsCommand {
-    /// Publish a built skill: a directory holding skill.toml and the component it names.
+    /// Publish a built skill: a directory holding skill.toml, the component it names and, when
+    /// signed, skill.sig.
     Publish(PublishArgs),
+    /// Make a publisher key pair: the secret key goes to a file, the public key is printed in
+    /// the form `skills.trusted_keys` takes.
+    Keygen(KeygenArgs),
+    /// Sign a built skill with a publisher's secret key: writes skill.sig beside skill.toml.
+    Sign(SignArgs),
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    /// Where to write the secret key (created; never overwritten).
+    #[arg(long)]
+    out: PathBuf,
+    /// The name operators will know the key by (shown in records of what it signed).
+    #[arg(long, default_value = "publisher")]
+    name: String,
+}
+
+#[derive(Args)]
+struct SignArgs {
+    /// The skill's directory (skill.toml and its component).
+    dir: PathBuf,
+    /// The secret key file written by `agentos skills keygen`.
+    #[arg(long)]
+    key: PathBuf,
 }
 
 #[derive(Args)]
@@ -278,9 +303,51 @@ async fn run_skills_publish(args: PublishArgs) -> anyhow::Result<()> {
         published["bytes"],
         published["sha256"].as_str().unwrap_or_default()
     );
+    if let Some(key) = published["signedBy"].as_str() {
+        println!("signed by {key}");
+    }
     for capability in published["capabilities"].as_array().into_iter().flatten() {
         println!("  {}", capability["tool"].as_str().unwrap_or_default());
     }
+    Ok(())
+}
+
+/// `agentos skills keygen --out <file>`
+fn run_skills_keygen(args: KeygenArgs) -> anyhow::Result<()> {
+    let (secret, public) = agentos::skills::signing::generate();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&args.out)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", args.out.display()))?;
+    std::io::Write::write_all(&mut file, format!("{secret}\n").as_bytes())
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    println!("secret key written to {} (keep it private)", args.out.display());
+    println!("trust it on a server with, in agentos.toml:");
+    println!("[skills]\ntrusted_keys = [\"{}:{public}\"]", args.name);
+    Ok(())
+}
+
+/// `agentos skills sign <dir> --key <file>`
+fn run_skills_sign(args: SignArgs) -> anyhow::Result<()> {
+    let manifest_path = args.dir.join("skill.toml");
+    let manifest =
+        std::fs::read_to_string(&manifest_path).with_context(|| format!("cannot read {}", manifest_path.display()))?;
+    let parsed = agentos::skills::Manifest::parse(&manifest).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let component_path = args.dir.join(&parsed.component);
+    let component = std::fs::read(&component_path)
+        .with_context(|| format!("cannot read {} (build the skill first)", component_path.display()))?;
+    let secret = std::fs::read_to_string(&args.key).with_context(|| format!("cannot read {}", args.key.display()))?;
+    let message = agentos::skills::signing::message(
+        &parsed.slug,
+        &parsed.version,
+        &agentos::skills::library::digest(&component),
+        &manifest,
+    );
+    let signature = agentos::skills::signing::sign(&secret, &message).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let out = args.dir.join(agentos::skills::signing::SIGNATURE_FILE);
+    std::fs::write(&out, format!("{signature}\n")).with_context(|| format!("cannot write {}", out.display()))?;
+    println!("signed {} {}: {}", parsed.slug, parsed.version, out.display());
     Ok(())
 }
 
@@ -319,5 +386,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(run_serve(args)),
         Command::Mcp(args) => runtime.block_on(run_mcp(args)),
         Command::Skills(SkillsCommand::Publish(args)) => runtime.block_on(run_skills_publish(args)),
+        Command::Skills(SkillsCommand::Keygen(args)) => run_skills_keygen(args),
+        Command::Skills(SkillsCommand::Sign(args)) => run_skills_sign(args),
     }
 }

@@ -14,6 +14,7 @@ pub mod runtime;
 #[cfg(feature = "skills")]
 pub mod sandbox;
 pub mod service;
+pub mod signing;
 #[cfg(feature = "skills")]
 pub mod tool;
 pub mod tools;

@@ -39,8 +39,8 @@ pub enum SkillsError {
     NoSuchVersion { slug: String, version: String },
     #[error("you have not installed the skill `{0}` (agentos.skills_installed lists yours)")]
     NotInstalled(String),
-    #[error("signature: {0}")]
-    Signature(String),
+    #[error(transparent)]
+    Signature(#[from] super::signing::SigningError),
     #[error(
         "this agentos was built without the `skills` feature, so it cannot run skills; build it with \
          `cargo build --release --features skills`"
@@ -84,6 +84,8 @@ pub struct Published {
     pub sha256: String,
     pub bytes: u64,
     pub capabilities: Vec<CapabilitySpec>,
+    /// The trusted key that signed it, if any.
+    pub signed_by: Option<String>,
 }
 
 /// One of an agent's installs, with the skill and the tools it gave the agent.
@@ -98,6 +100,8 @@ pub struct Skills {
     store: Arc<dyn Store>,
     registry: Weak<Registry>,
     pub config: SkillsConfig,
+    /// `config.trusted_keys`, parsed (checked when the configuration was loaded).
+    trusted: Vec<super::signing::TrustedKey>,
     library: Arc<Library>,
     /// Every agent's tools are rebuilt one agent at a time, so two installs never race.
     refreshing: tokio::sync::Mutex<()>,
@@ -121,9 +125,21 @@ impl Skills {
                 })
             })
             .map_err(|error| error.to_string());
+        let trusted = config
+            .trusted_keys
+            .iter()
+            .filter_map(|entry| match super::signing::TrustedKey::parse(entry) {
+                Ok(key) => Some(key),
+                Err(error) => {
+                    tracing::error!(%error, "ignoring a trusted key");
+                    None
+                }
+            })
+            .collect();
         Self {
             store,
             registry: Arc::downgrade(registry),
+            trusted,
             config,
             library: Arc::new(Library::new(data_dir)),
             refreshing: tokio::sync::Mutex::new(()),
@@ -136,7 +152,13 @@ impl Skills {
     /// Publishes a version: checks the manifest and the component (it must compile, import only
     /// what agentos provides and export every capability the manifest describes), stores the
     /// component by digest and records the version.
-    pub async fn publish(&self, publisher: &str, manifest_text: &str, wasm: Vec<u8>) -> Result<Published, SkillsError> {
+    pub async fn publish(
+        &self,
+        publisher: &str,
+        manifest_text: &str,
+        wasm: Vec<u8>,
+        signature: Option<&str>,
+    ) -> Result<Published, SkillsError> {
         let bytes = wasm.len() as u64;
         if bytes > self.config.max_component_bytes {
             return Err(SkillsError::TooLarge {
@@ -157,6 +179,14 @@ impl Skills {
             });
         }
         let sha256 = library::digest(&wasm);
+        let signed_by = match signature {
+            Some(signature) => {
+                let signed = super::signing::message(&manifest.slug, &manifest.version, &sha256, manifest_text);
+                Some(super::signing::verify(&self.trusted, signature, &signed)?)
+            }
+            None if self.config.require_signatures => return Err(super::signing::SigningError::Unsigned.into()),
+            None => None,
+        };
         let capabilities = self.inspect(wasm.clone(), sha256.clone(), manifest.clone()).await?;
         let library = self.library.clone();
         tokio::task::spawn_blocking(move || library.put(&wasm))
@@ -176,6 +206,7 @@ impl Skills {
             sha256: sha256.clone(),
             bytes,
             published_by: publisher.to_owned(),
+            signed_by: signed_by.clone(),
         };
         match self.store.skill_publish(new).await? {
             Ok(skill) => Ok(Published {
@@ -184,6 +215,7 @@ impl Skills {
                 sha256,
                 bytes,
                 capabilities,
+                signed_by,
             }),
             Err(PublishRefusal::NotNewer { latest }) => Err(SkillsError::NotNewer {
                 slug: manifest.slug,

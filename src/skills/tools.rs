@@ -119,6 +119,10 @@ struct PublishArgs {
     /// The component (`.wasm`), base64-encoded.
     #[schemars(length(min = 1))]
     component: String,
+    /// A publisher's ed25519 signature (base64) made with `agentos skills sign`; checked
+    /// against `skills.trusted_keys`. Required when the server sets `skills.require_signatures`.
+    #[schemars(length(min = 1, max = 200))]
+    signature: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -140,6 +144,9 @@ struct PublishResult {
     sha256: String,
     bytes: u64,
     capabilities: Vec<CapabilityOut>,
+    /// The trusted key that signed it; absent when unsigned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed_by: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -318,11 +325,14 @@ pub fn tools(skills: &Arc<Skills>, registry: &Arc<Registry>) -> Vec<Arc<dyn Tool
                     let wasm = base64::engine::general_purpose::STANDARD
                         .decode(args.component.trim())
                         .map_err(|error| super::SkillsError::Encoding(error.to_string()))?;
-                    let published = skills.publish(&ctx.caller.agent_id, &args.manifest, wasm).await?;
+                    let published = skills
+                        .publish(&ctx.caller.agent_id, &args.manifest, wasm, args.signature.as_deref())
+                        .await?;
                     let slug = published.skill.slug.clone();
                     Ok(PublishResult {
                         skill: published.skill.into(),
                         version: published.version,
+                        signed_by: published.signed_by,
                         sha256: published.sha256,
                         bytes: published.bytes,
                         capabilities: published

@@ -47,7 +47,9 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "skills_2",
         // The tools a version offers (name, description, schemas), worked out from its component
         // when it is published, so listing an agent's tools never needs the component compiled.
-        sql: "ALTER TABLE skill_versions ADD COLUMN capabilities TEXT NOT NULL DEFAULT '[]';",
+        // And the publisher key that signed it, when one did.
+        sql: "ALTER TABLE skill_versions ADD COLUMN capabilities TEXT NOT NULL DEFAULT '[]';
+            ALTER TABLE skill_versions ADD COLUMN signed_by TEXT;",
     },
 ];
 
@@ -71,6 +73,8 @@ pub struct NewSkillVersion {
     pub sha256: String,
     pub bytes: u64,
     pub published_by: String,
+    /// The trusted key that signed it (`skills.trusted_keys`), if any.
+    pub signed_by: Option<String>,
 }
 
 /// A skill as the marketplace lists it.
@@ -102,6 +106,7 @@ pub struct SkillVersion {
     pub bytes: u64,
     pub published_by: String,
     pub published_at_ms: i64,
+    pub signed_by: Option<String>,
 }
 
 /// An agent's install of a skill, pinned to a version.
@@ -229,7 +234,7 @@ impl SkillStore for SqliteStore {
             let version = new.version.to_string();
             tx.prepare_cached(
                 "INSERT INTO skill_versions (slug, version, manifest, sha256, bytes, published_by, published_at,
-                    capabilities) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    capabilities, signed_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 new.slug,
@@ -239,7 +244,8 @@ impl SkillStore for SqliteStore {
                 i64::try_from(new.bytes).unwrap_or(i64::MAX),
                 new.published_by,
                 now,
-                new.capabilities
+                new.capabilities,
+                new.signed_by
             ])?;
             tx.prepare_cached(
                 "INSERT INTO skills (id, slug, name, author, category, description, tags, latest_version, created_at, updated_at)
@@ -330,7 +336,7 @@ impl SkillStore for SqliteStore {
         self.read(move |conn| {
             conn.prepare_cached(
                 "SELECT v.slug, v.version, v.manifest, v.sha256, v.bytes, v.published_by, v.published_at,
-                    v.capabilities FROM skill_versions v JOIN skills s ON s.slug = v.slug
+                    v.capabilities, v.signed_by FROM skill_versions v JOIN skills s ON s.slug = v.slug
                  WHERE v.slug = ?1 AND v.version = coalesce(?2, s.latest_version)",
             )?
             .query_row(params![slug, version], |row| {
@@ -343,6 +349,7 @@ impl SkillStore for SqliteStore {
                     published_by: row.get(5)?,
                     published_at_ms: row.get(6)?,
                     capabilities: row.get(7)?,
+                    signed_by: row.get(8)?,
                 })
             })
             .optional()
@@ -454,6 +461,7 @@ mod tests {
             tags: tags.into(),
             manifest: "{}".into(),
             capabilities: "[]".into(),
+            signed_by: None,
             sha256: format!("{slug}-{version}"),
             bytes: 10,
             published_by: "owner".into(),

@@ -358,3 +358,76 @@ async fn a_component_larger_than_the_cap_is_refused_before_it_is_read() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert!(message(&body).contains("limited to"), "{body}");
 }
+
+fn agentos(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(common::agentos_bin())
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn with_required_signatures_only_skills_signed_by_a_trusted_key_are_published() {
+    let Some(probe) = built("probe") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (trusted_key, stranger_key) = (dir.path().join("acme.key"), dir.path().join("stranger.key"));
+    let made = agentos(&[
+        "skills",
+        "keygen",
+        "--out",
+        trusted_key.to_str().unwrap(),
+        "--name",
+        "acme",
+    ]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let printed = String::from_utf8_lossy(&made.stdout).into_owned();
+    let trust_line = printed
+        .lines()
+        .find(|l| l.starts_with("trusted_keys"))
+        .unwrap()
+        .to_owned();
+    assert!(trust_line.contains("\"acme:"), "{printed}");
+    assert!(
+        agentos(&["skills", "keygen", "--out", stranger_key.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let again = agentos(&["skills", "keygen", "--out", trusted_key.to_str().unwrap()]);
+    assert!(!again.status.success(), "an existing key file is never overwritten");
+
+    let server = start(
+        dir.path(),
+        &format!("[skills]\nrequire_signatures = true\n{trust_line}\n"),
+    );
+    let (status, body) = publish(&server, package(&probe, |m| m)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(message(&body).contains("requires signed skills"), "{body}");
+
+    // Signed by a stranger: refused.
+    let copy = dir.path().join("probe");
+    std::fs::create_dir_all(&copy).unwrap();
+    for file in ["skill.toml", "skill.wasm"] {
+        std::fs::copy(probe.join(file), copy.join(file)).unwrap();
+    }
+    let sign = |key: &Path| agentos(&["skills", "sign", copy.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    assert!(sign(&stranger_key).status.success());
+    let signed = |edit: fn(String) -> String| {
+        let mut body = package(&copy, edit);
+        body["signature"] = json!(std::fs::read_to_string(copy.join("skill.sig")).unwrap().trim());
+        body
+    };
+    let (status, body) = publish(&server, signed(|m| m)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(message(&body).contains("does not verify"), "{body}");
+
+    // Signed by the trusted key, but the manifest changed after signing: refused.
+    assert!(sign(&trusted_key).status.success());
+    let (status, body) = publish(&server, signed(|m| m.replace("Sandbox probe", "Sandbox probe!"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    // As signed: published, and the key named.
+    let (status, body) = publish(&server, signed(|m| m)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["signed_by"], "acme");
+}

@@ -156,7 +156,12 @@ pub(super) async fn use_capability(call: ToolCall, JsonBody(body): JsonBody<Valu
 /// the one route whose body may be as large as `skills.max_component_bytes` allows.
 pub(super) async fn publish(call: ToolCall, JsonBody(body): JsonBody<Value>) -> Response {
     let expected = "{\"manifest\": \"<skill.toml text>\", \"component\": \"<base64 of the .wasm>\"}";
-    match renamed(body, &[("manifest", "manifest"), ("component", "component")], expected) {
+    let fields = [
+        ("manifest", "manifest"),
+        ("component", "component"),
+        ("signature", "signature"),
+    ];
+    match renamed(body, &fields, expected) {
         Ok(input) => {
             call.run_with_status("agentos.skill_publish", input, StatusCode::CREATED, |_, body| {
                 snake_keys(body)
@@ -274,7 +279,10 @@ pub(super) fn publish_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
         )
         .json_body(json!({
             "type": "object", "required": ["manifest", "component"], "additionalProperties": false,
-            "properties": {"manifest": {"type": "string"}, "component": {"type": "string", "contentEncoding": "base64"}}
+            "properties": {
+                "manifest": {"type": "string"}, "component": {"type": "string", "contentEncoding": "base64"},
+                "signature": {"type": "string", "contentEncoding": "base64"}
+            }
         }))
         .reply(
             201,
