@@ -208,6 +208,7 @@ pub(super) fn list_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
             "A page of skills and `pagination {page, limit, total}`.",
             tool_schema!(schemas, "skills_search", "outputSchema"),
         )
+        .tool_backed()
 }
 
 pub(super) fn install_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
@@ -222,6 +223,7 @@ pub(super) fn install_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
             "The install (keys in snake_case).",
             tool_schema!(schemas, "skill_install", "outputSchema"),
         )
+        .tool_backed()
 }
 
 pub(super) fn uninstall_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
@@ -236,6 +238,7 @@ pub(super) fn uninstall_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
             "The skill removed.",
             tool_schema!(schemas, "skill_uninstall", "outputSchema"),
         )
+        .tool_backed()
 }
 
 pub(super) fn installed_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
@@ -246,6 +249,7 @@ pub(super) fn installed_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
             "Your installs (keys in snake_case).",
             tool_schema!(schemas, "skills_installed", "outputSchema"),
         )
+        .tool_backed()
 }
 
 pub(super) fn use_doc(op: Op, _schemas: &mut Map<String, Value>) -> Op {
@@ -269,6 +273,7 @@ pub(super) fn use_doc(op: Op, _schemas: &mut Map<String, Value>) -> Op {
                 }
             }),
         )
+        .tool_backed()
 }
 
 pub(super) fn publish_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
