@@ -431,3 +431,49 @@ async fn with_required_signatures_only_skills_signed_by_a_trusted_key_are_publis
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["signed_by"], "acme");
 }
+
+#[tokio::test]
+async fn a_component_that_reaches_for_files_environment_and_arguments_through_wasi_gets_nothing() {
+    let Some(escape) = built("wasi-escape") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), "");
+    let (status, body) = publish(&server, package(&escape, |m| m)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let alice = register(&server, "alice", &["*"], &[]).await;
+    install(&server, &alice, "wasi-escape").await;
+    let (client, _) = http_client_as(&server.mcp_url(), &alice).await;
+    let answer = |result: rmcp::model::CallToolResult| structured(&result)["result"].clone();
+
+    let secret = dir.path().join("host-secret.txt");
+    std::fs::write(&secret, "host data").unwrap();
+    for path in [
+        "/etc/passwd",
+        secret.to_str().unwrap(),
+        "Cargo.toml",
+        "../../etc/hostname",
+    ] {
+        let read = answer(call(&client, "skill.wasi-escape.read-file", json!({"path": path})).await);
+        assert!(read.as_str().unwrap().starts_with("error:"), "{path}: {read}");
+    }
+    for path in ["/", ".", ".."] {
+        let listed = answer(call(&client, "skill.wasi-escape.list-dir", json!({"path": path})).await);
+        assert!(listed.as_str().unwrap().starts_with("error:"), "{path}: {listed}");
+    }
+    let planted = dir.path().join("planted.txt");
+    let written = answer(
+        call(
+            &client,
+            "skill.wasi-escape.write-file",
+            json!({"path": planted.to_str().unwrap()}),
+        )
+        .await,
+    );
+    assert!(written.as_str().unwrap().starts_with("error:"), "{written}");
+    assert!(!planted.exists(), "the skill wrote a file on the host");
+    // No environment (the server's has PATH, HOME, its secrets key variable...) and no arguments.
+    assert_eq!(answer(call(&client, "skill.wasi-escape.env", json!({})).await), "empty");
+    assert_eq!(answer(call(&client, "skill.wasi-escape.args", json!({})).await), 0);
+    // What the sandbox does give: clocks.
+    let now = answer(call(&client, "skill.wasi-escape.clock", json!({})).await);
+    assert!(now.as_u64().unwrap() > 0, "{now}");
+}
