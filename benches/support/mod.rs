@@ -122,6 +122,15 @@ pub fn start_agentos_binary(binary: &std::path::Path, config: &str, secure: bool
 }
 
 impl Proc {
+    /// A server the benchmark started itself, on its own data directory.
+    pub fn adopt(child: Child, addr: SocketAddr) -> Self {
+        Self {
+            child,
+            addr,
+            _dir: None,
+        }
+    }
+
     fn data_dir(&self) -> std::path::PathBuf {
         self._dir.as_ref().expect("agentos has a data dir").path().join("data")
     }

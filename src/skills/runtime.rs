@@ -137,6 +137,32 @@ impl Drop for Runtime {
     }
 }
 
+/// Instances come from pools of ready slots instead of fresh mappings per call: a call's
+/// instantiation then costs no `mmap`/`munmap`, and a reused slot's first pages are reset with
+/// `memset` and stay resident, so the next call does not fault them in again. The pools only
+/// reserve address space; concurrency is bounded by the calls agentos runs at once, far below
+/// `SLOTS`.
+fn pool() -> wasmtime::PoolingAllocationConfig {
+    const SLOTS: u32 = 1000;
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_component_instances(SLOTS)
+        // A Python component instantiates 38 core modules (its interpreter, libc, adapters).
+        .total_core_instances(SLOTS * 16)
+        .total_memories(SLOTS * 2)
+        .total_tables(SLOTS * 4)
+        .max_core_instances_per_component(128)
+        .max_memories_per_component(16)
+        .max_tables_per_component(32)
+        // The largest memory a manifest may ask for; each call's own limit is enforced by the
+        // store's limiter.
+        .max_memory_size(usize::try_from(super::manifest::MAX_MEMORY_BYTES).unwrap_or(usize::MAX))
+        // Language runtimes have large function tables (CPython: tens of thousands).
+        .table_elements(200_000)
+        .linear_memory_keep_resident(1024 * 1024)
+        .table_keep_resident(64 * 1024);
+    pool
+}
+
 fn runtime_error(error: impl std::fmt::Display) -> SkillError {
     SkillError::Runtime(error.to_string())
 }
@@ -148,6 +174,7 @@ impl Runtime {
         config.consume_fuel(true);
         config.epoch_interruption(true);
         config.max_wasm_stack(1024 * 1024);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool()));
         let engine = Engine::new(&config).map_err(runtime_error)?;
         let mut linker: Linker<SkillState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(runtime_error)?;

@@ -110,21 +110,13 @@ pub struct Skills {
     #[cfg_attr(not(feature = "skills"), allow(dead_code))]
     entries: Mutex<HashMap<String, Arc<Vec<Arc<Entry>>>>>,
     #[cfg(feature = "skills")]
-    runner: Result<Arc<super::tool::Runner>, String>,
+    runner: Arc<super::tool::Runner>,
 }
 
 impl Skills {
     pub fn new(store: Arc<dyn Store>, registry: &Arc<Registry>, data_dir: &Path, config: SkillsConfig) -> Self {
         #[cfg(feature = "skills")]
-        let runner = super::sandbox::Sandbox::new(data_dir)
-            .map(|sandbox| {
-                Arc::new(super::tool::Runner {
-                    sandbox,
-                    library: Library::new(data_dir),
-                    registry: Arc::downgrade(registry),
-                })
-            })
-            .map_err(|error| error.to_string());
+        let runner = Arc::new(super::tool::Runner::new(data_dir, Arc::downgrade(registry)));
         let trusted = config
             .trusted_keys
             .iter()
@@ -232,21 +224,22 @@ impl Skills {
         sha256: String,
         manifest: Manifest,
     ) -> Result<Vec<CapabilitySpec>, SkillsError> {
-        let runner = self.runner()?;
-        tokio::task::spawn_blocking(move || runner.sandbox.inspect(&wasm, &sha256, &manifest))
-            .await
-            .map_err(|error| SkillsError::Sandbox(error.to_string()))?
-            .map_err(|error| SkillsError::Component(error.to_string()))
+        let runner = self.runner.clone();
+        tokio::task::spawn_blocking(move || {
+            let sandbox = runner
+                .sandbox()
+                .map_err(|error| SkillsError::Sandbox(error.to_string()))?;
+            sandbox
+                .inspect(&wasm, &sha256, &manifest)
+                .map_err(|error| SkillsError::Component(error.to_string()))
+        })
+        .await
+        .map_err(|error| SkillsError::Sandbox(error.to_string()))?
     }
 
     #[cfg(not(feature = "skills"))]
     async fn inspect(&self, _: Vec<u8>, _: String, _: Manifest) -> Result<Vec<CapabilitySpec>, SkillsError> {
         Err(SkillsError::Unavailable)
-    }
-
-    #[cfg(feature = "skills")]
-    fn runner(&self) -> Result<Arc<super::tool::Runner>, SkillsError> {
-        self.runner.clone().map_err(SkillsError::Sandbox)
     }
 
     /// One page of the marketplace and how many skills match.
@@ -375,7 +368,7 @@ impl Skills {
             super::tool::Published::new(version.sha256.clone(), manifest)
                 .map_err(|error| SkillsError::Component(error.to_string()))?,
         );
-        let runner = self.runner()?;
+        let runner = self.runner.clone();
         let entries = capabilities_of(version)
             .into_iter()
             .map(|capability| {

@@ -25,9 +25,31 @@ pub const SKILL_LOG_META: &str = "agentos/skillLog";
 /// What every capability's tool shares: the sandbox, the published components and the registry
 /// that host calls go back to.
 pub struct Runner {
-    pub sandbox: Sandbox,
+    /// Started on first use (a publish or a call), so an agentos that runs no skill pays
+    /// nothing for the engine.
+    sandbox: std::sync::OnceLock<Result<Sandbox, String>>,
+    data_dir: std::path::PathBuf,
     pub library: Library,
     pub registry: Weak<Registry>,
+}
+
+impl Runner {
+    pub fn new(data_dir: &std::path::Path, registry: Weak<Registry>) -> Self {
+        Self {
+            sandbox: std::sync::OnceLock::new(),
+            data_dir: data_dir.to_owned(),
+            library: Library::new(data_dir),
+            registry,
+        }
+    }
+
+    /// The sandbox, started now if this is its first use. Blocks while it starts.
+    pub fn sandbox(&self) -> Result<&Sandbox, SkillError> {
+        self.sandbox
+            .get_or_init(|| Sandbox::new(&self.data_dir).map_err(|error| error.to_string()))
+            .as_ref()
+            .map_err(|error| SkillError::Runtime(error.clone()))
+    }
 }
 
 /// One published version, as its tools run it.
@@ -126,10 +148,9 @@ impl Tool for SkillTool {
                 self.capability.name.clone(),
             );
             let outcome = tokio::task::spawn_blocking(move || {
-                let skill = runner
-                    .sandbox
-                    .ready(&runner.library, &published.sha256, &published.manifest)?;
-                Ok::<_, LoadError>(runner.sandbox.runtime.call(&skill, &capability, &input, &limits, host))
+                let sandbox = runner.sandbox()?;
+                let skill = sandbox.ready(&runner.library, &published.sha256, &published.manifest)?;
+                Ok::<_, LoadError>(sandbox.runtime.call(&skill, &capability, &input, &limits, host))
             })
             .await
             .map_err(|error| ToolFailure::new(format!("the skill's thread failed: {error}")))?;

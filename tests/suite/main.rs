@@ -39,6 +39,8 @@ mod security_sessions;
 mod security_slow_clients;
 mod security_stop;
 #[cfg(feature = "skills")]
+mod skills_bundled;
+#[cfg(feature = "skills")]
 mod skills_market;
 #[cfg(feature = "skills")]
 mod skills_runtime;

@@ -477,3 +477,47 @@ async fn a_component_that_reaches_for_files_environment_and_arguments_through_wa
     let now = answer(call(&client, "skill.wasi-escape.clock", json!({})).await);
     assert!(now.as_u64().unwrap() > 0, "{now}");
 }
+
+#[tokio::test]
+async fn a_python_component_that_imports_all_of_wasi_gets_no_socket_name_or_file() {
+    let Some(escape) = built("py-escape") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), "");
+    let (status, body) = publish(&server, package(&escape, |m| m)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let alice = register(&server, "alice", &["*"], &[]).await;
+    install(&server, &alice, "py-escape").await;
+    let (client, _) = http_client_as(&server.mcp_url(), &alice).await;
+    let answer = |result: rmcp::model::CallToolResult| structured(&result)["result"].as_str().unwrap().to_owned();
+
+    // A listener the skill would like to reach: it must never see a connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connected = answer(
+        call(
+            &client,
+            "skill.py-escape.tcp-connect",
+            json!({"host": "127.0.0.1", "port": port}),
+        )
+        .await,
+    );
+    assert!(connected.starts_with("error:"), "{connected}");
+    assert!(listener.accept().is_err(), "the skill reached the listener");
+    let resolved = answer(call(&client, "skill.py-escape.resolve", json!({"host": "localhost"})).await);
+    assert!(resolved.starts_with("error:"), "{resolved}");
+    let read = answer(call(&client, "skill.py-escape.read-file", json!({"path": "/etc/passwd"})).await);
+    assert!(read.starts_with("error:"), "{read}");
+    let planted = dir.path().join("planted-by-python.txt");
+    let written = answer(
+        call(
+            &client,
+            "skill.py-escape.write-file",
+            json!({"path": planted.to_str().unwrap()}),
+        )
+        .await,
+    );
+    assert!(written.starts_with("error:"), "{written}");
+    assert!(!planted.exists());
+    assert_eq!(answer(call(&client, "skill.py-escape.env", json!({})).await), "empty");
+}
