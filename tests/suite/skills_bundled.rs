@@ -97,7 +97,7 @@ async fn every_bundled_skill_is_built_published_installed_and_called_through_eve
         .collect();
     for skill in &bundled {
         assert!(
-            cases.iter().any(|case| &case.skill == skill),
+            cases.iter().any(|case| case.skill == skill),
             "the bundled skill {skill} has no case in this test"
         );
         let printed = publish_cli(&data, &built_dir.join(skill)).unwrap_or_else(|e| panic!("publish {skill}: {e}"));
