@@ -142,7 +142,7 @@ impl Drop for Runtime {
 /// `memset` and stay resident, so the next call does not fault them in again. The pools only
 /// reserve address space; concurrency is bounded by the calls agentos runs at once, far below
 /// `SLOTS`.
-fn pool() -> wasmtime::PoolingAllocationConfig {
+fn pool(pagemap_scan: bool) -> wasmtime::PoolingAllocationConfig {
     const SLOTS: u32 = 1000;
     let mut pool = wasmtime::PoolingAllocationConfig::new();
     pool.total_component_instances(SLOTS)
@@ -158,9 +158,24 @@ fn pool() -> wasmtime::PoolingAllocationConfig {
         .max_memory_size(usize::try_from(super::manifest::MAX_MEMORY_BYTES).unwrap_or(usize::MAX))
         // Language runtimes have large function tables (CPython: tens of thousands).
         .table_elements(200_000)
-        .linear_memory_keep_resident(1024 * 1024)
         .table_keep_resident(64 * 1024);
+    if pagemap_scan {
+        pool.pagemap_scan(wasmtime::Enabled::Yes)
+            .linear_memory_keep_resident(64 * 1024 * 1024);
+    } else {
+        pool.linear_memory_keep_resident(1024 * 1024);
+    }
     pool
+}
+
+fn config(pool: wasmtime::PoolingAllocationConfig) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.consume_fuel(true);
+    config.epoch_interruption(true);
+    config.max_wasm_stack(1024 * 1024);
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    config
 }
 
 fn runtime_error(error: impl std::fmt::Display) -> SkillError {
@@ -169,13 +184,13 @@ fn runtime_error(error: impl std::fmt::Display) -> SkillError {
 
 impl Runtime {
     pub fn new() -> Result<Self, SkillError> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.consume_fuel(true);
-        config.epoch_interruption(true);
-        config.max_wasm_stack(1024 * 1024);
-        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool()));
-        let engine = Engine::new(&config).map_err(runtime_error)?;
+        // Dirty pages found with the kernel's PAGEMAP_SCAN (Linux 6.7+) are reset in place and
+        // stay resident, so a language runtime's heap is not faulted in again on every call;
+        // without it, only the first megabyte is kept (resetting more with memset costs more
+        // than the faults it saves).
+        let engine = Engine::new(&config(pool(true)))
+            .or_else(|_| Engine::new(&config(pool(false))))
+            .map_err(runtime_error)?;
         let mut linker: Linker<SkillState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(runtime_error)?;
         let mut host = linker.instance(HOST_INTERFACE).map_err(runtime_error)?;

@@ -138,7 +138,7 @@ impl Tool for SkillTool {
                 .registry
                 .upgrade()
                 .ok_or_else(|| ToolFailure::busy("agentos is shutting down"))?;
-            let host = Arc::new(RegistryHost::new(registry, ctx, &self.published)?);
+            let host = Arc::new(RegistryHost::new(registry, ctx, self.published.clone())?);
             let mut limits = self.published.manifest.limits;
             let remaining = u64::try_from(ctx.remaining().as_millis()).unwrap_or(u64::MAX);
             limits.wall_ms = limits.wall_ms.min(remaining).max(1);
@@ -182,24 +182,37 @@ impl Tool for SkillTool {
 struct RegistryHost {
     registry: Arc<Registry>,
     handle: tokio::runtime::Handle,
+    /// The skill's own call, and the skill.
     ctx: CallContext,
+    published: Arc<Published>,
+    /// The context host calls run in: the agent narrowed by the skill. Built at the first host
+    /// call; most calls of most skills make none.
+    narrowed: std::sync::OnceLock<CallContext>,
 }
 
 impl RegistryHost {
-    fn new(registry: Arc<Registry>, ctx: &CallContext, published: &Published) -> Result<Self, ToolFailure> {
-        let caller = Caller {
-            tools: ctx.caller.tools.intersect(&published.tools),
-            skill: Some(published.scope.clone()),
-            ..(*ctx.caller).clone()
-        };
-        let mut inner = ctx.clone();
-        inner.caller = Arc::new(caller);
+    fn new(registry: Arc<Registry>, ctx: &CallContext, published: Arc<Published>) -> Result<Self, ToolFailure> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| ToolFailure::new("skills run only inside agentos's async runtime"))?;
         Ok(Self {
             registry,
             handle,
-            ctx: inner,
+            ctx: ctx.clone(),
+            published,
+            narrowed: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn narrowed(&self) -> &CallContext {
+        self.narrowed.get_or_init(|| {
+            let caller = Caller {
+                tools: self.ctx.caller.tools.intersect(&self.published.tools),
+                skill: Some(self.published.scope.clone()),
+                ..(*self.ctx.caller).clone()
+            };
+            let mut inner = self.ctx.clone();
+            inner.caller = Arc::new(caller);
+            inner
         })
     }
 }
@@ -210,7 +223,7 @@ impl Host for RegistryHost {
             // Skills calling skills would stack sandboxes (and blocked threads) without bound.
             return Err(format!("`{name}`: a skill cannot call another skill's capabilities"));
         }
-        let mut ctx = self.ctx.clone();
+        let mut ctx = self.narrowed().clone();
         let until = tokio::time::Instant::from_std(deadline);
         ctx.deadline = ctx.deadline.min(until);
         match self.handle.block_on(self.registry.call(&ctx, name, input)) {
