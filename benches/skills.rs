@@ -11,7 +11,8 @@
 //!   compiled components cached (warm) and without (cold, the cache deleted).
 //!
 //! `cargo bench --features skills --bench skills`; needs the skills `scripts/build-skills`
-//! builds (`AGENTOS_TEST_SKILLS`, set by `. .cache/test-env.sh`). `BENCH_SECS` (default 5).
+//! builds (`AGENTOS_TEST_SKILLS`, set by `. .cache/test-env.sh`). `BENCH_SECS` (default 5);
+//! `BENCH_PHASES` (default `in-process,http,restart`) picks phases.
 
 mod support;
 
