@@ -24,7 +24,7 @@ pub use oversight::{
     ResetOutbox, SelfRegistration, TracesConfig,
 };
 pub use quotas::QuotasConfig;
-pub use skills::SkillsConfig;
+pub use skills::{SkillsConfig, TrustedKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -321,12 +321,10 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for key in &self.skills.trusted_keys {
-            crate::skills::signing::TrustedKey::parse(key).map_err(|error| ConfigError::Invalid {
-                setting: "skills.trusted_keys",
-                message: error.to_string(),
-            })?;
-        }
+        self.skills.trusted().map_err(|message| ConfigError::Invalid {
+            setting: "skills.trusted_keys",
+            message,
+        })?;
         let timeout = self.limits.call_timeout_secs;
         if !(timeout.is_finite() && timeout > 0.0 && timeout <= 86_400.0) {
             return Err(ConfigError::Invalid {

@@ -1,6 +1,8 @@
 //! `[skills]`: how large a published skill may be, who may sign one, and the limits every skill
 //! call runs under whatever its manifest asks.
 
+use base64::Engine as _;
+use ed25519_dalek::VerifyingKey;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -30,5 +32,43 @@ impl Default for SkillsConfig {
             trusted_keys: Vec::new(),
             require_signatures: false,
         }
+    }
+}
+
+/// A publisher key an operator trusts (one `skills.trusted_keys` entry), and the name records
+/// show for it. Parsed here so a bad entry stops the configuration from loading.
+#[derive(Debug, Clone)]
+pub struct TrustedKey {
+    pub name: String,
+    pub key: VerifyingKey,
+}
+
+impl TrustedKey {
+    /// `name:<base64>` or just `<base64>` (then named by the key's first 8 base64 characters).
+    pub fn parse(entry: &str) -> Result<Self, String> {
+        let bad = || format!("`{entry}` is not a trusted key: write `name:<base64 of the 32-byte ed25519 public key>`");
+        let (name, encoded) = match entry.rsplit_once(':') {
+            Some((name, encoded)) if !name.trim().is_empty() => (name.trim().to_owned(), encoded.trim()),
+            _ => (String::new(), entry.trim()),
+        };
+        let bytes: [u8; 32] = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| bad())?
+            .try_into()
+            .map_err(|_| bad())?;
+        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| bad())?;
+        let name = if name.is_empty() {
+            format!("key {}", &encoded[..8.min(encoded.len())])
+        } else {
+            name
+        };
+        Ok(Self { name, key })
+    }
+}
+
+impl SkillsConfig {
+    /// `trusted_keys`, parsed.
+    pub fn trusted(&self) -> Result<Vec<TrustedKey>, String> {
+        self.trusted_keys.iter().map(|entry| TrustedKey::parse(entry)).collect()
     }
 }

@@ -117,17 +117,11 @@ impl Skills {
     pub fn new(store: Arc<dyn Store>, registry: &Arc<Registry>, data_dir: &Path, config: SkillsConfig) -> Self {
         #[cfg(feature = "skills")]
         let runner = Arc::new(super::tool::Runner::new(data_dir, Arc::downgrade(registry)));
-        let trusted = config
-            .trusted_keys
-            .iter()
-            .filter_map(|entry| match super::signing::TrustedKey::parse(entry) {
-                Ok(key) => Some(key),
-                Err(error) => {
-                    tracing::error!(%error, "ignoring a trusted key");
-                    None
-                }
-            })
-            .collect();
+        // Config::validate refused bad entries; a hand-built config with one trusts none of them.
+        let trusted = config.trusted().unwrap_or_else(|error| {
+            tracing::error!(%error, "ignoring skills.trusted_keys");
+            Vec::new()
+        });
         Self {
             store,
             registry: Arc::downgrade(registry),

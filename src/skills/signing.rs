@@ -4,7 +4,7 @@
 //! verified it; with `skills.require_signatures` an unsigned one is refused.
 
 use base64::Engine as _;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
 use sha2::{Digest, Sha256};
 
 const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -15,8 +15,6 @@ pub const SIGNATURE_FILE: &str = "skill.sig";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SigningError {
-    #[error("`{0}` is not a trusted key: write `name:<base64 of the 32-byte ed25519 public key>`")]
-    BadKey(String),
     #[error("the signature is not base64 of a 64-byte ed25519 signature")]
     BadSignature,
     #[error("the signature does not verify against any key in skills.trusted_keys")]
@@ -27,35 +25,7 @@ pub enum SigningError {
     BadSecret,
 }
 
-/// A key an operator trusts, and the name records show for it.
-#[derive(Debug, Clone)]
-pub struct TrustedKey {
-    pub name: String,
-    key: VerifyingKey,
-}
-
-impl TrustedKey {
-    /// `name:<base64>` or just `<base64>` (then named by the key's first 8 base64 characters).
-    pub fn parse(entry: &str) -> Result<Self, SigningError> {
-        let bad = || SigningError::BadKey(entry.to_owned());
-        let (name, encoded) = match entry.rsplit_once(':') {
-            Some((name, encoded)) if !name.trim().is_empty() => (name.trim().to_owned(), encoded.trim()),
-            _ => (String::new(), entry.trim()),
-        };
-        let bytes: [u8; 32] = BASE64
-            .decode(encoded)
-            .map_err(|_| bad())?
-            .try_into()
-            .map_err(|_| bad())?;
-        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| bad())?;
-        let name = if name.is_empty() {
-            format!("key {}", &encoded[..8.min(encoded.len())])
-        } else {
-            name
-        };
-        Ok(Self { name, key })
-    }
-}
+pub use crate::config::TrustedKey;
 
 /// What is signed: the skill's slug and version and the SHA-256 of its component and of its
 /// manifest's text, one per line after a fixed tag.

@@ -263,7 +263,6 @@ pub fn tools(skills: &Arc<Skills>, registry: &Arc<Registry>) -> Vec<Arc<dyn Tool
                  with agentos.skill_install to get its capabilities as tools.",
             )
             .hints(Hints::READ_ONLY)
-            .audience(Audience::Everyone)
             .handler(move |args: SearchArgs, _ctx| {
                 let skills = search.clone();
                 async move {

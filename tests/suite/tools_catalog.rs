@@ -52,6 +52,22 @@ fn every_tools_file_loads_and_every_server_is_disabled() {
                 assert!(pins.is_object(), "{shown}");
                 assert!(!text.contains("\"resolved\""), "{shown} records no download URLs");
             }
+            // The Python skill toolchain's pins: exact versions, no index URLs.
+            Some("txt") if path.parent() == Some(root.join("skills").as_path()) => {
+                let pins: Vec<&str> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .collect();
+                assert!(!pins.is_empty(), "{shown} pins something");
+                for pin in pins {
+                    assert!(pin.contains("=="), "{shown}: `{pin}` pins an exact version");
+                    assert!(
+                        !pin.starts_with('-') && !pin.contains("://"),
+                        "{shown}: `{pin}` names no index"
+                    );
+                }
+            }
             // A bundled skill: its manifest is valid and named after its directory.
             Some("toml") if path.file_name().is_some_and(|name| name == "skill.toml") => {
                 let manifest = agentos::skills::Manifest::parse(&text).unwrap_or_else(|e| panic!("{shown}: {e}"));

@@ -178,7 +178,7 @@ fn text() -> Value {
 
 pub(super) fn list_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
     op.named("skills", "Browse the skills marketplace")
-        .describe("Backed by `agentos.skills_search`; open to anyone. Keys in snake_case.")
+        .describe("Backed by `agentos.skills_search`; open to anonymous callers and to every agent whose policy allows it. Keys in snake_case.")
         .param("query", "search", false, text(), "Words that must all appear.")
         .param("query", "category", false, text(), "Only this category.")
         .param("query", "author", false, text(), "Only this author.")
