@@ -4,16 +4,19 @@
 //! supplies (the registry, as the calling agent); WASI is linked to a context that grants
 //! nothing (no files, environment, arguments, sockets or input).
 //!
-//! Calls block: run them on a blocking thread. A host call blocks that thread until the tool
-//! answers or the call's wall time is up.
+//! Calls are async: WebAssembly runs on a fiber on the caller's task and yields to the executor
+//! every few milliseconds (epoch ticks), so a long skill never holds a thread; a host call
+//! awaits the tool, bounded by the call's wall time. Compiling (`compile`, `prepare`) blocks:
+//! run it off the async threads.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use serde_json::Value;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, Type, Val};
-use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::console::Console;
@@ -29,7 +32,7 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// What a skill's host calls reach: the registry, as the agent that called the skill.
 pub trait Host: Send + Sync {
     /// Calls tool `name` with `input`; answers by `deadline`. `Err` is a message for the skill.
-    fn call_tool(&self, name: &str, input: Value, deadline: Instant) -> Result<Value, String>;
+    fn call_tool(&self, name: String, input: Value, deadline: Instant) -> BoxFuture<'_, Result<Value, String>>;
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -174,6 +177,8 @@ fn config(pool: wasmtime::PoolingAllocationConfig) -> Config {
     config.consume_fuel(true);
     config.epoch_interruption(true);
     config.max_wasm_stack(1024 * 1024);
+    // Host calls' futures are polled on the fiber too, above the WebAssembly stack.
+    config.async_stack_size(4 * 1024 * 1024);
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     config
 }
@@ -192,31 +197,34 @@ impl Runtime {
             .or_else(|_| Engine::new(&config(pool(false))))
             .map_err(runtime_error)?;
         let mut linker: Linker<SkillState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(runtime_error)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(runtime_error)?;
         let mut host = linker.instance(HOST_INTERFACE).map_err(runtime_error)?;
-        host.func_new("call-tool", |mut store, _ty, params, results| {
-            let (Some(Val::String(name)), Some(Val::String(input))) = (params.first(), params.get(1)) else {
-                return Err(wasmtime::Error::msg("call-tool: unexpected arguments"));
-            };
-            let state = store.data_mut();
-            if state.host_calls_left == 0 {
-                state.host_calls_exceeded = true;
-                return Err(wasmtime::Error::msg("host call limit reached"));
-            }
-            state.host_calls_left -= 1;
-            let answer = match serde_json::from_str::<Value>(input) {
-                Err(error) => Err(format!("input-json is not JSON: {error}")),
-                Ok(input) => state.host.call_tool(name, input, state.deadline),
-            };
-            if Instant::now() >= state.deadline {
-                state.timed_out = true;
-                return Err(wasmtime::Error::msg("wall time reached during a host call"));
-            }
-            results[0] = Val::Result(match answer {
-                Ok(value) => Ok(Some(Box::new(Val::String(value.to_string())))),
-                Err(message) => Err(Some(Box::new(Val::String(message)))),
-            });
-            Ok(())
+        host.func_new_async("call-tool", |mut store, _ty, params, results| {
+            Box::new(async move {
+                let (Some(Val::String(name)), Some(Val::String(input))) = (params.first(), params.get(1)) else {
+                    return Err(wasmtime::Error::msg("call-tool: unexpected arguments"));
+                };
+                let state = store.data_mut();
+                if state.host_calls_left == 0 {
+                    state.host_calls_exceeded = true;
+                    return Err(wasmtime::Error::msg("host call limit reached"));
+                }
+                state.host_calls_left -= 1;
+                let (host, deadline) = (state.host.clone(), state.deadline);
+                let answer = match serde_json::from_str::<Value>(input) {
+                    Err(error) => Err(format!("input-json is not JSON: {error}")),
+                    Ok(input) => host.call_tool(name.clone(), input, deadline).await,
+                };
+                if Instant::now() >= deadline {
+                    store.data_mut().timed_out = true;
+                    return Err(wasmtime::Error::msg("wall time reached during a host call"));
+                }
+                results[0] = Val::Result(match answer {
+                    Ok(value) => Ok(Some(Box::new(Val::String(value.to_string())))),
+                    Err(message) => Err(Some(Box::new(Val::String(message)))),
+                });
+                Ok(())
+            })
         })
         .map_err(runtime_error)?;
         host.func_new("log", |store, _ty, params, _results| {
@@ -359,8 +367,8 @@ impl Runtime {
     }
 
     /// Runs `capability` of `skill` with `input` (a JSON object, one key per parameter in
-    /// camelCase) under `limits`; host calls go to `host`. Blocks.
-    pub fn call(
+    /// camelCase) under `limits`; host calls go to `host`.
+    pub async fn call(
         &self,
         skill: &LoadedSkill,
         capability: &str,
@@ -403,17 +411,26 @@ impl Runtime {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state);
         store.set_fuel(limits.fuel).map_err(runtime_error)?;
-        let ticks = limits.wall_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
-        let outcome = skill.pre.instantiate(&mut store).and_then(|instance| {
+        // Every tick: past the wall deadline, stop; else let other tasks run, then go on.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut context| {
+            let state = context.data_mut();
+            if Instant::now() >= state.deadline {
+                state.timed_out = true;
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        let outcome = async {
+            let instance = skill.pre.instantiate_async(&mut store).await?;
             let func = instance
                 .get_func(&mut store, capability)
                 .ok_or_else(|| wasmtime::Error::msg("capability not exported"))?;
             let mut results = vec![Val::Bool(false); usize::from(found.result.is_some())];
-            func.call(&mut store, &params, &mut results)?;
-            Ok(results)
-        });
+            func.call_async(&mut store, &params, &mut results).await?;
+            Ok::<_, wasmtime::Error>(results)
+        }
+        .await;
         let state = store.data();
         let results = match outcome {
             Ok(results) => results,

@@ -69,10 +69,10 @@ impl Sandbox {
     /// from its compiled form on disk (compiled again when that is missing or was made by
     /// another build). Blocks: run it off the async threads.
     pub fn ready(&self, library: &Library, sha256: &str, manifest: &Manifest) -> Result<Arc<LoadedSkill>, LoadError> {
-        let key = format!("{sha256}:{}@{}", manifest.slug, manifest.version);
-        if let Some(ready) = self.ready.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(ready.clone());
+        if let Some(ready) = self.already_ready(sha256, manifest) {
+            return Ok(ready);
         }
+        let key = ready_key(sha256, manifest);
         // Read and check the component even when its compiled form is on disk: a component
         // changed after it was published is refused, not run from a stale cache.
         let wasm = library.get(sha256)?;
@@ -102,6 +102,15 @@ impl Sandbox {
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, skill.clone());
         Ok(skill)
+    }
+
+    /// The published version `sha256` if it was made ready before; never blocks on a compile.
+    pub fn already_ready(&self, sha256: &str, manifest: &Manifest) -> Option<Arc<LoadedSkill>> {
+        self.ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ready_key(sha256, manifest))
+            .cloned()
     }
 
     /// `wasm` (whose digest is `sha256`) compiled: from its compiled form on disk when that is
@@ -153,4 +162,8 @@ impl Sandbox {
             tracing::warn!(%error, sha256, "could not keep a compiled skill on disk");
         }
     }
+}
+
+fn ready_key(sha256: &str, manifest: &Manifest) -> String {
+    format!("{sha256}:{}@{}", manifest.slug, manifest.version)
 }

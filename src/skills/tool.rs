@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::capability::CapabilitySpec;
 use super::library::Library;
 use super::manifest::Manifest;
-use super::runtime::{Host, SkillError};
-use super::sandbox::{LoadError, Sandbox};
+use super::runtime::{Host, LoadedSkill, SkillError};
+use super::sandbox::Sandbox;
 use crate::registry::{
     Audience, CallContext, CallError, Caller, Hints, Origin, Registry, SkillScope, Tool, ToolFailure, ToolPolicy,
     ToolResult, ToolSpec, json_result, output_of, result_text,
@@ -49,6 +49,11 @@ impl Runner {
             .get_or_init(|| Sandbox::new(&self.data_dir).map_err(|error| error.to_string()))
             .as_ref()
             .map_err(|error| SkillError::Runtime(error.clone()))
+    }
+
+    /// The sandbox if it has started.
+    fn started(&self) -> Option<&Sandbox> {
+        self.sandbox.get().and_then(|started| started.as_ref().ok())
     }
 }
 
@@ -126,6 +131,39 @@ impl SkillTool {
     }
 }
 
+impl SkillTool {
+    /// The published version ready to run, and the sandbox that runs it. Starting the sandbox
+    /// and compiling or loading a version block, so they run on a blocking thread; once a
+    /// version is ready, calls find it without leaving the async thread.
+    async fn loaded(&self) -> Result<(Arc<LoadedSkill>, &Sandbox), ToolFailure> {
+        let (sha256, manifest) = (&self.published.sha256, &self.published.manifest);
+        if let Some(sandbox) = self.runner.started()
+            && let Some(skill) = sandbox.already_ready(sha256, manifest)
+        {
+            return Ok((skill, sandbox));
+        }
+        let (runner, published) = (self.runner.clone(), self.published.clone());
+        let loaded = tokio::task::spawn_blocking(move || {
+            let sandbox = runner.sandbox()?;
+            sandbox.ready(&runner.library, &published.sha256, &published.manifest)
+        })
+        .await
+        .map_err(|error| ToolFailure::new(format!("the skill's loading thread failed: {error}")))?;
+        let skill = loaded.map_err(|error| {
+            tracing::error!(skill = %self.published.scope.name, %error, "a published skill cannot be loaded");
+            ToolFailure::new(format!(
+                "the skill `{}` cannot be loaded: {error}",
+                self.published.scope.name
+            ))
+        })?;
+        let sandbox = self
+            .runner
+            .sandbox()
+            .map_err(|error| ToolFailure::new(error.to_string()))?;
+        Ok((skill, sandbox))
+    }
+}
+
 impl Tool for SkillTool {
     fn spec(&self) -> &ToolSpec {
         &self.spec
@@ -138,33 +176,19 @@ impl Tool for SkillTool {
                 .registry
                 .upgrade()
                 .ok_or_else(|| ToolFailure::busy("agentos is shutting down"))?;
-            let host = Arc::new(RegistryHost::new(registry, ctx, self.published.clone())?);
+            let host = Arc::new(RegistryHost::new(registry, ctx, self.published.clone()));
             let mut limits = self.published.manifest.limits;
             let remaining = u64::try_from(ctx.remaining().as_millis()).unwrap_or(u64::MAX);
             limits.wall_ms = limits.wall_ms.min(remaining).max(1);
-            let (runner, published, capability) = (
-                self.runner.clone(),
-                self.published.clone(),
-                self.capability.name.clone(),
-            );
-            let outcome = tokio::task::spawn_blocking(move || {
-                let sandbox = runner.sandbox()?;
-                let skill = sandbox.ready(&runner.library, &published.sha256, &published.manifest)?;
-                Ok::<_, LoadError>(sandbox.runtime.call(&skill, &capability, &input, &limits, host))
-            })
-            .await
-            .map_err(|error| ToolFailure::new(format!("the skill's thread failed: {error}")))?;
+            let (skill, sandbox) = self.loaded().await?;
+            let outcome = sandbox
+                .runtime
+                .call(&skill, &self.capability.name, &input, &limits, host)
+                .await;
             let (value, log) = match outcome {
-                Ok(Ok(answer)) => answer,
-                Ok(Err(SkillError::Input(message))) => return Err(ToolFailure::invalid_input(message)),
-                Ok(Err(error)) => return Err(ToolFailure::new(error.to_string())),
-                Err(error) => {
-                    tracing::error!(skill = %self.published.scope.name, %error, "a published skill cannot be loaded");
-                    return Err(ToolFailure::new(format!(
-                        "the skill `{}` cannot be loaded: {error}",
-                        self.published.scope.name
-                    )));
-                }
+                Ok(answer) => answer,
+                Err(SkillError::Input(message)) => return Err(ToolFailure::invalid_input(message)),
+                Err(error) => return Err(ToolFailure::new(error.to_string())),
             };
             let mut result = json_result(self.capability.answer(value));
             if !log.is_empty() {
@@ -181,7 +205,6 @@ impl Tool for SkillTool {
 /// Host calls of one skill call: the registry, as the calling agent narrowed by the skill.
 struct RegistryHost {
     registry: Arc<Registry>,
-    handle: tokio::runtime::Handle,
     /// The skill's own call, and the skill.
     ctx: CallContext,
     published: Arc<Published>,
@@ -191,16 +214,13 @@ struct RegistryHost {
 }
 
 impl RegistryHost {
-    fn new(registry: Arc<Registry>, ctx: &CallContext, published: Arc<Published>) -> Result<Self, ToolFailure> {
-        let handle = tokio::runtime::Handle::try_current()
-            .map_err(|_| ToolFailure::new("skills run only inside agentos's async runtime"))?;
-        Ok(Self {
+    fn new(registry: Arc<Registry>, ctx: &CallContext, published: Arc<Published>) -> Self {
+        Self {
             registry,
-            handle,
             ctx: ctx.clone(),
             published,
             narrowed: std::sync::OnceLock::new(),
-        })
+        }
     }
 
     fn narrowed(&self) -> &CallContext {
@@ -218,22 +238,24 @@ impl RegistryHost {
 }
 
 impl Host for RegistryHost {
-    fn call_tool(&self, name: &str, input: Value, deadline: Instant) -> Result<Value, String> {
-        if name.starts_with("skill.") || name.starts_with("skill_") {
-            // Skills calling skills would stack sandboxes (and blocked threads) without bound.
-            return Err(format!("`{name}`: a skill cannot call another skill's capabilities"));
+    fn call_tool(&self, name: String, input: Value, deadline: Instant) -> BoxFuture<'_, Result<Value, String>> {
+        async move {
+            if name.starts_with("skill.") || name.starts_with("skill_") {
+                // Skills calling skills would nest sandboxes without bound.
+                return Err(format!("`{name}`: a skill cannot call another skill's capabilities"));
+            }
+            let mut ctx = self.narrowed().clone();
+            ctx.deadline = ctx.deadline.min(tokio::time::Instant::from_std(deadline));
+            match self.registry.call(&ctx, &name, input).await {
+                Ok(result) if result.is_error == Some(true) => Err(result_text(&result)),
+                Ok(result) => Ok(output_of(&result)),
+                Err(CallError::UnknownTool(_)) => Err(format!(
+                    "no tool `{name}` is available to this skill: it may call only the tools its manifest \
+                     lists in permissions.tools that the calling agent may use too"
+                )),
+                Err(error) => Err(error.to_string()),
+            }
         }
-        let mut ctx = self.narrowed().clone();
-        let until = tokio::time::Instant::from_std(deadline);
-        ctx.deadline = ctx.deadline.min(until);
-        match self.handle.block_on(self.registry.call(&ctx, name, input)) {
-            Ok(result) if result.is_error == Some(true) => Err(result_text(&result)),
-            Ok(result) => Ok(output_of(&result)),
-            Err(CallError::UnknownTool(_)) => Err(format!(
-                "no tool `{name}` is available to this skill: it may call only the tools its manifest \
-                 lists in permissions.tools that the calling agent may use too"
-            )),
-            Err(error) => Err(error.to_string()),
-        }
+        .boxed()
     }
 }

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use agentos::skills::Manifest;
 use agentos::skills::runtime::{Host, LoadedSkill, Runtime, SkillError};
+use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 /// The directory `scripts/build-skills` built the skills into.
@@ -40,12 +41,13 @@ struct RecordingHost {
 }
 
 impl Host for RecordingHost {
-    fn call_tool(&self, name: &str, input: Value, _deadline: Instant) -> Result<Value, String> {
-        self.calls.lock().unwrap().push((name.to_owned(), input));
-        match name {
+    fn call_tool(&self, name: String, input: Value, _deadline: Instant) -> BoxFuture<'_, Result<Value, String>> {
+        let answer = match name.as_str() {
             "agentos.time_now" => Ok(json!({"iso": "2026-12-06T00:00:00Z"})),
             other => Err(format!("`{other}` is not a tool this skill may call")),
-        }
+        };
+        self.calls.lock().unwrap().push((name, input));
+        Box::pin(std::future::ready(answer))
     }
 }
 
@@ -97,10 +99,13 @@ impl Probe {
         let mut limits = self.loaded.manifest.limits;
         adjust(&mut limits);
         let host: Arc<dyn Host> = self.host.clone();
-        self.loaded
-            .runtime
-            .call(&self.loaded.skill, capability, &input, &limits, host)
-            .map(|(value, _log)| value)
+        // No async runtime needed: the call runs on its own fiber, which any executor can poll.
+        futures::executor::block_on(
+            self.loaded
+                .runtime
+                .call(&self.loaded.skill, capability, &input, &limits, host),
+        )
+        .map(|(value, _log)| value)
     }
 }
 
