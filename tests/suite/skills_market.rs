@@ -382,3 +382,74 @@ async fn the_marketplace_lists_searches_sorts_and_pages_fifty_skills() {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
     }
 }
+
+/// `wasm` with a custom section of `padding` bytes appended: a larger component that runs the
+/// same (custom sections carry no code).
+fn padded(mut wasm: Vec<u8>, padding: usize) -> Vec<u8> {
+    fn leb128(mut value: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let name = b"agentos-test-padding";
+    let mut body = Vec::with_capacity(padding + 32);
+    leb128(name.len(), &mut body);
+    body.extend_from_slice(name);
+    body.resize(body.len() + padding, 0x5a);
+    wasm.push(0);
+    leb128(body.len(), &mut wasm);
+    wasm.extend_from_slice(&body);
+    wasm
+}
+
+/// Publishing takes components past 20 MB both ways: over HTTP (the one route whose body may
+/// pass `http.max_body_bytes`) and from a directory with the CLI; both then run.
+#[tokio::test]
+async fn a_component_past_twenty_megabytes_publishes_over_http_and_from_the_cli() {
+    let Some(probe) = built("probe") else { return };
+    let manifest = std::fs::read_to_string(probe.join("skill.toml")).unwrap();
+    let large = padded(std::fs::read(probe.join("skill.wasm")).unwrap(), 22 * 1024 * 1024);
+    assert!(large.len() > 23 * 1024 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let package = dir.path().join("big-cli");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&package).unwrap();
+    std::fs::write(
+        package.join("skill.toml"),
+        manifest.replace("slug = \"probe\"", "slug = \"big-cli\""),
+    )
+    .unwrap();
+    std::fs::write(package.join("skill.wasm"), &large).unwrap();
+    let printed = publish_cli(&data, &package).expect("publish from the directory");
+    assert!(printed.contains("published big-cli 0.1.0"), "{printed}");
+
+    let server = start(dir.path());
+    let body = json!({
+        "manifest": manifest.replace("slug = \"probe\"", "slug = \"big-http\""),
+        "component": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &large),
+    });
+    let (status, answer) = rest(&server, server.token(), "POST", "/api/skills/publish", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+
+    let alice = register(&server, "alice", &["*"], &[]).await;
+    for slug in ["big-cli", "big-http"] {
+        install(&server, &alice, slug).await;
+        let (status, used) = rest(
+            &server,
+            &alice,
+            "POST",
+            "/api/skills/use",
+            Some(json!({"skill_slug": slug, "capability": "greet", "params": {"name": "Ada", "mood": "calm"}})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{slug}: {used}");
+        assert_eq!(used["result"]["text"], "Hello, Ada!", "{slug}: {used}");
+    }
+}
