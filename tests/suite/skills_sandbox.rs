@@ -288,6 +288,20 @@ async fn publishing_refuses_what_cannot_run_and_a_tampered_component_is_not_load
         "{body}"
     );
 
+    // `wasi:http` would reach the network around the registry: refused, by name. (A component
+    // in the text format, which the compiler reads as well as the binary one.)
+    let mut http = package(&probe, |m| m);
+    http["component"] = json!(base64::engine::general_purpose::STANDARD.encode(
+        r#"(component
+             (import "wasi:http/outgoing-handler@0.2.0" (instance (export "ping" (func (result u32))))))"#
+    ));
+    let (status, body) = publish(&server, http).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        message(&body).contains("imports `wasi:http/outgoing-handler@0.2.0`"),
+        "{body}"
+    );
+
     let mut garbage = package(&probe, |m| m);
     garbage["component"] = json!(base64::engine::general_purpose::STANDARD.encode(b"\0asm not really"));
     let (status, body) = publish(&server, garbage).await;

@@ -34,6 +34,18 @@ macro_rules! tool_schema {
             $schemas,
         )
     };
+    ($schemas:expr, $name:literal, $which:literal, snake_case) => {
+        $crate::adapters::http::openapi::snake_schema_of_tool(
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/schemas/tools/agentos.",
+                $name,
+                ".json"
+            )),
+            $which,
+            $schemas,
+        )
+    };
 }
 pub(super) use tool_schema;
 
@@ -224,6 +236,40 @@ pub(super) fn schema_of_tool(file: &str, which: &str, schemas: &mut Map<String, 
         }
     }
     schema
+}
+
+/// [`schema_of_tool`] for routes that answer a tool's output with every key in snake_case: the
+/// same schema with its property names and `required` lists renamed, under components of its
+/// own (`<tool>_rest.*`).
+pub(super) fn snake_schema_of_tool(file: &str, which: &str, schemas: &mut Map<String, Value>) -> Value {
+    fn rename(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::Object(properties)) = map.get_mut("properties") {
+                    let renamed = std::mem::take(properties)
+                        .into_iter()
+                        .map(|(key, body)| (super::skills::snake(&key), body))
+                        .collect();
+                    *properties = renamed;
+                }
+                if let Some(Value::Array(required)) = map.get_mut("required") {
+                    for name in required.iter_mut() {
+                        if let Value::String(text) = name {
+                            *text = super::skills::snake(text);
+                        }
+                    }
+                }
+                map.values_mut().for_each(rename);
+            }
+            Value::Array(items) => items.iter_mut().for_each(rename),
+            _ => {}
+        }
+    }
+    let mut parsed: Value = serde_json::from_str(file).unwrap_or_else(|_| json!({}));
+    let name = format!("{}_rest", parsed["name"].as_str().unwrap_or("tool"));
+    parsed["name"] = Value::String(name);
+    rename(&mut parsed);
+    schema_of_tool(&parsed.to_string(), which, schemas)
 }
 
 /// Moves the `$defs` that schemars puts inside a type's schema to `components/schemas`, where

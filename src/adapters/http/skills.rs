@@ -15,7 +15,7 @@ use super::openapi::{Op, tool_schema};
 use super::tool_call::ToolCall;
 
 /// `readPage` → `read_page`.
-fn snake(key: &str) -> String {
+pub(super) fn snake(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 4);
     for c in key.chars() {
         if c.is_ascii_uppercase() {
@@ -206,7 +206,7 @@ pub(super) fn list_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
         .reply(
             200,
             "A page of skills and `pagination {page, limit, total}`.",
-            tool_schema!(schemas, "skills_search", "outputSchema"),
+            tool_schema!(schemas, "skills_search", "outputSchema", snake_case),
         )
         .tool_backed()
 }
@@ -221,7 +221,7 @@ pub(super) fn install_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
         .reply(
             200,
             "The install (keys in snake_case).",
-            tool_schema!(schemas, "skill_install", "outputSchema"),
+            tool_schema!(schemas, "skill_install", "outputSchema", snake_case),
         )
         .tool_backed()
 }
@@ -236,7 +236,7 @@ pub(super) fn uninstall_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
         .reply(
             200,
             "The skill removed.",
-            tool_schema!(schemas, "skill_uninstall", "outputSchema"),
+            tool_schema!(schemas, "skill_uninstall", "outputSchema", snake_case),
         )
         .tool_backed()
 }
@@ -247,7 +247,7 @@ pub(super) fn installed_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
         .reply(
             200,
             "Your installs (keys in snake_case).",
-            tool_schema!(schemas, "skills_installed", "outputSchema"),
+            tool_schema!(schemas, "skills_installed", "outputSchema", snake_case),
         )
         .tool_backed()
 }
@@ -292,7 +292,7 @@ pub(super) fn publish_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
         .reply(
             201,
             "Published (keys in snake_case).",
-            tool_schema!(schemas, "skill_publish", "outputSchema"),
+            tool_schema!(schemas, "skill_publish", "outputSchema", snake_case),
         )
         .tool_backed()
 }
