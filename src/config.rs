@@ -13,6 +13,7 @@ mod families;
 mod oversight;
 mod quotas;
 mod skills;
+mod studio;
 
 use crate::store::Synchronous;
 pub use families::{
@@ -25,6 +26,7 @@ pub use oversight::{
 };
 pub use quotas::QuotasConfig;
 pub use skills::{SkillsConfig, TrustedKey};
+pub use studio::StudioConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -73,6 +75,8 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     pub audit: AuditConfig,
     pub approvals: ApprovalsConfig,
+    /// The studio's command language (`POST /api/studio/command`).
+    pub studio: StudioConfig,
     pub metrics: MetricsConfig,
     pub traces: TracesConfig,
     pub logs: LogsConfig,
@@ -227,6 +231,7 @@ impl Default for Config {
             rate_limits: Default::default(),
             audit: Default::default(),
             approvals: Default::default(),
+            studio: Default::default(),
             metrics: Default::default(),
             traces: Default::default(),
             logs: Default::default(),
@@ -345,7 +350,7 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
-        let must_be_positive: [(&'static str, u64); 47] = [
+        let must_be_positive: [(&'static str, u64); 48] = [
             ("http.max_mcp_sessions", self.http.max_mcp_sessions as u64),
             ("http.header_read_timeout_secs", self.http.header_read_timeout_secs),
             ("http.body_read_timeout_secs", self.http.body_read_timeout_secs),
@@ -394,6 +399,7 @@ impl Config {
             ("audit.retention_days", self.audit.retention_days.into()),
             ("approvals.wait_secs", self.approvals.wait_secs),
             ("approvals.expire_secs", self.approvals.expire_secs),
+            ("studio.confirm_ttl_secs", self.studio.confirm_ttl_secs),
             ("traces.retention_hours", self.traces.retention_hours.into()),
             ("traces.max_traces", self.traces.max_traces),
         ];
@@ -401,6 +407,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 setting,
                 message: "must be at least 1".into(),
+            });
+        }
+        if self.studio.confirm_ttl_secs > 3600 {
+            return Err(ConfigError::Invalid {
+                setting: "studio.confirm_ttl_secs",
+                message: format!("{} is more than 3600 seconds", self.studio.confirm_ttl_secs),
             });
         }
         crate::upstream::spec::validate_all(&self.mcp_servers).map_err(|e| ConfigError::Invalid {

@@ -24,6 +24,7 @@ mod request;
 mod routes;
 mod sessions;
 mod skills;
+mod studio;
 mod tool_call;
 mod tools;
 mod traces;
@@ -84,6 +85,8 @@ struct Shared {
     metrics: Arc<crate::ops::metrics::Metrics>,
     /// The connection cap and count, for `/health/ready`'s detail to ops-admins.
     connections: Arc<Connections>,
+    /// The studio's command language, with the confirmation tokens its previews handed out.
+    studio: super::studio::Studio,
 }
 
 /// How `agentos serve` lets callers in.
@@ -152,6 +155,10 @@ pub fn router(
         registry.clone(),
         app.config.name_style,
     ));
+    let studio = super::studio::Studio::new(
+        registry.clone(),
+        std::time::Duration::from_secs(app.config.studio.confirm_ttl_secs),
+    );
     let state = HttpState(Arc::new(Shared {
         registry,
         identity: owner,
@@ -163,6 +170,7 @@ pub fn router(
         max_body_bytes: http.max_body_bytes,
         metrics: app.metrics.clone(),
         connections,
+        studio,
     }));
     let bodies = bodies::Bodies::new(http);
     // A published component in base64, its manifest and the JSON around them.

@@ -46,6 +46,7 @@ mod skills_market;
 mod skills_runtime;
 #[cfg(feature = "skills")]
 mod skills_sandbox;
+mod studio_language;
 mod tools_catalog;
 mod upstream_core;
 mod upstream_crew;

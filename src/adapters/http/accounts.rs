@@ -380,7 +380,7 @@ pub(super) async fn confirm_reset(
 }
 
 /// Where this server is reached, as the client named it (the Host header passed the guard).
-fn public_base(state: &HttpState, headers: &HeaderMap) -> String {
+pub(super) fn public_base(state: &HttpState, headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())

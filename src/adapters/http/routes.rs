@@ -9,7 +9,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use serde_json::{Map, Value};
 
 use super::openapi::Op;
-use super::{HttpState, accounts, governance, mcp_route, metrics, ops, probes, skills, tools, traces};
+use super::{HttpState, accounts, governance, mcp_route, metrics, ops, probes, skills, studio, tools, traces};
 
 /// How a route may be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,6 +306,13 @@ pub(super) fn table(public_metrics: bool) -> Vec<Route> {
             row(Protected, Calls, "ops"),
             ops::remove_server,
             ops::remove_server_doc,
+        ),
+        route(
+            M::POST,
+            "/api/studio/command",
+            row(Protected, Calls, "studio"),
+            studio::command,
+            studio::command_doc,
         ),
         route(
             M::GET,

@@ -55,6 +55,19 @@ impl FromRequestParts<HttpState> for ToolCall {
 }
 
 impl ToolCall {
+    /// The server and the call context, for a route that makes its own calls (the studio).
+    pub(super) fn parts(&self) -> (&HttpState, &CallContext) {
+        (&self.state, &self.ctx)
+    }
+
+    /// `response` with the rate-limit verdict headers of the calls made in this context.
+    pub(super) fn finish(&self, mut response: Response) -> Response {
+        if let Some(verdict) = self.verdict.get() {
+            annotate_verdict(response.headers_mut(), verdict);
+        }
+        response
+    }
+
     /// Calls `tool` with a JSON object body as its input; anything else is a 400 showing `expected`.
     pub(super) async fn with_body(self, tool: &str, body: Value, expected: &str) -> Response {
         match body {
