@@ -60,9 +60,20 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(in_process(&built, duration, connections));
-    runtime.block_on(over_http(&built, duration, connections));
-    restart(&built, if smoke { 3 } else { 20 });
+    let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| "in-process,http,restart".into());
+    let phases: Vec<&str> = phases.split(',').map(str::trim).collect();
+    if let Some(unknown) = phases.iter().find(|p| !["in-process", "http", "restart"].contains(p)) {
+        panic!("BENCH_PHASES: unknown phase `{unknown}` (in-process, http, restart)");
+    }
+    if phases.contains(&"in-process") {
+        runtime.block_on(in_process(&built, duration, connections));
+    }
+    if phases.contains(&"http") {
+        runtime.block_on(over_http(&built, duration, connections));
+    }
+    if phases.contains(&"restart") {
+        restart(&built, if smoke { 3 } else { 20 });
+    }
 }
 
 fn package(dir: &Path) -> (String, Vec<u8>) {
