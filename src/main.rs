@@ -35,6 +35,37 @@ enum Command {
     /// Manage the skills marketplace of the local data directory.
     #[command(subcommand)]
     Skills(SkillsCommand),
+    /// The studio console of a running agentos: its command language, interactive (history,
+    /// Tab completion, y/N before anything changes) or one command with -c.
+    Studio(StudioArgs),
+}
+
+#[derive(Args)]
+struct StudioArgs {
+    /// The agentos to talk to.
+    #[arg(long, env = "AGENTOS_URL", default_value = "http://127.0.0.1:7777")]
+    url: String,
+    /// Bearer token to act with [default: AGENTOS_TOKEN, else <data-dir>/owner-token].
+    #[arg(long, env = "AGENTOS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The server's data directory, whose owner-token is used without --token [default: ./agentos-data]
+    #[arg(long, env = "AGENTOS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Run this one command and exit: 0 done, 1 failed, 2 a preview left unconfirmed.
+    #[arg(short = 'c', long = "command")]
+    command: Option<String>,
+    /// Print answers as the JSON the server sent, one per line.
+    #[arg(long)]
+    json: bool,
+    /// Run previews without asking.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Allow commands that run raw SQL or publish code (sends advancedMode).
+    #[arg(long)]
+    advanced: bool,
+    /// Also print each answer's snippet: the same call as MCP JSON and as curl.
+    #[arg(long)]
+    snippets: bool,
 }
 
 #[derive(Subcommand)]
@@ -388,5 +419,44 @@ fn main() -> anyhow::Result<()> {
         Command::Skills(SkillsCommand::Publish(args)) => runtime.block_on(run_skills_publish(args)),
         Command::Skills(SkillsCommand::Keygen(args)) => run_skills_keygen(args),
         Command::Skills(SkillsCommand::Sign(args)) => run_skills_sign(args),
+        Command::Studio(args) => {
+            let code = run_studio(args, &runtime)?;
+            std::io::Write::flush(&mut std::io::stdout()).ok();
+            std::process::exit(code)
+        }
     }
+}
+
+fn run_studio(args: StudioArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<i32> {
+    use agentos::adapters::studio::terminal;
+    let token = match args.token {
+        Some(token) => token.trim().to_owned(),
+        None => {
+            let dir = args.data_dir.unwrap_or_else(|| PathBuf::from("./agentos-data"));
+            let path = dir.join("owner-token");
+            std::fs::read_to_string(&path)
+                .with_context(|| {
+                    format!(
+                        "no token: pass --token or set AGENTOS_TOKEN, or point --data-dir at the server's data \
+                         directory ({} cannot be read)",
+                        path.display()
+                    )
+                })?
+                .trim()
+                .to_owned()
+        }
+    };
+    let options = terminal::Options {
+        url: args.url,
+        token,
+        json: args.json,
+        yes: args.yes,
+        advanced: args.advanced,
+        snippets: args.snippets,
+    };
+    let outcome = match args.command {
+        Some(command) => runtime.block_on(terminal::run_once(options, &command)),
+        None => terminal::interactive(options, runtime.handle()),
+    };
+    outcome.map_err(|error| anyhow::anyhow!(error))
 }

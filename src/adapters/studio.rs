@@ -7,6 +7,7 @@
 pub mod commands;
 mod confirm;
 mod input;
+pub mod terminal;
 mod words;
 
 use std::sync::Arc;

@@ -47,6 +47,7 @@ mod skills_runtime;
 #[cfg(feature = "skills")]
 mod skills_sandbox;
 mod studio_language;
+mod studio_terminal;
 mod tools_catalog;
 mod upstream_core;
 mod upstream_crew;

@@ -1,0 +1,127 @@
+//! `agentos studio` as a person and a script use it: the interactive console on a real
+//! pseudo-terminal (what appears on the screen, a preview confirmed with `y` and one declined,
+//! Tab completion, history kept across runs), and `-c` with its exit codes.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::pty::Pty;
+use crate::common::{self, Server};
+
+fn studio_command(server: &Server, history: &std::path::Path) -> Command {
+    let mut command = Command::new(common::agentos_bin());
+    command
+        .arg("studio")
+        .args(["--url", &server.url(""), "--token", server.token()])
+        .env("TERM", "xterm-256color")
+        .env("AGENTOS_STUDIO_HISTORY", history)
+        .env_remove("AGENTOS_TOKEN")
+        .env_remove("AGENTOS_URL");
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_answers_asks_before_changing_completes_and_remembers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_secure(&dir.path().join("data"), &[]);
+    let history = dir.path().join("history");
+    let mut console = Pty::spawn(&mut studio_command(&server, &history));
+
+    let greeting = console.expect("agentos> ");
+    assert!(greeting.contains("commands you may run"), "{greeting}");
+    console.send("mem get greeting\r");
+    console.expect("\"found\": false");
+
+    console.send("mem set greeting hello\r");
+    let preview = console.expect("Run it? [y/N] ");
+    assert!(
+        preview.contains("preview: `mem set` will call agentos.mem_set as owner"),
+        "{preview}"
+    );
+    assert!(preview.contains("\"value\": \"hello\""), "{preview}");
+    console.send("y\r");
+    console.expect("\"created\": true");
+
+    console.send("mem delete greeting\r");
+    console.expect("Run it? [y/N] ");
+    console.send("n\r");
+    console.expect("not run");
+    console.send("mem get greeting\r");
+    console.expect("\"value\": \"hello\"");
+
+    // Tab completes a tool name after `describe`.
+    console.expect("agentos> ");
+    console.send("describe agentos.mem_ge\t");
+    console.expect("agentos.mem_get");
+    console.send("\r");
+    console.expect("Reads the value stored under a key");
+
+    console.send("help mem set\r");
+    console.expect("mem set <key> <value> [ttlSeconds=<integer>]");
+    console.send("mem gte x\r");
+    console.expect("did you mean `mem get`?");
+
+    console.send("exit\r");
+    assert_eq!(console.wait(), Some(0));
+    let remembered = std::fs::read_to_string(&history).unwrap();
+    assert!(remembered.contains("mem set greeting hello"), "{remembered}");
+
+    // The next run offers the history: Up brings back the last command.
+    let mut again = Pty::spawn(&mut studio_command(&server, &history));
+    again.expect("agentos> ");
+    again.send("\x1b[A\r");
+    again.expect("did you mean `mem get`?");
+    again.send("\x04");
+    assert_eq!(again.wait(), Some(0));
+}
+
+#[tokio::test]
+async fn one_command_for_scripts_with_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_secure(&dir.path().join("data"), &[]);
+    let history = dir.path().join("history");
+    let run = |args: &[&str]| {
+        let output = studio_command(&server, &history).args(args).output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+
+    let (code, out, _) = run(&["-c", "mem set k 1"]);
+    assert_eq!(code, Some(2), "a preview without a terminal is not run: {out}");
+    let (code, out, _) = run(&["-c", "mem get k", "--json"]);
+    assert_eq!(code, Some(0));
+    let answer: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(answer["result"]["found"], false, "{answer}");
+
+    let (code, out, _) = run(&["-c", "mem set k 1", "--yes"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("\"created\": true"), "{out}");
+    let (code, out, _) = run(&["-c", "mem get k", "--snippets"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("# curl -sS") && out.contains("\"value\": 1"), "{out}");
+
+    let (code, out, _) = run(&["-c", "mem gte k"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("error: unknown command `mem gte`: did you mean `mem get`?"),
+        "{out}"
+    );
+
+    // A wrong token and an unreachable server say so.
+    let output = Command::new(common::agentos_bin())
+        .args(["studio", "--url", &server.url(""), "--token", "nope", "-c", "help"])
+        .env_remove("AGENTOS_TOKEN")
+        .output()
+        .unwrap();
+    assert_ne!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("refused the token"));
+    let output = Command::new(common::agentos_bin())
+        .args(["studio", "--url", "http://127.0.0.1:9", "--token", "x", "-c", "help"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach agentos at http://127.0.0.1:9"));
+}
