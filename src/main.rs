@@ -38,10 +38,17 @@ enum Command {
     /// The studio console of a running agentos: its command language, interactive (history,
     /// Tab completion, y/N before anything changes) or one command with -c.
     Studio(StudioArgs),
+    /// List the tools a running agentos lets you call, optionally those a pattern names.
+    Tools(ToolsArgs),
+    /// Call one tool of a running agentos (the plain form of POST /mcp) and print its result.
+    Call(CallArgs),
+    /// Check this machine for agentos: data directory, owner token, MCP server programs, port.
+    Doctor(DoctorArgs),
 }
 
+/// How the client commands (`studio`, `tools`, `call`) reach a running agentos.
 #[derive(Args)]
-struct StudioArgs {
+struct ClientArgs {
     /// The agentos to talk to.
     #[arg(long, env = "AGENTOS_URL", default_value = "http://127.0.0.1:7777")]
     url: String,
@@ -51,12 +58,18 @@ struct StudioArgs {
     /// The server's data directory, whose owner-token is used without --token [default: ./agentos-data]
     #[arg(long, env = "AGENTOS_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Run this one command and exit: 0 done, 1 failed, 2 a preview left unconfirmed.
-    #[arg(short = 'c', long = "command")]
-    command: Option<String>,
     /// Print answers as the JSON the server sent, one per line.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct StudioArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Run this one command and exit: 0 done, 1 failed, 2 a preview left unconfirmed.
+    #[arg(short = 'c', long = "command")]
+    command: Option<String>,
     /// Run previews without asking.
     #[arg(long, short = 'y')]
     yes: bool,
@@ -66,6 +79,34 @@ struct StudioArgs {
     /// Also print each answer's snippet: the same call as MCP JSON and as curl.
     #[arg(long)]
     snippets: bool,
+}
+
+#[derive(Args)]
+struct ToolsArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Only tools this pattern names, e.g. `agentos.mem_*` or `mcp.github.*`.
+    pattern: Option<String>,
+}
+
+#[derive(Args)]
+struct CallArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The tool, e.g. `agentos.mem_get`.
+    tool: String,
+    /// Its input, a JSON object.
+    #[arg(default_value = "{}")]
+    input: String,
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The address `serve` would listen on [default: the config's, else 127.0.0.1:7777]
+    #[arg(long, env = "AGENTOS_LISTEN")]
+    listen: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -419,44 +460,103 @@ fn main() -> anyhow::Result<()> {
         Command::Skills(SkillsCommand::Publish(args)) => runtime.block_on(run_skills_publish(args)),
         Command::Skills(SkillsCommand::Keygen(args)) => run_skills_keygen(args),
         Command::Skills(SkillsCommand::Sign(args)) => run_skills_sign(args),
-        Command::Studio(args) => {
-            let code = run_studio(args, &runtime)?;
+        Command::Doctor(args) => {
+            let code = run_doctor(args)?;
+            std::io::Write::flush(&mut std::io::stdout()).ok();
+            std::process::exit(code)
+        }
+        client @ (Command::Studio(_) | Command::Tools(_) | Command::Call(_)) => {
+            let code = run_client(client, &runtime)?;
             std::io::Write::flush(&mut std::io::stdout()).ok();
             std::process::exit(code)
         }
     }
 }
 
-fn run_studio(args: StudioArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<i32> {
+impl ClientArgs {
+    fn options(self) -> anyhow::Result<agentos::adapters::studio::terminal::Options> {
+        let token = match self.token {
+            Some(token) => token.trim().to_owned(),
+            None => {
+                let dir = self.data_dir.unwrap_or_else(|| PathBuf::from("./agentos-data"));
+                let path = dir.join("owner-token");
+                std::fs::read_to_string(&path)
+                    .with_context(|| {
+                        format!(
+                            "no token: pass --token or set AGENTOS_TOKEN, or point --data-dir at the server's \
+                             data directory ({} cannot be read)",
+                            path.display()
+                        )
+                    })?
+                    .trim()
+                    .to_owned()
+            }
+        };
+        Ok(agentos::adapters::studio::terminal::Options {
+            url: self.url,
+            token,
+            json: self.json,
+            yes: false,
+            advanced: false,
+            snippets: false,
+        })
+    }
+}
+
+/// Runs a client command; its exit code (the process exits with it).
+fn run_client(command: Command, runtime: &tokio::runtime::Runtime) -> anyhow::Result<i32> {
     use agentos::adapters::studio::terminal;
-    let token = match args.token {
-        Some(token) => token.trim().to_owned(),
-        None => {
-            let dir = args.data_dir.unwrap_or_else(|| PathBuf::from("./agentos-data"));
-            let path = dir.join("owner-token");
-            std::fs::read_to_string(&path)
-                .with_context(|| {
-                    format!(
-                        "no token: pass --token or set AGENTOS_TOKEN, or point --data-dir at the server's data \
-                         directory ({} cannot be read)",
-                        path.display()
-                    )
-                })?
-                .trim()
-                .to_owned()
+    let outcome = match command {
+        Command::Tools(args) => {
+            let options = args.client.options()?;
+            runtime.block_on(terminal::list_tools(options, args.pattern.as_deref()))
         }
-    };
-    let options = terminal::Options {
-        url: args.url,
-        token,
-        json: args.json,
-        yes: args.yes,
-        advanced: args.advanced,
-        snippets: args.snippets,
-    };
-    let outcome = match args.command {
-        Some(command) => runtime.block_on(terminal::run_once(options, &command)),
-        None => terminal::interactive(options, runtime.handle()),
+        Command::Call(args) => {
+            let options = args.client.options()?;
+            runtime.block_on(terminal::call_tool(options, &args.tool, &args.input))
+        }
+        Command::Studio(args) => {
+            let options = terminal::Options {
+                yes: args.yes,
+                advanced: args.advanced,
+                snippets: args.snippets,
+                ..args.client.options()?
+            };
+            match args.command {
+                Some(command) => runtime.block_on(terminal::run_once(options, &command)),
+                None => terminal::interactive(options, runtime.handle()),
+            }
+        }
+        _ => return Ok(0),
     };
     outcome.map_err(|error| anyhow::anyhow!(error))
+}
+
+fn run_doctor(args: DoctorArgs) -> anyhow::Result<i32> {
+    use agentos::ops::doctor::{Status, run};
+    let mut config = load_config(&args.common)?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    println!(
+        "agentos doctor: configuration loaded{}",
+        match &args.common.config {
+            Some(path) => format!(" from {}", path.display()),
+            None => " (defaults, flags and environment)".to_owned(),
+        }
+    );
+    let checks = run(&config, args.common.config.as_deref());
+    for check in &checks {
+        let mark = match check.status {
+            Status::Ok => "ok  ",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+        };
+        println!("{mark}  {}: {}", check.subject, check.detail);
+    }
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+    if failed > 0 {
+        println!("{failed} problem(s) to fix before agentos runs well here");
+    }
+    Ok(i32::from(failed > 0))
 }

@@ -125,3 +125,113 @@ async fn one_command_for_scripts_with_exit_codes() {
         .unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach agentos at http://127.0.0.1:9"));
 }
+
+#[tokio::test]
+async fn the_everyday_shortcuts_list_call_and_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_secure(&data, &[]);
+    let agentos = |args: &[&str]| {
+        let output = Command::new(common::agentos_bin())
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("AGENTOS_TOKEN")
+            .env_remove("AGENTOS_URL")
+            .env_remove("AGENTOS_CONFIG")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let url = server.url("");
+    let data_dir = data.to_str().unwrap();
+
+    // The owner's token comes from the data directory when none is given.
+    let (code, out, err) = agentos(&["tools", "agentos.mem_*", "--url", &url, "--data-dir", data_dir]);
+    assert_eq!(code, Some(0), "{err}");
+    let names: Vec<&str> = out.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "agentos.mem_delete",
+            "agentos.mem_get",
+            "agentos.mem_list",
+            "agentos.mem_search",
+            "agentos.mem_set"
+        ]
+    );
+    assert!(out.contains("Stores any JSON value under a key"), "{out}");
+    let (_, out, _) = agentos(&[
+        "tools",
+        "agentos.mem_*",
+        "--json",
+        "--url",
+        &url,
+        "--token",
+        server.token(),
+    ]);
+    let listed: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(listed["tools"].as_array().unwrap().len(), 5);
+
+    let call = |args: &[&str]| {
+        let mut all = vec!["call", "--url", &url, "--token", server.token()];
+        all.extend_from_slice(args);
+        agentos(&all)
+    };
+    let (code, out, _) = call(&["agentos.mem_set", r#"{"key": "a", "value": 1}"#]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("\"created\": true"), "{out}");
+    let (code, out, _) = call(&["agentos.mem_get", r#"{"key": "a"}"#, "--json"]);
+    assert_eq!(code, Some(0));
+    let answer: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(answer["result"]["value"], 1);
+    let (code, out, _) = call(&["agentos.nothing_here"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("error: unknown tool `agentos.nothing_here`"), "{out}");
+    let (code, _, err) = call(&["agentos.mem_get", "not json"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("must be a JSON object"), "{err}");
+
+    // The doctor: a server whose program is missing, and the port an agentos already holds.
+    let config = dir.path().join("agentos.toml");
+    std::fs::write(
+        &config,
+        "[[mcp_servers]]\nname = \"ghost\"\ncommand = \"no-such-program-for-agentos\"\n",
+    )
+    .unwrap();
+    let listen = url.trim_start_matches("http://");
+    let (code, out, _) = agentos(&[
+        "doctor",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data_dir,
+        "--listen",
+        listen,
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL  MCP server `ghost`: its command `no-such-program-for-agentos` is not found"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "warn  listen address {listen}: an agentos is already serving there"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("ok    data directory"), "{out}");
+    let fresh = dir.path().join("fresh");
+    let (code, out, _) = agentos(&[
+        "doctor",
+        "--data-dir",
+        fresh.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok    MCP servers: none enabled"), "{out}");
+}

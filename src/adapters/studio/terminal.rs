@@ -78,6 +78,11 @@ impl Client {
             .send()
             .await
             .map_err(|error| self.unreachable(error))?;
+        self.answer(response).await
+    }
+
+    /// A response's JSON body, or why there is none.
+    async fn answer(&self, response: reqwest::Response) -> Result<Value, TerminalError> {
         let status = response.status();
         let text = response.text().await.map_err(|error| self.unreachable(error))?;
         if status == reqwest::StatusCode::UNAUTHORIZED {
@@ -114,6 +119,98 @@ impl Client {
             })
             .unwrap_or_default()
     }
+}
+
+/// `agentos tools [pattern]`: the tools this caller may call (`GET /tools`), optionally only
+/// those a pattern such as `agentos.mem_*` names; one per line with the first line of its
+/// description, or the listing as JSON.
+pub async fn list_tools(options: Options, pattern: Option<&str>) -> Result<i32, TerminalError> {
+    let pattern = match pattern.map(crate::registry::ToolPattern::parse).transpose() {
+        Ok(pattern) => pattern,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(1);
+        }
+    };
+    let client = Client::new(options.clone())?;
+    let url = format!("{}/tools", options.url.trim_end_matches('/'));
+    let response = client
+        .http
+        .get(url)
+        .bearer_auth(&options.token)
+        .send()
+        .await
+        .map_err(|error| client.unreachable(error))?;
+    let listing = client.answer(response).await?;
+    let tools: Vec<&Value> = listing["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|tool| {
+            let name = tool["name"].as_str().unwrap_or_default();
+            pattern.as_ref().is_none_or(|p| p.matches(name))
+        })
+        .collect();
+    if options.json {
+        println!("{}", json!({"tools": tools}));
+        return Ok(0);
+    }
+    let width = tools
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    for tool in &tools {
+        let name = tool["name"].as_str().unwrap_or_default();
+        let said = tool["description"]
+            .as_str()
+            .unwrap_or_default()
+            .lines()
+            .next()
+            .unwrap_or_default();
+        println!("{name:<width$}  {said}");
+    }
+    if tools.is_empty() {
+        eprintln!("no tool you may call matches");
+    }
+    Ok(0)
+}
+
+/// `agentos call <tool> [json]`: one call through the plain form of `POST /mcp`, as is (no
+/// preview: naming the tool is the decision). Prints the result; exit code 1 if it failed.
+pub async fn call_tool(options: Options, tool: &str, input: &str) -> Result<i32, TerminalError> {
+    let input: Value = match serde_json::from_str(input) {
+        Ok(input @ Value::Object(_)) => input,
+        _ => {
+            eprintln!("error: the input must be a JSON object, e.g. '{{\"key\": \"greeting\"}}'");
+            return Ok(1);
+        }
+    };
+    let client = Client::new(options.clone())?;
+    let url = format!("{}/mcp", options.url.trim_end_matches('/'));
+    let response = client
+        .http
+        .post(url)
+        .bearer_auth(&options.token)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(json!({"tool": tool, "input": input}).to_string())
+        .send()
+        .await
+        .map_err(|error| client.unreachable(error))?;
+    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(TerminalError::Unauthorized);
+    }
+    let text = response.text().await.map_err(|error| client.unreachable(error))?;
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    if options.json {
+        println!("{body}");
+    } else if body["success"] == true {
+        println!("{}", serde_json::to_string_pretty(&body["result"]).unwrap_or_default());
+    } else {
+        println!("error: {}", body["error"].as_str().unwrap_or("the call failed"));
+    }
+    Ok(i32::from(body["success"] != true))
 }
 
 /// An answer as a person reads it.
