@@ -42,6 +42,8 @@ enum Command {
     Tools(ToolsArgs),
     /// Call one tool of a running agentos (the plain form of POST /mcp) and print its result.
     Call(CallArgs),
+    /// Mint a new bearer token for an agent you oversee and print it (the owner's token acts).
+    Token(TokenArgs),
     /// Check this machine for agentos: data directory, owner token, MCP server programs, port.
     Doctor(DoctorArgs),
 }
@@ -98,6 +100,14 @@ struct CallArgs {
     /// Its input, a JSON object.
     #[arg(default_value = "{}")]
     input: String,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The agent's id.
+    agent_id: String,
 }
 
 #[derive(Args)]
@@ -465,7 +475,7 @@ fn main() -> anyhow::Result<()> {
             std::io::Write::flush(&mut std::io::stdout()).ok();
             std::process::exit(code)
         }
-        client @ (Command::Studio(_) | Command::Tools(_) | Command::Call(_)) => {
+        client @ (Command::Studio(_) | Command::Tools(_) | Command::Call(_) | Command::Token(_)) => {
             let code = run_client(client, &runtime)?;
             std::io::Write::flush(&mut std::io::stdout()).ok();
             std::process::exit(code)
@@ -514,6 +524,10 @@ fn run_client(command: Command, runtime: &tokio::runtime::Runtime) -> anyhow::Re
         Command::Call(args) => {
             let options = args.client.options()?;
             runtime.block_on(terminal::call_tool(options, &args.tool, &args.input))
+        }
+        Command::Token(args) => {
+            let options = args.client.options()?;
+            runtime.block_on(terminal::mint_token(options, &args.agent_id))
         }
         Command::Studio(args) => {
             let options = terminal::Options {

@@ -61,6 +61,19 @@ impl Identity {
         self.issue(&agent).await
     }
 
+    /// Operator action: a fresh bearer token for `agent_id`, an active agent `by` oversees (its
+    /// other tokens stay valid).
+    pub async fn mint_token_for(&self, by: &Caller, agent_id: &str) -> Result<Credentials, IdentityError> {
+        let agent = self.active_agent(agent_id).await?;
+        if !by.oversees(&agent.id, agent.account_id.as_deref()) {
+            return Err(IdentityError::Forbidden(format!(
+                "you do not oversee agent `{agent_id}`; only its account's operator or an ops-admin may \
+                 mint it a token"
+            )));
+        }
+        self.issue(&agent).await
+    }
+
     /// Operator action: revoke one token by jti (the token's agent must be overseen by `by`).
     pub async fn revoke_token(&self, by: &Caller, jti: &str) -> Result<(), IdentityError> {
         let record = self

@@ -116,6 +116,19 @@ struct Revoked {
 
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+struct Minted {
+    agent_id: String,
+    /// The new bearer token: hand it to the agent; it is shown only once.
+    #[schemars(extend("x-sensitive" = true))]
+    token: String,
+    /// The token's id, to revoke it alone later with agentos.token_revoke.
+    jti: String,
+    /// RFC 3339.
+    expires_at: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 struct AllRevoked {
     agent_id: String,
     /// Tokens issued before this time (RFC 3339) no longer work; newer ones do.
@@ -163,7 +176,8 @@ async fn list(identity: &Identity, caller: &Caller, args: ListArgs) -> Result<Ag
 }
 
 pub fn tools(identity: &Arc<Identity>) -> Vec<Arc<dyn Tool>> {
-    let (lister, creator, disabler, enabler, revoker, all_revoker) = (
+    let (lister, creator, disabler, enabler, revoker, all_revoker, minter) = (
+        identity.clone(),
         identity.clone(),
         identity.clone(),
         identity.clone(),
@@ -262,6 +276,29 @@ pub fn tools(identity: &Arc<Identity>) -> Vec<Arc<dyn Tool>> {
                     Ok(AgentState {
                         agent_id: args.agent_id,
                         status: ACTIVE.to_owned(),
+                    })
+                }
+            }),
+        ToolBuilder::new("agentos.agent_token_create")
+            .title("Mint a token for an agent")
+            .description(
+                "Mints a new bearer token for an active agent you oversee (a new deployment of it, a \
+                 rotated credential); its other tokens keep working until revoked. The token is shown \
+                 only in this answer.",
+            )
+            .hints(write)
+            .audience(Audience::Operators)
+            .handler(move |args: AgentArgs, ctx| {
+                let identity = minter.clone();
+                async move {
+                    let credentials = identity.mint_token_for(&ctx.caller, &args.agent_id).await?;
+                    Ok(Minted {
+                        agent_id: credentials.agent_id,
+                        token: credentials.bearer_token,
+                        jti: credentials.jti,
+                        expires_at: credentials
+                            .expires_at
+                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     })
                 }
             }),

@@ -195,6 +195,19 @@ async fn the_everyday_shortcuts_list_call_and_check() {
     assert_eq!(code, Some(1));
     assert!(err.contains("must be a JSON object"), "{err}");
 
+    // A token minted for an agent works as that agent; an unknown agent gets none.
+    server.register_agent("reporter", &["agentos.time_now"]).await;
+    let (code, minted, err) = agentos(&["token", "reporter", "--url", &url, "--token", server.token()]);
+    assert_eq!(code, Some(0), "{err}");
+    let minted = minted.trim();
+    let (code, out, _) = agentos(&["tools", "--url", &url, "--token", minted]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.lines().count(), 1, "reporter may call one tool: {out}");
+    assert!(out.starts_with("agentos.time_now"), "{out}");
+    let (code, _, err) = agentos(&["token", "nobody", "--url", &url, "--token", server.token()]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("nobody"), "{err}");
+
     // The doctor: a server whose program is missing, and the port an agentos already holds.
     let config = dir.path().join("agentos.toml");
     std::fs::write(

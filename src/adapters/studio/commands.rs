@@ -292,6 +292,13 @@ pub const COMMANDS: &[Command] = &[
         "agents enable reporter",
     ),
     command(
+        "tokens create",
+        "agentos.agent_token_create",
+        &["agentId"],
+        "Mint a new token for an agent you oversee (shown once).",
+        "tokens create reporter",
+    ),
+    command(
         "tokens revoke",
         "agentos.token_revoke",
         &["jti"],

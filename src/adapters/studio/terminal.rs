@@ -100,6 +100,26 @@ impl Client {
         })
     }
 
+    /// One call through the plain form of `POST /mcp`: its whole answer (`success`, `result`
+    /// or `error`).
+    async fn plain_call(&self, tool: &str, input: Value) -> Result<Value, TerminalError> {
+        let url = format!("{}/mcp", self.options.url.trim_end_matches('/'));
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(&self.options.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(json!({"tool": tool, "input": input}).to_string())
+            .send()
+            .await
+            .map_err(|error| self.unreachable(error))?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(TerminalError::Unauthorized);
+        }
+        let text = response.text().await.map_err(|error| self.unreachable(error))?;
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
     /// The names of the tools this caller may call, for completion; none if listing fails.
     async fn tool_names(&self) -> Vec<String> {
         let url = format!("{}/tools", self.options.url.trim_end_matches('/'));
@@ -188,21 +208,7 @@ pub async fn call_tool(options: Options, tool: &str, input: &str) -> Result<i32,
         }
     };
     let client = Client::new(options.clone())?;
-    let url = format!("{}/mcp", options.url.trim_end_matches('/'));
-    let response = client
-        .http
-        .post(url)
-        .bearer_auth(&options.token)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(json!({"tool": tool, "input": input}).to_string())
-        .send()
-        .await
-        .map_err(|error| client.unreachable(error))?;
-    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-        return Err(TerminalError::Unauthorized);
-    }
-    let text = response.text().await.map_err(|error| client.unreachable(error))?;
-    let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    let body = client.plain_call(tool, input).await?;
     if options.json {
         println!("{body}");
     } else if body["success"] == true {
@@ -211,6 +217,30 @@ pub async fn call_tool(options: Options, tool: &str, input: &str) -> Result<i32,
         println!("error: {}", body["error"].as_str().unwrap_or("the call failed"));
     }
     Ok(i32::from(body["success"] != true))
+}
+
+/// `agentos token <agent>`: mints a token for an agent the caller oversees
+/// (`agentos.agent_token_create`) and prints it alone, for `TOKEN=$(agentos token reporter)`;
+/// with `--json`, the whole answer (its `jti` and expiry too).
+pub async fn mint_token(options: Options, agent_id: &str) -> Result<i32, TerminalError> {
+    let client = Client::new(options.clone())?;
+    let body = client
+        .plain_call("agentos.agent_token_create", json!({"agentId": agent_id}))
+        .await?;
+    match (body["success"] == true, body["result"]["token"].as_str()) {
+        (true, Some(token)) => {
+            if options.json {
+                println!("{}", body["result"]);
+            } else {
+                println!("{token}");
+            }
+            Ok(0)
+        }
+        _ => {
+            eprintln!("error: {}", body["error"].as_str().unwrap_or("no token was minted"));
+            Ok(1)
+        }
+    }
 }
 
 /// An answer as a person reads it.
