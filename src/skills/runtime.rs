@@ -179,6 +179,10 @@ fn config(pool: wasmtime::PoolingAllocationConfig) -> Config {
     config.max_wasm_stack(1024 * 1024);
     // Host calls' futures are polled on the fiber too, above the WebAssembly stack.
     config.async_stack_size(4 * 1024 * 1024);
+    // Skills use the synchronous component ABI (called with `call_async`, not concurrently):
+    // without this, every store carries concurrent-task state, and dropping it formats an
+    // error (a captured backtrace, when RUST_BACKTRACE is set) on each call.
+    config.concurrency_support(false);
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     config
 }
