@@ -215,6 +215,10 @@ impl Studio {
             }
             _ => input::build(command, words, &spec.input_schema, &usage)?,
         };
+        // Refused now, as the call would be, rather than after a preview is confirmed.
+        entry
+            .check_input(&Value::Object(input.clone()))
+            .map_err(|error| error.to_string())?;
         Ok(Planned { spec, input })
     }
 

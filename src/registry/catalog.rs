@@ -76,6 +76,15 @@ impl Entry {
         })
     }
 
+    /// Whether `input` passes this tool's input schema: the refusal a call with it would get,
+    /// so a front door that previews a call can refuse it before anything is confirmed.
+    pub fn check_input(&self, input: &Value) -> Result<(), super::CallError> {
+        super::pipeline::validate(self, input).map_err(|message| super::CallError::InvalidArguments {
+            tool: self.name().to_string(),
+            message,
+        })
+    }
+
     pub fn name(&self) -> &Arc<str> {
         &self.tool.spec().name
     }

@@ -125,6 +125,11 @@ async fn every_command_parses_and_explains_itself() {
         ("mem get a b", "too many words"),
         (r#"mem set k {"open": 1"#, "not closed"),
         ("mem set k v ttlSeconds=soon", "`ttlSeconds` takes integer"),
+        ("mem set k v ttlSeconds=0", "invalid arguments for `agentos.mem_set`"),
+        (
+            r#"call agentos.hash {"text": 1}"#,
+            "invalid arguments for `agentos.hash`",
+        ),
         ("call", "needs a tool"),
         ("call agentos.nothing_here {}", "unknown tool"),
         ("help teleport", "no command `teleport`"),
