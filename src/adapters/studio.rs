@@ -290,20 +290,7 @@ impl Studio {
         let mut fields = Vec::new();
         let mut previews = false;
         if let Some(spec) = &spec {
-            let empty = Map::new();
-            let properties = spec
-                .input_schema
-                .get("properties")
-                .and_then(Value::as_object)
-                .unwrap_or(&empty);
-            let required: Vec<&str> = spec
-                .input_schema
-                .get("required")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+            let (properties, required) = input::fields(&spec.input_schema);
             for (name, schema) in properties {
                 if command.preset.iter().any(|(preset, _)| preset == name) {
                     continue;

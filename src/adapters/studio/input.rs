@@ -32,6 +32,23 @@ fn value_of(name: &str, text: &str, quoted: bool, schema: &Value) -> Result<Valu
     }
 }
 
+/// A tool input schema's fields and which of them are required.
+pub fn fields(input_schema: &Map<String, Value>) -> (&Map<String, Value>, Vec<&str>) {
+    static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+    let properties = input_schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&EMPTY);
+    let required = input_schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    (properties, required)
+}
+
 /// The tool input `words` (after the command's name) make for `command`, under the tool's
 /// `input_schema`.
 pub fn build(
@@ -40,11 +57,7 @@ pub fn build(
     input_schema: &Map<String, Value>,
     usage: &str,
 ) -> Result<Map<String, Value>, String> {
-    let empty = Map::new();
-    let properties = input_schema
-        .get("properties")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
+    let (properties, required) = fields(input_schema);
     let schema_of = |name: &str| properties.get(name).cloned().unwrap_or(Value::Null);
     let mut input = Map::new();
     for (field, value) in command.preset {
@@ -96,13 +109,7 @@ pub fn build(
         let value = value_of(field, &text, quoted, &schema_of(field))?;
         input.insert((*field).to_owned(), value);
     }
-    let required = input_schema.get("required").and_then(Value::as_array);
-    if let Some(missing) = required
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .find(|name| !input.contains_key(*name))
-    {
+    if let Some(missing) = required.iter().find(|name| !input.contains_key(**name)) {
         return Err(format!("`{missing}` is missing. Usage: {usage}"));
     }
     Ok(input)
@@ -111,18 +118,7 @@ pub fn build(
 /// The usage line of `command` for a tool with `input_schema`: its positional fields in
 /// angle brackets (square when optional), then the other fields as `[field=<type>]`.
 pub fn usage(command: &Command, input_schema: &Map<String, Value>) -> String {
-    let empty = Map::new();
-    let properties = input_schema
-        .get("properties")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
-    let required: Vec<&str> = input_schema
-        .get("required")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let (properties, required) = fields(input_schema);
     let mut line = command.name.to_owned();
     for field in command.positional {
         let more = if command.rest && Some(field) == command.positional.last() {
