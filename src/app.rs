@@ -99,6 +99,7 @@ impl App {
         tools.extend(crate::skills::tools::tools(&skills, &registry));
         tools.extend(governance.install());
         tools.extend(crate::ops::metrics::tools(metrics.clone(), shared_config));
+        tools.extend(crate::ops::health::tools(store.clone(), Arc::downgrade(&upstreams)));
         tools.extend(crate::identity::tools::tools(&identity));
         registry.register(tools)?;
         // Upstream servers are checked when they are known (`start_upstreams`); only a pattern

@@ -4,12 +4,13 @@
 //! endpoint, a command line or an error text that could hold one.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use crate::registry::{Empty, Hints, Tool, ToolBuilder, ToolFailure};
 use crate::store::SqliteStore;
 use crate::upstream::{CrewMember, Health, Upstreams};
 
@@ -110,6 +111,30 @@ pub fn valid_service_name(name: &str) -> bool {
 }
 
 /// What an upstream's supervisor state means for readiness.
+/// `agentos.health`: the readiness report as a tool (what `GET /health/ready` answers, without
+/// the connection detail), so the studio's `health` reads it through the registry like every
+/// other command. Holds the upstreams weakly: they hold the registry that holds this tool.
+pub fn tools(store: Arc<SqliteStore>, upstreams: Weak<Upstreams>) -> Vec<Arc<dyn Tool>> {
+    vec![
+        ToolBuilder::new("agentos.health")
+            .title("Check agentos's health")
+            .description(
+                "Whether agentos is ready: its store answers a trivial read in time, and each proxied \
+                 MCP server (`mcp.<name>`) is healthy, degraded (reconnecting), unhealthy or \
+                 disabled. `status` is `degraded` when any service is degraded or unhealthy. The \
+                 same report as GET /health/ready.",
+            )
+            .hints(Hints::READ_ONLY)
+            .handler(move |_: Empty, _ctx| {
+                let (store, upstreams) = (store.clone(), upstreams.upgrade());
+                async move {
+                    let upstreams = upstreams.ok_or_else(|| ToolFailure::busy("agentos is shutting down"))?;
+                    Ok(Checker::new(store, upstreams).report().await)
+                }
+            }),
+    ]
+}
+
 fn upstream_health(member: &CrewMember) -> ServiceHealth {
     let (status, error) = match member.health {
         Health::Up => (ServiceStatus::Healthy, None),

@@ -92,6 +92,11 @@ async fn every_command_parses_and_explains_itself() {
         assert!(answer["snippet"].as_str().unwrap().contains("curl -sS"), "{answer}");
     }
 
+    let health = run(&server, owner, "health").await;
+    assert_eq!(health["result"]["status"], "healthy", "{health}");
+    assert_eq!(health["result"]["services"]["store"]["status"], "healthy", "{health}");
+    assert!(health["result"].get("connections").is_none(), "{health}");
+
     let read = run(&server, owner, "mem list").await;
     assert_eq!(read["kind"], "result", "{read}");
     let snippet = read["snippet"].as_str().unwrap();

@@ -120,6 +120,8 @@ fn build() -> Value {
                 actions are the `agentos.agent*` and `agentos.token_revoke` tools)."},
             {"name": "governance", "description": "The audit trail and approvals."},
             {"name": "ops", "description": "Crew coverage and proxied MCP servers (ops-admins)."},
+            {"name": "skills", "description": "The skills marketplace: browse, install, use, publish."},
+            {"name": "studio", "description": "The studio's command language, with preview and confirm."},
             {"name": "observability", "description": "Metrics and traces."},
             {"name": "docs", "description": "This description and its page."},
         ],

@@ -356,6 +356,13 @@ pub const COMMANDS: &[Command] = &[
         "traces status=error limit=5",
     ),
     command(
+        "health",
+        "agentos.health",
+        &[],
+        "Whether agentos is ready: its store and each proxied MCP server.",
+        "health",
+    ),
+    command(
         "metrics",
         "agentos.ops_metrics",
         &[],
