@@ -5,16 +5,23 @@
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+/// What the program wrote so far, and a signal each time it writes more.
+type Screen = Arc<(Mutex<String>, Condvar)>;
 
 pub struct Pty {
     master: std::fs::File,
-    screen: Arc<Mutex<String>>,
+    screen: Screen,
     /// How much of `screen` earlier `expect`s consumed.
     seen: usize,
-    pub child: Child,
+    pid: i32,
+    /// The program's exit code, once it exits.
+    exited: Receiver<Option<i32>>,
+    exit_code: Option<Option<i32>>,
 }
 
 impl Pty {
@@ -46,9 +53,14 @@ impl Pty {
                 Ok(())
             });
         }
-        let child = command.spawn().expect("start the program on the pty");
+        let mut child = command.spawn().expect("start the program on the pty");
         drop(slave);
-        let screen = Arc::new(Mutex::new(String::new()));
+        let pid = i32::try_from(child.id()).unwrap();
+        let (exit_sender, exited) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = exit_sender.send(child.wait().ok().and_then(|status| status.code()));
+        });
+        let screen: Screen = Arc::new((Mutex::new(String::new()), Condvar::new()));
         let (mut reader, mut answerer) = (master.try_clone().unwrap(), master.try_clone().unwrap());
         let shown = screen.clone();
         std::thread::spawn(move || {
@@ -59,14 +71,17 @@ impl Pty {
                 if text.contains("\x1b[6n") {
                     let _ = answerer.write_all(b"\x1b[1;1R");
                 }
-                shown.lock().unwrap().push_str(&text);
+                shown.0.lock().unwrap().push_str(&text);
+                shown.1.notify_all();
             }
         });
         Self {
             master,
             screen,
             seen: 0,
-            child,
+            pid,
+            exited,
+            exit_code: None,
         }
     }
 
@@ -80,42 +95,45 @@ impl Pty {
     /// the screen from there up to the end of `text`. Panics with the screen after 20 s.
     pub fn expect(&mut self, text: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let (lock, written) = &*self.screen;
+        let mut screen = lock.lock().unwrap();
         loop {
-            {
-                let screen = self.screen.lock().unwrap();
-                if let Some(at) = screen[self.seen..].find(text) {
-                    let end = self.seen + at + text.len();
-                    let shown = screen[self.seen..end].to_owned();
-                    self.seen = end;
-                    return shown;
-                }
+            if let Some(at) = screen[self.seen..].find(text) {
+                let end = self.seen + at + text.len();
+                let shown = screen[self.seen..end].to_owned();
+                self.seen = end;
+                return shown;
             }
+            let left = deadline.saturating_duration_since(Instant::now());
             assert!(
-                Instant::now() < deadline,
+                !left.is_zero(),
                 "`{text}` never appeared; the screen after what was seen:\n{}",
-                &self.screen.lock().unwrap()[self.seen..]
+                &screen[self.seen..]
             );
-            std::thread::sleep(Duration::from_millis(10));
+            screen = written.wait_timeout(screen, left).unwrap().0;
         }
     }
 
     /// Waits for the program to exit (20 s at most); its exit code.
     pub fn wait(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
+        match self.exited.recv_timeout(Duration::from_secs(20)) {
+            Ok(code) => {
+                self.exit_code = Some(code);
+                code
             }
-            std::thread::sleep(Duration::from_millis(10));
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                panic!("the program did not exit; screen:\n{}", self.screen.0.lock().unwrap())
+            }
         }
-        let _ = self.child.kill();
-        panic!("the program did not exit; screen:\n{}", self.screen.lock().unwrap());
     }
 }
 
 impl Drop for Pty {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Not when it has exited: its id may belong to another process by now.
+        if self.exit_code.is_none() && self.exited.try_recv().is_err() {
+            // SAFETY: signals the program this Pty started (its waiter thread reaps it).
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
     }
 }
