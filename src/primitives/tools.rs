@@ -1,5 +1,6 @@
 //! Registry tools: let an agent facing hundreds of tools find the one it needs
-//! (`agentos.tools_search`) and learn how to call it (`agentos.tools_describe`).
+//! (`agentos.tools_search`), page through them by name (`agentos.tools_list`) and learn how to
+//! call one (`agentos.tools_describe`).
 
 use std::sync::Arc;
 
@@ -8,10 +9,110 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Services;
-use crate::registry::{Hints, Tool, ToolBuilder, ToolFailure};
+use crate::registry::{Entry, Hints, Tool, ToolBuilder, ToolFailure, ToolPattern};
 
 const DEFAULT_RESULTS: usize = 10;
 const MAX_RESULTS: usize = 50;
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 200;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ListArgs {
+    /// Only tools this pattern names: an exact name, a family such as `agentos.mem_*` or
+    /// `mcp.github.*`, or `*`.
+    #[schemars(length(min = 1, max = 200))]
+    pattern: Option<String>,
+    /// Only tools whose name or title contains these letters, any case (a filter box).
+    #[schemars(length(min = 1, max = 200))]
+    contains: Option<String>,
+    /// Start after this tool: the `nextCursor` of the previous page.
+    #[schemars(length(min = 1, max = 300))]
+    cursor: Option<String>,
+    /// Most tools per page (default 50, at most 200).
+    #[schemars(range(min = 1, max = 200))]
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct Listed {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<String>,
+    description: String,
+    /// Where the tool comes from: `primitive`, `skill` or `mcp`.
+    origin: &'static str,
+    /// The tool says it changes nothing (its `readOnlyHint`).
+    read_only: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct ListResult {
+    /// In name order.
+    tools: Vec<Listed>,
+    /// Tools matching the filters in all, on every page.
+    total: usize,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// One page of the tools a caller may see, in name order, filtered by pattern and letters.
+fn list_page(mut entries: Vec<Arc<Entry>>, args: ListArgs) -> Result<ListResult, ToolFailure> {
+    let limit = args.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ToolFailure::invalid_input("`limit` must be between 1 and 200"));
+    }
+    let pattern = args
+        .pattern
+        .as_deref()
+        .map(ToolPattern::parse)
+        .transpose()
+        .map_err(|e| ToolFailure::invalid_input(format!("`pattern`: {e}")))?;
+    let letters = args.contains.as_deref().map(str::to_lowercase);
+    entries.retain(|entry| {
+        let spec = entry.tool.spec();
+        pattern.as_ref().is_none_or(|p| p.matches(&spec.name))
+            && letters.as_deref().is_none_or(|letters| {
+                spec.name.to_lowercase().contains(letters)
+                    || spec
+                        .title
+                        .as_deref()
+                        .is_some_and(|t| t.to_lowercase().contains(letters))
+            })
+    });
+    entries.sort_by(|a, b| a.tool.spec().name.cmp(&b.tool.spec().name));
+    let total = entries.len();
+    let start = match args.cursor.as_deref() {
+        Some(after) => entries.partition_point(|entry| &*entry.tool.spec().name <= after),
+        None => 0,
+    };
+    let tools: Vec<Listed> = entries
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|entry| {
+            let spec = entry.tool.spec();
+            Listed {
+                name: spec.name.to_string(),
+                title: spec.title.clone(),
+                description: spec.description.clone(),
+                origin: spec.origin.as_str(),
+                read_only: spec.annotations.is_some_and(|hints| hints.read_only),
+            }
+        })
+        .collect();
+    let next_cursor = (start + tools.len() < total)
+        .then(|| tools.last().map(|tool| tool.name.clone()))
+        .flatten();
+    Ok(ListResult {
+        tools,
+        total,
+        next_cursor,
+    })
+}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -92,7 +193,26 @@ struct Description {
 pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
     let describe = services.clone();
     let registry = services.registry.clone();
+    let listing = services.registry.clone();
     vec![
+        ToolBuilder::new("agentos.tools_list")
+            .title("List tools")
+            .description(
+                "Lists the tools you can call in name order, a page at a time, optionally only those a \
+                 pattern such as `agentos.mem_*` names or whose name or title contains some letters. \
+                 Each comes with its title, description, origin and whether it only reads. Use \
+                 agentos.tools_search to find a tool by what it does.",
+            )
+            .hints(Hints::READ_ONLY)
+            .handler(move |args: ListArgs, ctx| {
+                let registry = listing.clone();
+                async move {
+                    let registry = registry
+                        .upgrade()
+                        .ok_or_else(|| ToolFailure::new("agentos is shutting down"))?;
+                    list_page(registry.list_for(&ctx.caller), args)
+                }
+            }),
         ToolBuilder::new("agentos.tools_search")
             .title("Find a tool")
             .description(

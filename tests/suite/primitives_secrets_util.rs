@@ -218,3 +218,56 @@ async fn tools_describe_hides_denied_tools() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn tools_list_pages_by_name_and_shows_only_what_policy_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _, _) = common::stdio_client(dir.path(), &["--allow-tools", "agentos.tools_list,agentos.mem_*"]).await;
+    let mut names = Vec::new();
+    let mut cursor = None;
+    loop {
+        let mut input = json!({"limit": 2});
+        if let Some(cursor) = cursor.take() {
+            input["cursor"] = cursor;
+        }
+        let page = structured(&call(&client, "agentos.tools_list", input).await);
+        assert!(page["tools"].as_array().unwrap().len() <= 2);
+        assert_eq!(page["total"], 6, "tools_list and the five mem_* tools: {page}");
+        names.extend(
+            page["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_owned()),
+        );
+        match page.get("nextCursor") {
+            Some(next) => cursor = Some(next.clone()),
+            None => break,
+        }
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(names, sorted, "name order, each once");
+    assert_eq!(names.len(), 6);
+    assert!(!names.iter().any(|n| n.starts_with("agentos.secret")), "{names:?}");
+
+    let family = structured(&call(&client, "agentos.tools_list", json!({"pattern": "agentos.mem_*"})).await);
+    assert_eq!(family["total"], 5);
+    let set = structured(&call(&client, "agentos.tools_list", json!({"contains": "MEM_SE"})).await);
+    let listed = &set["tools"].as_array().unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|t| t["name"] == "agentos.mem_set" && t["readOnly"] == false)
+    );
+    assert!(
+        listed
+            .iter()
+            .any(|t| t["name"] == "agentos.mem_search" && t["readOnly"] == true)
+    );
+    let bad = call(&client, "agentos.tools_list", json!({"pattern": "a*b*"})).await;
+    assert_eq!(bad.is_error, Some(true));
+    assert!(text_of(&bad).contains("pattern"), "{}", text_of(&bad));
+    client.cancel().await.unwrap();
+}

@@ -112,7 +112,8 @@ async fn every_command_parses_and_explains_itself() {
     for (typed, suggested) in [
         ("mem gte k", "mem get"),
         ("aprovals list", "approvals list"),
-        ("tols", "tools"),
+        ("tols", "tools list"),
+        ("tools", "tools list"),
     ] {
         let wrong = run(&server, owner, typed).await;
         assert_eq!(wrong["kind"], "error", "{wrong}");

@@ -73,12 +73,19 @@ pub const COMMANDS: &[Command] = &[
         summary: "List the commands you may run, or explain one: `help mem set`.",
         example: "help mem set",
     },
+    command(
+        "tools list",
+        "agentos.tools_list",
+        &["pattern"],
+        "List the tools you may call, a page at a time, optionally those a pattern names.",
+        "tools list agentos.mem_*",
+    ),
     words(command(
-        "tools",
+        "tools search",
         "agentos.tools_search",
         &["query"],
         "Find tools you may call by what they do.",
-        "tools remember a value",
+        "tools search remember a value",
     )),
     command(
         "describe",
@@ -483,10 +490,16 @@ pub fn nearest(typed: &[&str]) -> &'static str {
     COMMANDS
         .iter()
         .map(|c| {
-            let against = if c.name.contains(' ') { &typed_two } else { typed_one };
+            // One typed word is measured against a two-word command's first word (`tols` is
+            // nearest `tools list`), two typed words against the whole name.
+            let name = match c.name.split_once(' ') {
+                Some((first, _)) if typed.len() < 2 => first,
+                _ => c.name,
+            };
+            let against = if name.contains(' ') { &typed_two } else { typed_one };
             // A known first word (`mem`) makes its commands nearer than any other.
             let family = c.name.split(' ').next() == Some(typed_one);
-            (distance(c.name, against) - if family { 2 } else { 0 }, c.name)
+            (distance(name, against) - if family { 2 } else { 0 }, c.name)
         })
         .min_by_key(|(d, _)| *d)
         .map_or("help", |(_, name)| name)
