@@ -9,6 +9,7 @@ mod accounts;
 mod auth;
 mod bodies;
 mod conn;
+mod console;
 mod errors;
 mod governance;
 mod guard;

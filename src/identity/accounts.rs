@@ -11,8 +11,12 @@ use super::{Identity, caller_of, crypto, types, validate};
 use crate::registry::Role;
 use crate::store::{AccountRow, AgentRow, SessionRow, now_ms};
 
-/// What a signed-up account's agent may call until an operator grants more.
+/// What a registered agent may call unless its registration names less.
 pub(crate) const DEFAULT_TOOLS: &str = "agentos.*";
+/// What a signed-up account's own agent may call: the primitives, and the capabilities of the
+/// skills it installs for itself (installing one is already the account's own decision; a skill's
+/// host calls stay within the primitives).
+const ACCOUNT_TOOLS: [&str; 2] = [DEFAULT_TOOLS, "skill.*"];
 
 impl Identity {
     /// Creates an account and its agent, starts a browser session and returns a bearer token.
@@ -44,7 +48,7 @@ impl Identity {
             role: role.as_str().to_owned(),
             status: ACTIVE.to_owned(),
             allowed_domains: Vec::new(),
-            allowed_tools: vec![DEFAULT_TOOLS.to_owned()],
+            allowed_tools: ACCOUNT_TOOLS.map(str::to_owned).to_vec(),
             tokens_valid_after_ms: 0,
             created_at_ms: now,
         };

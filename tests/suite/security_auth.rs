@@ -125,7 +125,7 @@ async fn sign_up_sign_in_session_and_tokens() {
     assert_eq!(status, StatusCode::OK, "{me}");
     assert_eq!(me["agentId"], agent_id.as_str());
     assert_eq!(me["status"], "active");
-    assert_eq!(me["allowedTools"], json!(["agentos.*"]));
+    assert_eq!(me["allowedTools"], json!(["agentos.*", "skill.*"]));
     for field in [
         "totalCalls",
         "lastActiveAt",

@@ -9,7 +9,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use serde_json::{Map, Value};
 
 use super::openapi::Op;
-use super::{HttpState, accounts, governance, mcp_route, metrics, ops, probes, skills, studio, tools, traces};
+use super::{HttpState, accounts, console, governance, mcp_route, metrics, ops, probes, skills, studio, tools, traces};
 
 /// How a route may be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -406,6 +406,20 @@ pub(super) fn table(public_metrics: bool) -> Vec<Route> {
             super::openapi::docs,
             super::openapi::docs_doc,
         ),
+        route(
+            M::GET,
+            "/console",
+            row(Public, Api, "studio"),
+            console::page,
+            console::page_doc,
+        ),
+        route(
+            M::GET,
+            "/console/{asset}",
+            row(Public, Api, "studio"),
+            console::file,
+            console::file_doc,
+        ),
     ]
 }
 
@@ -436,7 +450,13 @@ mod tests {
                 || route.path == "/metrics"
                 || matches!(
                     route.path,
-                    "/tools" | "/openapi.json" | "/docs" | "/register" | "/api/skills"
+                    "/tools"
+                        | "/openapi.json"
+                        | "/docs"
+                        | "/register"
+                        | "/api/skills"
+                        | "/console"
+                        | "/console/{asset}"
                 )
                 || route.path.starts_with("/api/sign")
                 || route.path.starts_with("/api/forgot-password")
