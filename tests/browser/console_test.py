@@ -186,7 +186,7 @@ def run(base):
             assert "default-src 'none'" in policy and "connect-src 'self'" in policy, policy
             for asset in ("app.js", "app.css"):
                 assert "default-src 'none'" in http(base, "GET", f"/console/{asset}")[2].get("content-security-policy", "")
-            assert http(base, "GET", "/console/other.js")[0] == 404
+            assert http(base, "GET", "/console/other.js")[0] == 404, "only the two assets are served"
 
         @check("a wrong password is refused on the page, the right one signs in")
         def _():
@@ -210,7 +210,7 @@ def run(base):
             expect(last_answer().locator(".snippet")).to_contain_text("tools/call", use_inner_text=False)
             shot("studio-read")
 
-        @check("a mutating command previews, runs once on Confirm, and is then refused again")
+        @check("a mutating command previews, changes nothing until Confirm, then runs")
         def _():
             page.fill("#command", "mem set console/greeting hello-from-the-console")
             page.press("#command", "Enter")
@@ -220,6 +220,7 @@ def run(base):
             shot("studio-preview")
             last_answer().locator("button.confirm").click()
             expect(last_answer()).to_have_attribute("data-kind", "result")
+            expect(last_answer().locator("button.confirm")).to_have_count(0)
             _, after, _ = tool(base, operator, "agentos.mem_get", {"key": "console/greeting"})
             assert after["result"]["value"] == "hello-from-the-console", after
             shot("studio-confirmed")

@@ -46,6 +46,7 @@ mod skills_market;
 mod skills_runtime;
 #[cfg(feature = "skills")]
 mod skills_sandbox;
+mod studio_console;
 mod studio_language;
 mod studio_terminal;
 mod tools_catalog;

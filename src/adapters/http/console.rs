@@ -4,12 +4,12 @@
 //! comes from the routes every client uses (`/api/session`, `/api/signin`, `/api/studio/command`
 //! and the plain form of `/mcp`), so the console adds no power and no second implementation.
 
-use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
+use std::sync::LazyLock;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::errors::error_response;
 use super::openapi::Op;
 
 const PAGE: &str = include_str!("console/index.html");
@@ -21,33 +21,64 @@ const STYLE: &str = include_str!("console/app.css");
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-fn asset(body: &'static str, content_type: &'static str) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(POLICY));
-    // The assets change with the binary; revalidating costs one small request per load.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    response
+/// One embedded file with its entity tag (a digest of its bytes, so a new binary is a new tag).
+struct Asset {
+    body: &'static str,
+    content_type: &'static str,
+    etag: String,
 }
+
+impl Asset {
+    fn new(body: &'static str, content_type: &'static str) -> Self {
+        let digest = blake3::hash(body.as_bytes());
+        Self {
+            body,
+            content_type,
+            etag: format!("\"{}\"", &digest.to_hex()[..16]),
+        }
+    }
+
+    /// The file, or `304 Not Modified` when the browser already holds this version.
+    fn serve(&self, request: &HeaderMap) -> Response {
+        let fresh = request
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == self.etag));
+        let mut response = if fresh {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            self.body.into_response()
+        };
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(POLICY));
+        // Revalidated on each load: one small request answers 304 until the binary changes.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+        if let Ok(etag) = HeaderValue::from_str(&self.etag) {
+            headers.insert(header::ETAG, etag);
+        }
+        response
+    }
+}
+
+static PAGE_ASSET: LazyLock<Asset> = LazyLock::new(|| Asset::new(PAGE, "text/html; charset=utf-8"));
+static SCRIPT_ASSET: LazyLock<Asset> = LazyLock::new(|| Asset::new(SCRIPT, "text/javascript; charset=utf-8"));
+static STYLE_ASSET: LazyLock<Asset> = LazyLock::new(|| Asset::new(STYLE, "text/css; charset=utf-8"));
 
 /// `GET /console`
-pub(super) async fn page() -> Response {
-    asset(PAGE, "text/html; charset=utf-8")
+pub(super) async fn page(headers: HeaderMap) -> Response {
+    PAGE_ASSET.serve(&headers)
 }
 
-/// `GET /console/{asset}`: `app.js` or `app.css`.
-pub(super) async fn file(Path(name): Path<String>) -> Response {
-    match name.as_str() {
-        "app.js" => asset(SCRIPT, "text/javascript; charset=utf-8"),
-        "app.css" => asset(STYLE, "text/css; charset=utf-8"),
-        _ => error_response(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "the console has two assets: /console/app.js and /console/app.css",
-        ),
-    }
+/// `GET /console/app.js`
+pub(super) async fn script(headers: HeaderMap) -> Response {
+    SCRIPT_ASSET.serve(&headers)
+}
+
+/// `GET /console/app.css`
+pub(super) async fn style(headers: HeaderMap) -> Response {
+    STYLE_ASSET.serve(&headers)
 }
 
 pub(super) fn page_doc(op: Op, _: &mut Map<String, Value>) -> Op {
@@ -58,17 +89,17 @@ pub(super) fn page_doc(op: Op, _: &mut Map<String, Value>) -> Op {
              the binary; it loads nothing from elsewhere.",
         )
         .reply_as(200, "The page.", "text/html", json!({"type": "string"}))
+        .empty_reply(304, "The browser's copy (`If-None-Match`) is current.")
 }
 
-pub(super) fn file_doc(op: Op, _: &mut Map<String, Value>) -> Op {
-    op.named("consoleAsset", "A script or style of the web console")
-        .param(
-            "path",
-            "asset",
-            true,
-            json!({"type": "string", "enum": ["app.js", "app.css"]}),
-            "`app.js` or `app.css`.",
-        )
-        .reply_as(200, "The asset.", "text/plain", json!({"type": "string"}))
-        .errors(&[404])
+pub(super) fn script_doc(op: Op, _: &mut Map<String, Value>) -> Op {
+    op.named("consoleScript", "The web console's script")
+        .reply_as(200, "The script.", "text/javascript", json!({"type": "string"}))
+        .empty_reply(304, "The browser's copy (`If-None-Match`) is current.")
+}
+
+pub(super) fn style_doc(op: Op, _: &mut Map<String, Value>) -> Op {
+    op.named("consoleStyle", "The web console's style sheet")
+        .reply_as(200, "The style sheet.", "text/css", json!({"type": "string"}))
+        .empty_reply(304, "The browser's copy (`If-None-Match`) is current.")
 }

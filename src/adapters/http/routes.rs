@@ -415,10 +415,17 @@ pub(super) fn table(public_metrics: bool) -> Vec<Route> {
         ),
         route(
             M::GET,
-            "/console/{asset}",
+            "/console/app.js",
             row(Public, Api, "studio"),
-            console::file,
-            console::file_doc,
+            console::script,
+            console::script_doc,
+        ),
+        route(
+            M::GET,
+            "/console/app.css",
+            row(Public, Api, "studio"),
+            console::style,
+            console::style_doc,
         ),
     ]
 }
@@ -456,7 +463,8 @@ mod tests {
                         | "/register"
                         | "/api/skills"
                         | "/console"
-                        | "/console/{asset}"
+                        | "/console/app.js"
+                        | "/console/app.css"
                 )
                 || route.path.starts_with("/api/sign")
                 || route.path.starts_with("/api/forgot-password")

@@ -568,7 +568,18 @@ async function loadMetrics(slot) {
 async function loadCrew(slot) {
   const got = await read('agentos.crew_status', {});
   if (!got.ok) return slot.replaceChildren(note(got.message));
-  slot.replaceChildren(h('pre', {}, json(got.result)));
+  const { summary = {}, servers, requiresAuthForDetails } = got.result;
+  const stat = (label, value) => h('div', {}, h('dt', {}, label), h('dd', {}, `${value ?? 0}`));
+  slot.replaceChildren(
+    h('dl', { class: 'stats' }, stat('Servers', summary.servers), stat('Up', summary.up), stat('Restarting', summary.restarting),
+      stat('Down', summary.down), stat('Disabled', summary.disabled), stat('With standby', summary.withStandby)),
+    Array.isArray(servers) && servers.length ? h('div', { class: 'table' }, h('table', {},
+      h('thead', {}, h('tr', {}, h('th', {}, 'Server'), h('th', {}, 'Health'), h('th', { class: 'wide' }, 'Endpoint'),
+        h('th', { class: 'num' }, 'Restarts'), h('th', {}, 'Last failure'))),
+      h('tbody', {}, servers.map((s) => h('tr', {}, h('td', { class: 'name' }, s.name), h('td', {}, badge(s.health, `st-${s.health}`)),
+        h('td', { class: 'wide name' }, s.active), h('td', { class: 'num' }, s.restarts),
+        h('td', {}, s.lastFailure ? `${s.lastFailure.at}: ${s.lastFailure.reason}` : '')))))) : null,
+    requiresAuthForDetails ? note('Per-server details are for ops-admins.') : null);
 }
 
 // A table of a paged query tool (newest first, `nextCursor` to older pages).
