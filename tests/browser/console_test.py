@@ -328,6 +328,25 @@ def run(base):
             page.goto(base + "/console#/ops")
             expect(page.locator("#signin")).to_be_visible()
 
+        @check("a first visitor creates an account on the sign-in page and lands in the studio")
+        def _():
+            fresh = browser.new_context()
+            visitor = fresh.new_page()
+            visitor.set_default_timeout(TIMEOUT_MS)
+            visitor.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+            visitor.goto(base + "/console")
+            visitor.click("#switch-form")
+            expect(visitor.locator("#signin-title")).to_have_text("Create an account")
+            visitor.fill("#email", "newcomer@example.com")
+            visitor.fill("#password", "another long password")
+            visitor.press("#password", "Enter")
+            expect(visitor.locator("#command")).to_be_focused()
+            expect(visitor.locator("#who")).to_contain_text("newcomer")
+            visitor.fill("#command", "skills installed")
+            visitor.press("#command", "Enter")
+            expect(visitor.locator("#answers .answer").first).to_have_attribute("data-kind", "result")
+            fresh.close()
+
         current["page"] = None
         browser.close()
 
