@@ -276,6 +276,21 @@ def run(base):
             expect(answer).to_have_attribute("data-kind", "result")
             expect(answer.locator(".result")).to_contain_text('"words": 6')
 
+        @check("a tool that changes state previews from its tool page, quotes and all")
+        def _():
+            page.goto(base + "/console#/tools/agentos.mem_set")
+            expect(page.locator("#call")).to_have_text("Preview call")
+            tricky = 'It\'s "quoted"\nover two lines'
+            page.fill("#field-key", "console/form")
+            page.fill("#field-value", json.dumps(tricky))
+            page.click("#call")
+            answer = page.locator("#call-answers .answer").first
+            expect(answer).to_have_attribute("data-kind", "preview")
+            answer.locator("button.confirm").click()
+            expect(answer).to_have_attribute("data-kind", "result")
+            _, stored, _ = tool(base, operator, "agentos.mem_get", {"key": "console/form"})
+            assert stored["result"]["value"] == tricky, stored
+
         @check("the tool catalog pages through the tools by name")
         def _():
             page.click("nav a[data-page=tools]")
