@@ -549,7 +549,7 @@ mod tests {
     fn the_nearest_command_is_suggested() {
         assert_eq!(nearest(&["mem", "gte"]), "mem get");
         assert_eq!(nearest(&["approvls", "list"]), "approvals list");
-        assert_eq!(nearest(&["tols"]), "tools");
+        assert_eq!(nearest(&["tols"]), "tools list");
         assert_eq!(nearest(&["skills", "instal", "x"]), "skills install");
     }
 }

@@ -14,7 +14,7 @@ async fn signup_creates_an_operator_with_a_session_and_a_working_token() {
     let agent = fx.identity.agent(agent_id).await.unwrap().unwrap();
     assert_eq!(agent.role, Role::Operator);
     assert_eq!(agent.status, "active");
-    assert_eq!(agent.allowed_tools, vec!["agentos.*"]);
+    assert_eq!(agent.allowed_tools, vec!["agentos.*", "skill.*"]);
     assert_eq!(agent.owner_email.as_deref(), Some("ada@example.com"));
     assert!(agent.account_id.is_some());
     assert!(chrono::DateTime::parse_from_rfc3339(&agent.created_at).is_ok());
