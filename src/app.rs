@@ -58,6 +58,7 @@ impl App {
         )?);
         let registry = Arc::new(Registry::new(config.call_timeout()));
         registry.set_startup_wait(config.mcp_startup_wait());
+        registry.set_page_size(config.mcp_page_size);
         let upstreams = Arc::new(Upstreams::new(registry.clone()));
         let metrics = Arc::new(Metrics::new(config.metrics.public));
         if config.metrics.enabled {

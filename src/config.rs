@@ -88,6 +88,9 @@ pub struct Config {
     /// servers to connect (or fail), so clients that list only once see their tools. A server
     /// still connecting after this is logged and its tools follow with `list_changed`. 0: no wait.
     pub mcp_startup_wait_secs: f64,
+    /// Most tools, resources, resource templates or prompts in one MCP list answer (1-10000); a
+    /// client follows `nextCursor` for the rest.
+    pub mcp_page_size: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
@@ -237,6 +240,7 @@ impl Default for Config {
             logs: Default::default(),
             mcp_servers: Vec::new(),
             mcp_startup_wait_secs: crate::registry::DEFAULT_STARTUP_WAIT.as_secs_f64(),
+            mcp_page_size: crate::registry::DEFAULT_PAGE_SIZE,
         }
     }
 }
@@ -342,6 +346,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 setting: "mcp_startup_wait_secs",
                 message: format!("{wait} is not between 0 and 300 seconds"),
+            });
+        }
+        if !(1..=10_000).contains(&self.mcp_page_size) {
+            return Err(ConfigError::Invalid {
+                setting: "mcp_page_size",
+                message: format!("{} is not between 1 and 10000", self.mcp_page_size),
             });
         }
         if self.limits.max_page_size == 0 {

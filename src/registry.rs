@@ -12,6 +12,7 @@ mod limits;
 mod listing;
 pub mod names;
 mod operation;
+pub mod pages;
 mod personal;
 mod pipeline;
 mod policy;
@@ -43,6 +44,7 @@ pub use error::{CallError, RegisterError};
 pub use limits::{Budget, LimitClass, LimitKey, RateLimits, Refusal, Verdict};
 pub use names::NameStyle;
 pub use operation::Operation;
+pub use pages::{DEFAULT_PAGE_SIZE, InvalidCursor};
 pub use pipeline::{failure_kind, refusal_result};
 pub use policy::{PolicyError, ToolPattern, ToolPolicy};
 pub use redact::{REDACTED, Redacted, Redaction, SENSITIVE_KEYWORD, Secrets, is_sensitive_key};
@@ -71,6 +73,8 @@ pub struct Registry {
     catalog: RwLock<Arc<Catalog>>,
     changes: watch::Sender<u64>,
     default_timeout: Duration,
+    /// Items per page of a listing (`mcp_page_size`).
+    page_size: std::sync::atomic::AtomicUsize,
     pub stats: RegistryStats,
     /// Resource and prompt providers by server name (see `resources`).
     providers: RwLock<BTreeMap<String, Arc<dyn ResourceProvider>>>,
@@ -97,6 +101,7 @@ impl Registry {
             catalog: RwLock::new(Arc::new(Catalog::default())),
             changes,
             default_timeout,
+            page_size: std::sync::atomic::AtomicUsize::new(DEFAULT_PAGE_SIZE),
             stats: RegistryStats::default(),
             providers: RwLock::new(BTreeMap::new()),
             audit: OnceLock::new(),
@@ -108,6 +113,26 @@ impl Registry {
             startup: Arc::default(),
             standing: standing::Standing::default(),
         }
+    }
+
+    /// How many items one page of a listing holds (at least 1).
+    pub fn set_page_size(&self, size: usize) {
+        self.page_size.store(size.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// One page of a listing (see [`pages`]), at this registry's page size.
+    pub fn page<T>(
+        &self,
+        items: Vec<T>,
+        cursor: Option<&str>,
+        key: impl Fn(&T) -> &str,
+    ) -> Result<(Vec<T>, Option<String>), InvalidCursor> {
+        pages::page(
+            items,
+            cursor,
+            self.page_size.load(std::sync::atomic::Ordering::Relaxed),
+            key,
+        )
     }
 
     /// Sends a record of every call from now on to `sink`. Returns false if one was set already.

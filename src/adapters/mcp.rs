@@ -91,6 +91,19 @@ impl McpHandler {
             .map_err(|refusal| call_error_to_protocol(CallError::RateLimited(refusal)))
     }
 
+    /// The page of a listing the request's cursor asks for; a cursor not made here is -32602.
+    fn page<T>(
+        &self,
+        items: Vec<T>,
+        request: Option<PaginatedRequestParams>,
+        key: impl Fn(&T) -> &str,
+    ) -> Result<(Vec<T>, Option<String>), ErrorData> {
+        let cursor = request.and_then(|request| request.cursor);
+        self.registry
+            .page(items, cursor.as_deref(), key)
+            .map_err(|invalid| ErrorData::invalid_params(invalid.to_string(), None))
+    }
+
     fn identity(&self, extensions: &rmcp::model::Extensions) -> RequestIdentity {
         extensions
             .get::<http::request::Parts>()
@@ -158,7 +171,7 @@ impl ServerHandler for McpHandler {
 
     async fn list_tools(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         // Clients that list once (Claude Desktop, ...) would never see the configured upstream
@@ -166,9 +179,11 @@ impl ServerHandler for McpHandler {
         self.registry.until_started().await;
         let identity = self.identity(&context.extensions);
         self.charge_listing(&identity.caller)?;
-        Ok(ListToolsResult::with_all_items(
-            self.shown.list(&self.registry, &identity),
-        ))
+        let tools = self.shown.list(&self.registry, &identity);
+        let (tools, next) = self.page(tools, request, |tool| &tool.name)?;
+        let mut answer = ListToolsResult::with_all_items(tools);
+        answer.next_cursor = next;
+        Ok(answer)
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -194,24 +209,30 @@ impl ServerHandler for McpHandler {
 
     async fn list_resources(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let identity = self.identity(&context.extensions);
         self.charge_listing(&identity.caller)?;
         let resources = self.registry.list_resources_for(&identity.caller).await;
-        Ok(ListResourcesResult::with_all_items(resources))
+        let (resources, next) = self.page(resources, request, |resource| &resource.uri)?;
+        let mut answer = ListResourcesResult::with_all_items(resources);
+        answer.next_cursor = next;
+        Ok(answer)
     }
 
     async fn list_resource_templates(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         let identity = self.identity(&context.extensions);
         self.charge_listing(&identity.caller)?;
         let templates = self.registry.list_resource_templates_for(&identity.caller).await;
-        Ok(ListResourceTemplatesResult::with_all_items(templates))
+        let (templates, next) = self.page(templates, request, |template| &template.uri_template)?;
+        let mut answer = ListResourceTemplatesResult::with_all_items(templates);
+        answer.next_cursor = next;
+        Ok(answer)
     }
 
     async fn read_resource(
@@ -229,13 +250,16 @@ impl ServerHandler for McpHandler {
 
     async fn list_prompts(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let identity = self.identity(&context.extensions);
         self.charge_listing(&identity.caller)?;
         let prompts = self.registry.list_prompts_for(&identity.caller).await;
-        Ok(ListPromptsResult::with_all_items(prompts))
+        let (prompts, next) = self.page(prompts, request, |prompt| &prompt.name)?;
+        let mut answer = ListPromptsResult::with_all_items(prompts);
+        answer.next_cursor = next;
+        Ok(answer)
     }
 
     async fn get_prompt(
