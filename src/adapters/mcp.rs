@@ -1,8 +1,11 @@
 //! The MCP server both front doors share (stdio and streamable HTTP): a thin translation of MCP
-//! requests into registry calls, plus list-change notifications for live sessions.
+//! requests into registry calls, plus list-change notifications and log messages for live
+//! sessions.
+
+mod session_log;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -19,7 +22,10 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::registry::{
     CallContext, CallError, Caller, FailureKind, LimitClass, NameStyle, ProgressSink, Registry, refusal_result,
+    result_text,
 };
+#[allow(deprecated)]
+use session_log::{Ended, SessionLog, SetLevelRequestParams};
 
 /// How often a session's list-change watcher checks that its client is still there.
 const LIVENESS_CHECK: Duration = Duration::from_secs(15);
@@ -46,6 +52,7 @@ pub struct McpHandler {
     session_end: CancellationToken,
     _session_guard: Arc<DropGuard>,
     shown: Shown,
+    log: SessionLog,
 }
 
 impl McpHandler {
@@ -57,6 +64,7 @@ impl McpHandler {
             _session_guard: Arc::new(session_end.clone().drop_guard()),
             session_end,
             shown: Shown::default(),
+            log: SessionLog::default(),
         }
     }
 
@@ -156,6 +164,8 @@ impl Shown {
 }
 
 impl ServerHandler for McpHandler {
+    // `enable_logging`: see `session_log` for why agentos offers a deprecated feature.
+    #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
@@ -163,6 +173,7 @@ impl ServerHandler for McpHandler {
                 .enable_tool_list_changed()
                 .enable_resources()
                 .enable_prompts()
+                .enable_logging()
                 .build(),
         )
         .with_server_info(Implementation::new("agentos", env!("CARGO_PKG_VERSION")))
@@ -201,10 +212,33 @@ impl ServerHandler for McpHandler {
     ) -> Result<CallToolResponse, ErrorData> {
         let ctx = self.call_context(&context);
         let input = request.arguments.map(Value::Object).unwrap_or(Value::Null);
-        match self.registry.call(&ctx, &request.name, input).await {
-            Ok(result) => Ok(result.into()),
-            Err(error) => call_error_to_mcp(error).map(Into::into),
-        }
+        let started = Instant::now();
+        let called = self.registry.call(&ctx, &request.name, input).await;
+        let text = match &called {
+            Ok(result) if result.is_error == Some(true) => result_text(result),
+            Ok(_) => String::new(),
+            Err(error) => error.to_string(),
+        };
+        let ended = match &called {
+            Ok(result) if result.is_error == Some(true) => Ended::ToolFailed(&text),
+            Ok(_) => Ended::Answered,
+            Err(_) => Ended::Refused(&text),
+        };
+        self.log
+            .call_ended(&context.peer, &request.name, &ctx.request_id, started.elapsed(), ended)
+            .await;
+        let answer = called.or_else(call_error_to_mcp);
+        answer.map(Into::into)
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.log.set(request);
+        Ok(())
     }
 
     async fn list_resources(

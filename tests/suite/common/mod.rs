@@ -235,6 +235,9 @@ pub struct Observed {
     pub list_changed_signal: Notify,
     pub progress: Mutex<Vec<ProgressNotificationParam>>,
     pub progress_signal: Notify,
+    /// `notifications/message` payloads (logging), in arrival order.
+    pub logs: Mutex<Vec<Value>>,
+    pub logs_signal: Notify,
 }
 
 #[derive(Clone, Default)]
@@ -258,6 +261,20 @@ impl ClientHandler for RecordingClient {
     async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
         self.observed.progress.lock().unwrap().push(params);
         self.observed.progress_signal.notify_waiters();
+    }
+
+    #[allow(deprecated)]
+    async fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.observed
+            .logs
+            .lock()
+            .unwrap()
+            .push(serde_json::to_value(params).unwrap());
+        self.observed.logs_signal.notify_waiters();
     }
 }
 
