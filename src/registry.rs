@@ -6,6 +6,7 @@
 mod approval;
 mod audit;
 mod catalog;
+mod completion;
 mod context;
 mod error;
 mod limits;

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ErrorData, GetPromptRequestParams, GetPromptResponse,
-    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult, ErrorData,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{Peer, RoleServer, ServerHandler};
@@ -21,8 +21,8 @@ use serde_json::Value;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::registry::{
-    CallContext, CallError, Caller, FailureKind, LimitClass, NameStyle, ProgressSink, Registry, refusal_result,
-    result_text,
+    CallContext, CallError, Caller, FailureKind, LimitClass, NameStyle, ProgressSink, Registry, ResourceError,
+    refusal_result, result_text,
 };
 #[allow(deprecated)]
 use session_log::{Ended, SessionLog, SetLevelRequestParams};
@@ -174,6 +174,7 @@ impl ServerHandler for McpHandler {
                 .enable_resources()
                 .enable_prompts()
                 .enable_logging()
+                .enable_completions()
                 .build(),
         )
         .with_server_info(Implementation::new("agentos", env!("CARGO_PKG_VERSION")))
@@ -229,6 +230,22 @@ impl ServerHandler for McpHandler {
             .await;
         let answer = called.or_else(call_error_to_mcp);
         answer.map(Into::into)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let identity = self.identity(&context.extensions);
+        self.charge_listing(&identity.caller)?;
+        self.registry
+            .complete_for(&identity.caller, request)
+            .await
+            .map_err(|error| match error {
+                ResourceError::NotFound(message) => ErrorData::invalid_params(message, None),
+                ResourceError::Failed(message) => ErrorData::internal_error(message, None),
+            })
     }
 
     #[allow(deprecated)]

@@ -26,7 +26,8 @@ use std::sync::Arc;
 
 use futures::future::{BoxFuture, join_all};
 use rmcp::model::{
-    GetPromptResult, JsonObject, Prompt, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
+    CompleteRequestParams, CompleteResult, GetPromptResult, JsonObject, Prompt, ReadResourceResult, Resource,
+    ResourceContents, ResourceTemplate,
 };
 
 use super::{Caller, Registry};
@@ -64,6 +65,12 @@ pub trait ResourceProvider: Send + Sync + 'static {
         name: String,
         arguments: Option<JsonObject>,
     ) -> BoxFuture<'_, Result<GetPromptResult, ResourceError>>;
+    /// Suggestions for an argument of one of its prompts or resource templates (its own names);
+    /// none unless the provider offers completion.
+    fn complete(&self, request: CompleteRequestParams) -> BoxFuture<'_, Result<CompleteResult, ResourceError>> {
+        let _ = request;
+        Box::pin(std::future::ready(Ok(CompleteResult::default())))
+    }
 }
 
 /// `agentos+mcp://<server>/<uri>`.

@@ -8,9 +8,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CancelledNotification, CancelledNotificationParam, ClientRequest,
-    GetPromptRequestParams, GetPromptResponse, GetPromptResult, JsonObject, ProgressNotificationParam, ProgressToken,
-    Prompt, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, RequestId, Resource, ResourceTemplate,
-    ResultType, ServerResult,
+    CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse, GetPromptResult, JsonObject,
+    ProgressNotificationParam, ProgressToken, Prompt, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, RequestId, Resource, ResourceTemplate, ResultType, ServerResult,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, ServiceError};
 use rmcp::{ClientHandler, Peer, RoleClient};
@@ -385,6 +385,20 @@ impl ResourceProvider for UpstreamResources {
                 }
                 _ => Ok(Vec::new()),
             }
+        }
+        .boxed()
+    }
+
+    fn complete(&self, request: CompleteRequestParams) -> BoxFuture<'_, Result<CompleteResult, ResourceError>> {
+        async move {
+            let c = self.current().await.ok_or_else(|| self.unavailable())?;
+            if c.capabilities.completions.is_none() {
+                // Nothing to suggest is the answer of a server without completion.
+                return Ok(CompleteResult::default());
+            }
+            let mut result = Self::request(&c, "completion/complete", c.peer.complete(request)).await?;
+            result.result_type.get_or_insert(ResultType::COMPLETE);
+            Ok(result)
         }
         .boxed()
     }
