@@ -22,6 +22,7 @@ mod resources;
 mod results;
 mod standing;
 mod startup;
+mod subscriptions;
 mod target;
 mod tool;
 pub mod trace;
@@ -79,6 +80,8 @@ pub struct Registry {
     pub stats: RegistryStats,
     /// Resource and prompt providers by server name (see `resources`).
     providers: RwLock<BTreeMap<String, Arc<dyn ResourceProvider>>>,
+    /// Who is subscribed to which resource, and their changes (see `subscriptions`).
+    subscriptions: subscriptions::Subscriptions,
     /// Pipeline hooks, set once at start. `OnceLock`: reading them on every call takes no lock.
     audit: OnceLock<Arc<dyn AuditSink>>,
     observer: OnceLock<Arc<dyn CallObserver>>,
@@ -105,6 +108,7 @@ impl Registry {
             page_size: std::sync::atomic::AtomicUsize::new(DEFAULT_PAGE_SIZE),
             stats: RegistryStats::default(),
             providers: RwLock::new(BTreeMap::new()),
+            subscriptions: subscriptions::Subscriptions::default(),
             audit: OnceLock::new(),
             observer: OnceLock::new(),
             approvals: OnceLock::new(),

@@ -3,6 +3,7 @@
 //! sessions.
 
 mod session_log;
+mod session_subscriptions;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +14,8 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult, ErrorData,
     GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
-    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+    SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{Peer, RoleServer, ServerHandler};
@@ -26,6 +28,7 @@ use crate::registry::{
 };
 #[allow(deprecated)]
 use session_log::{Ended, SessionLog, SetLevelRequestParams};
+use session_subscriptions::SessionSubscriptions;
 
 /// How often a session's list-change watcher checks that its client is still there.
 const LIVENESS_CHECK: Duration = Duration::from_secs(15);
@@ -53,6 +56,7 @@ pub struct McpHandler {
     _session_guard: Arc<DropGuard>,
     shown: Shown,
     log: SessionLog,
+    subscriptions: SessionSubscriptions,
 }
 
 impl McpHandler {
@@ -65,6 +69,7 @@ impl McpHandler {
             session_end,
             shown: Shown::default(),
             log: SessionLog::default(),
+            subscriptions: SessionSubscriptions::default(),
         }
     }
 
@@ -172,6 +177,7 @@ impl ServerHandler for McpHandler {
                 .enable_tools()
                 .enable_tool_list_changed()
                 .enable_resources()
+                .enable_resources_subscribe()
                 .enable_prompts()
                 .enable_logging()
                 .enable_completions()
@@ -230,6 +236,34 @@ impl ServerHandler for McpHandler {
             .await;
         let answer = called.or_else(call_error_to_mcp);
         answer.map(Into::into)
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let identity = self.identity(&context.extensions);
+        self.charge_listing(&identity.caller)?;
+        self.subscriptions
+            .subscribe(
+                &self.registry,
+                &identity.caller,
+                request.uri,
+                &context.peer,
+                &self.session_end,
+            )
+            .await
+            .map_err(resource_error_to_protocol)
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions.unsubscribe(&self.registry, &request.uri).await;
+        Ok(())
     }
 
     async fn complete(
@@ -454,6 +488,14 @@ fn request_id_text(id: &rmcp::model::RequestId) -> String {
 /// errors: unknown or denied resources and prompts are "not found" (denied ones look unknown),
 /// bad arguments are invalid params, and the rest an internal error whose `data` says its kind
 /// (and, when rate limited, the delay; when held, the approval).
+/// A provider's refusal of a subscription: unknown or forbidden resources are "not found".
+fn resource_error_to_protocol(error: ResourceError) -> ErrorData {
+    match error {
+        ResourceError::NotFound(message) => ErrorData::resource_not_found(message, None),
+        ResourceError::Failed(message) => ErrorData::internal_error(message, None),
+    }
+}
+
 fn call_error_to_protocol(error: CallError) -> ErrorData {
     let message = error.to_string();
     match &error {

@@ -71,6 +71,21 @@ pub trait ResourceProvider: Send + Sync + 'static {
         let _ = request;
         Box::pin(std::future::ready(Ok(CompleteResult::default())))
     }
+    /// Asks to be told when one of its resources (its own URI) changes; refused unless the
+    /// provider offers subscriptions.
+    fn subscribe(&self, uri: String) -> BoxFuture<'_, Result<(), ResourceError>> {
+        Box::pin(std::future::ready(Err(ResourceError::NotFound(format!(
+            "`{uri}` offers no change notices"
+        )))))
+    }
+    fn unsubscribe(&self, uri: String) -> BoxFuture<'_, Result<(), ResourceError>> {
+        let _ = uri;
+        Box::pin(std::future::ready(Ok(())))
+    }
+    /// The provider's own URIs of resources that changed, while it exists.
+    fn updates(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
 }
 
 /// `agentos+mcp://<server>/<uri>`.
@@ -113,6 +128,7 @@ impl Registry {
     pub fn set_resource_provider(&self, server: &str, provider: Arc<dyn ResourceProvider>) {
         let mut providers = self.providers.write().unwrap_or_else(|p| p.into_inner());
         providers.retain(|_, p| p.live());
+        self.subscriptions.forward(server, provider.as_ref());
         providers.insert(server.to_owned(), provider);
     }
 

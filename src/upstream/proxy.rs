@@ -10,7 +10,8 @@ use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CancelledNotification, CancelledNotificationParam, ClientRequest,
     CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse, GetPromptResult, JsonObject,
     ProgressNotificationParam, ProgressToken, Prompt, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, RequestId, Resource, ResourceTemplate, ResultType, ServerResult,
+    ReadResourceResult, RequestId, Resource, ResourceTemplate, ResourceUpdatedNotificationParam, ResultType,
+    ServerResult, SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, ServiceError};
 use rmcp::{ClientHandler, Peer, RoleClient};
@@ -42,6 +43,17 @@ impl ClientHandler for UpstreamClient {
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         if let Some(link) = self.link.upgrade() {
             link.relist.notify_one();
+        }
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        if let Some(link) = self.link.upgrade() {
+            // Nobody subscribed any more is not an error.
+            let _ = link.resource_updated.send(params.uri);
         }
     }
 
@@ -387,6 +399,50 @@ impl ResourceProvider for UpstreamResources {
             }
         }
         .boxed()
+    }
+
+    #[allow(deprecated)] // resources/subscribe: legacy-only in rmcp, which is what upstreams speak
+    fn subscribe(&self, uri: String) -> BoxFuture<'_, Result<(), ResourceError>> {
+        async move {
+            let c = self.current().await.ok_or_else(|| self.unavailable())?;
+            let offered = c
+                .capabilities
+                .resources
+                .as_ref()
+                .and_then(|r| r.subscribe)
+                .unwrap_or(false);
+            if !offered {
+                return Err(ResourceError::NotFound(format!(
+                    "MCP server `{}` offers no resource subscriptions",
+                    c.name
+                )));
+            }
+            Self::request(
+                &c,
+                "resources/subscribe",
+                c.peer.subscribe(SubscribeRequestParams::new(uri)),
+            )
+            .await
+        }
+        .boxed()
+    }
+
+    #[allow(deprecated)]
+    fn unsubscribe(&self, uri: String) -> BoxFuture<'_, Result<(), ResourceError>> {
+        async move {
+            let Some(c) = self.current().await else { return Ok(()) };
+            Self::request(
+                &c,
+                "resources/unsubscribe",
+                c.peer.unsubscribe(UnsubscribeRequestParams::new(uri)),
+            )
+            .await
+        }
+        .boxed()
+    }
+
+    fn updates(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        self.link.upgrade().map(|link| link.resource_updated.subscribe())
     }
 
     fn complete(&self, request: CompleteRequestParams) -> BoxFuture<'_, Result<CompleteResult, ResourceError>> {

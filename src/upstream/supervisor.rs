@@ -96,6 +96,8 @@ pub(crate) struct Link {
     pub progress: Mutex<ProgressRoutes>,
     /// Set when the upstream says its tool list changed.
     pub relist: Notify,
+    /// Resources (the server's own URIs) the upstream says changed, for the sessions subscribed.
+    pub resource_updated: tokio::sync::broadcast::Sender<String>,
     /// Set when a call saw a transport error: check the connection now.
     pub check: Notify,
     /// Held while this server's tools are put into or taken out of the registry, so a stop, a
@@ -116,6 +118,7 @@ impl Link {
             endpoints: spec.endpoints(),
             failover: Notify::new(),
             wake: Notify::new(),
+            resource_updated: tokio::sync::broadcast::channel(64).0,
             spec,
             state: Mutex::new(LinkState {
                 status,

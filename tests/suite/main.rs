@@ -59,3 +59,4 @@ mod upstream_lifeline;
 mod upstream_resources;
 mod upstream_servers;
 mod upstream_startup;
+mod upstream_subscriptions;

@@ -30,7 +30,6 @@ use crate::{
 const RECONNECT_WAIT: Duration = Duration::from_secs(10);
 
 /// One handler per MCP session (the HTTP transport builds one per session).
-#[derive(Clone)]
 pub struct Fixture {
     /// The least severe level the client wants to receive (`logging/setLevel`).
     log_level: Arc<Mutex<LoggingLevel>>,
@@ -113,11 +112,12 @@ impl Fixture {
                 tools::defaults_schema(),
                 "Elicitation completed:",
             ),
-            _ => (
+            "test_elicitation_sep1330_enums" => (
                 "Please select options from the enum fields",
                 tools::enums_schema(),
                 "Elicitation completed:",
             ),
+            _ => return Err(McpError::invalid_params(format!("no elicitation tool {name}"), None)),
         };
         Ok(match tools::elicit(context, message, schema).await {
             Ok((action, content)) => tools::text(format!("{prefix} action={action}, content={content}")),
@@ -165,7 +165,7 @@ impl ServerHandler for Fixture {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let name = request.name.as_ref();
-        let arguments = request.arguments.clone().unwrap_or_default();
+        let arguments = request.arguments.unwrap_or_default();
         if let Some(result) = tools::fixed_result(name) {
             return Ok(result.into());
         }

@@ -13,7 +13,7 @@ use rmcp::{
     model::{ClientJsonRpcMessage, ClientRequest, RequestId},
     transport::streamable_http_server::session::{
         ServerSseMessage, SessionId, SessionManager,
-        local::{LocalSessionManager, LocalSessionManagerError},
+        local::{LocalSessionHandle, LocalSessionManager, LocalSessionManagerError, SessionError},
     },
 };
 use tokio::sync::watch;
@@ -53,7 +53,7 @@ pub enum CloseError {
     #[error("this call did not arrive on a POST stream of this session")]
     NoStream,
     #[error("rmcp could not close the stream: {0}")]
-    Session(#[from] rmcp::transport::streamable_http_server::session::local::SessionError),
+    Session(#[from] SessionError),
 }
 
 impl FixtureSessions {
@@ -69,14 +69,7 @@ impl FixtureSessions {
             .lock_calls()
             .remove(&(session.clone(), request.clone()))
             .ok_or(CloseError::NoStream)?;
-        let handle = self
-            .inner
-            .sessions
-            .read()
-            .await
-            .get(session)
-            .cloned()
-            .ok_or(CloseError::NoSession)?;
+        let handle = self.handle(session).await.map_err(|_| CloseError::NoSession)?;
         // Subscribe before closing, so a resume that comes at once is not missed.
         let mut resumed = self.resumed.subscribe();
         handle.close_sse_stream(http_request_id, Some(RECONNECT_RETRY)).await?;
@@ -90,11 +83,7 @@ impl FixtureSessions {
         self.calls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn handle(
-        &self,
-        id: &SessionId,
-    ) -> Result<rmcp::transport::streamable_http_server::session::local::LocalSessionHandle, LocalSessionManagerError>
-    {
+    async fn handle(&self, id: &SessionId) -> Result<LocalSessionHandle, LocalSessionManagerError> {
         self.inner
             .sessions
             .read()

@@ -22,68 +22,66 @@ pub const JSON_SCHEMA_TOOL: &str = "json_schema_2020_12_tool";
 /// notifications arrive one by one during the call.
 pub const STEP: Duration = Duration::from_millis(50);
 
+/// Name and description of each tool; their arguments are in [`input_schema`].
+const TOOLS: &[(&str, &str)] = &[
+    ("test_simple_text", "Returns a simple text response"),
+    ("test_image_content", "Returns an image (a 1x1 PNG)"),
+    ("test_audio_content", "Returns audio (a short WAV)"),
+    ("test_embedded_resource", "Returns an embedded text resource"),
+    (
+        "test_multiple_content_types",
+        "Returns text, an image and an embedded resource",
+    ),
+    (
+        "test_tool_with_logging",
+        "Sends three info log notifications while it runs",
+    ),
+    ("test_error_handling", "Always fails with isError: true"),
+    (
+        "test_tool_with_progress",
+        "Reports progress 0, 50 and 100 of 100 when given a progress token",
+    ),
+    (
+        "test_sampling",
+        "Asks the client's LLM to answer a prompt (sampling/createMessage)",
+    ),
+    (
+        "test_elicitation",
+        "Asks the user for a username and an email (elicitation/create)",
+    ),
+    (
+        "test_elicitation_sep1034_defaults",
+        "Elicits fields of every primitive type, each with a default (SEP-1034)",
+    ),
+    (
+        "test_elicitation_sep1330_enums",
+        "Elicits the five kinds of enum field (SEP-1330)",
+    ),
+    (JSON_SCHEMA_TOOL, "Tool with JSON Schema 2020-12 features"),
+    (
+        RECONNECTION_TOOL,
+        "Closes its SSE stream mid-call and answers once the client reconnects (SEP-1699)",
+    ),
+];
+
 pub fn list() -> Vec<Tool> {
-    let no_args = || json!({ "type": "object", "properties": {} });
-    vec![
-        tool("test_simple_text", "Returns a simple text response", no_args()),
-        tool("test_image_content", "Returns an image (a 1x1 PNG)", no_args()),
-        tool("test_audio_content", "Returns audio (a short WAV)", no_args()),
-        tool("test_embedded_resource", "Returns an embedded text resource", no_args()),
-        tool(
-            "test_multiple_content_types",
-            "Returns text, an image and an embedded resource",
-            no_args(),
-        ),
-        tool(
-            "test_tool_with_logging",
-            "Sends three info log notifications while it runs",
-            no_args(),
-        ),
-        tool("test_error_handling", "Always fails with isError: true", no_args()),
-        tool(
-            "test_tool_with_progress",
-            "Reports progress 0, 50 and 100 of 100 when given a progress token",
-            no_args(),
-        ),
-        tool(
-            "test_sampling",
-            "Asks the client's LLM to answer a prompt (sampling/createMessage)",
-            string_args(&[("prompt", "The prompt to send to the LLM")]),
-        ),
-        tool(
-            "test_elicitation",
-            "Asks the user for a username and an email (elicitation/create)",
-            string_args(&[("message", "The message to show the user")]),
-        ),
-        tool(
-            "test_elicitation_sep1034_defaults",
-            "Elicits fields of every primitive type, each with a default (SEP-1034)",
-            no_args(),
-        ),
-        tool(
-            "test_elicitation_sep1330_enums",
-            "Elicits the five kinds of enum field (SEP-1330)",
-            no_args(),
-        ),
-        tool(
-            JSON_SCHEMA_TOOL,
-            "Tool with JSON Schema 2020-12 features",
-            json_schema_2020_12(),
-        ),
-        tool(
-            RECONNECTION_TOOL,
-            "Closes its SSE stream mid-call and answers once the client reconnects (SEP-1699)",
-            no_args(),
-        ),
-    ]
+    TOOLS
+        .iter()
+        .map(|(name, description)| Tool::new(*name, *description, Arc::new(input_schema(name))))
+        .collect()
 }
 
-fn tool(name: &'static str, description: &'static str, schema: Value) -> Tool {
-    let schema = match schema {
+fn input_schema(tool: &str) -> JsonObject {
+    let schema = match tool {
+        "test_sampling" => string_args(&[("prompt", "The prompt to send to the LLM")]),
+        "test_elicitation" => string_args(&[("message", "The message to show the user")]),
+        JSON_SCHEMA_TOOL => json_schema_2020_12(),
+        _ => json!({ "type": "object", "properties": {} }),
+    };
+    match schema {
         Value::Object(schema) => schema,
         _ => JsonObject::new(),
-    };
-    Tool::new(name, description, Arc::new(schema))
+    }
 }
 
 /// An object schema whose properties are all required strings.

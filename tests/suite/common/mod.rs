@@ -238,6 +238,9 @@ pub struct Observed {
     /// `notifications/message` payloads (logging), in arrival order.
     pub logs: Mutex<Vec<Value>>,
     pub logs_signal: Notify,
+    /// URIs of `notifications/resources/updated`, in arrival order.
+    pub updated: Mutex<Vec<String>>,
+    pub updated_signal: Notify,
 }
 
 #[derive(Clone, Default)]
@@ -261,6 +264,15 @@ impl ClientHandler for RecordingClient {
     async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
         self.observed.progress.lock().unwrap().push(params);
         self.observed.progress_signal.notify_waiters();
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.observed.updated.lock().unwrap().push(params.uri);
+        self.observed.updated_signal.notify_waiters();
     }
 
     #[allow(deprecated)]

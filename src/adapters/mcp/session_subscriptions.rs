@@ -1,0 +1,102 @@
+//! `resources/subscribe` and `resources/unsubscribe` for one MCP session: the resources it is
+//! subscribed to, a `notifications/resources/updated` for each change of one of them, and the
+//! release of every subscription when the session ends (so a provider stops sending changes
+//! nobody reads).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use rmcp::model::ResourceUpdatedNotificationParam;
+use rmcp::{Peer, RoleServer};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use crate::registry::{Caller, Registry, ResourceError};
+
+#[derive(Clone, Default)]
+pub(super) struct SessionSubscriptions(Arc<Mutex<Watched>>);
+
+#[derive(Default)]
+struct Watched {
+    uris: HashSet<String>,
+    /// Whether the task forwarding changes to this session runs.
+    forwarding: bool,
+}
+
+impl SessionSubscriptions {
+    fn watched(&self) -> std::sync::MutexGuard<'_, Watched> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Subscribes the session to `uri` (again is a no-op), starting its forwarder on the first.
+    pub(super) async fn subscribe(
+        &self,
+        registry: &Arc<Registry>,
+        caller: &Caller,
+        uri: String,
+        peer: &Peer<RoleServer>,
+        session_end: &CancellationToken,
+    ) -> Result<(), ResourceError> {
+        if self.watched().uris.contains(&uri) {
+            return Ok(());
+        }
+        registry.subscribe_resource(caller, &uri).await?;
+        let (inserted, start) = {
+            let mut watched = self.watched();
+            let inserted = watched.uris.insert(uri.clone());
+            (inserted, inserted && !std::mem::replace(&mut watched.forwarding, true))
+        };
+        if !inserted {
+            // Subscribed meanwhile by a concurrent request: keep one count.
+            registry.unsubscribe_resource(&uri).await;
+            return Ok(());
+        }
+        if start {
+            tokio::spawn(forward(
+                self.clone(),
+                registry.clone(),
+                peer.clone(),
+                session_end.clone(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Ends the session's subscription to `uri`, if it has one.
+    pub(super) async fn unsubscribe(&self, registry: &Registry, uri: &str) {
+        let held = self.watched().uris.remove(uri);
+        if held {
+            registry.unsubscribe_resource(uri).await;
+        }
+    }
+}
+
+/// Sends the session the changes of its resources until it ends, then releases them all.
+async fn forward(
+    subscriptions: SessionSubscriptions,
+    registry: Arc<Registry>,
+    peer: Peer<RoleServer>,
+    session_end: CancellationToken,
+) {
+    let mut changes = registry.resource_updates();
+    loop {
+        tokio::select! {
+            _ = session_end.cancelled() => break,
+            change = changes.recv() => match change {
+                Ok(uri) => {
+                    let wanted = subscriptions.watched().uris.contains(&*uri);
+                    let notice = ResourceUpdatedNotificationParam::new(uri.to_string());
+                    if wanted && peer.notify_resource_updated(notice).await.is_err() && peer.is_transport_closed() {
+                        break;
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => tracing::debug!(missed, "resource change notices dropped for a slow session"),
+                Err(RecvError::Closed) => break,
+            },
+        }
+    }
+    let held: Vec<String> = std::mem::take(&mut subscriptions.watched().uris).into_iter().collect();
+    for uri in held {
+        registry.unsubscribe_resource(&uri).await;
+    }
+}
