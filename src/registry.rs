@@ -27,6 +27,7 @@ mod target;
 mod tool;
 pub mod trace;
 mod trace_trail;
+mod transparent;
 mod typed;
 
 use std::collections::BTreeMap;
@@ -292,13 +293,30 @@ impl Registry {
         })
     }
 
-    /// Replaces every tool whose name starts with `prefix` by `tools` in one step (a provider
-    /// re-listing its tools). Tools outside the prefix are refused.
+    /// Replaces every tool whose name starts with `prefix` (and every alias of one) by `tools`
+    /// in one step (a provider re-listing its tools). Tools outside the prefix are refused.
     pub fn replace_prefix(&self, prefix: &str, tools: Vec<Arc<dyn Tool>>) -> Result<(), RegisterError> {
+        self.replace_prefix_with_aliases(prefix, tools, Vec::new()).map(drop)
+    }
+
+    /// [`Self::replace_prefix`], plus `aliases`: some of the same tools under other names (a
+    /// transparent server's own names), each an alias of a tool in the prefix. An alias whose
+    /// name another tool holds is left out; the names left out are returned.
+    pub fn replace_prefix_with_aliases(
+        &self,
+        prefix: &str,
+        tools: Vec<Arc<dyn Tool>>,
+        aliases: Vec<Arc<dyn Tool>>,
+    ) -> Result<Vec<String>, RegisterError> {
         let entries = tools
             .into_iter()
             .map(|tool| Entry::new(tool).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
+        let aliases = aliases
+            .into_iter()
+            .map(|tool| Entry::new(tool).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let alias_of_prefix = |entry: &Entry| entry.tool.alias_of().is_some_and(|of| of.starts_with(prefix));
         self.update(|map| {
             if let Some(outside) = entries
                 .iter()
@@ -306,13 +324,27 @@ impl Registry {
             {
                 return Err(RegisterError::InvalidName(outside.name().to_string()));
             }
-            map.retain(|name, _| !name.starts_with(prefix));
+            if let Some(stray) = aliases
+                .iter()
+                .find(|e| !alias_of_prefix(e) || personal::is_personal_name(e.name()))
+            {
+                return Err(RegisterError::InvalidName(stray.name().to_string()));
+            }
+            map.retain(|name, entry| !name.starts_with(prefix) && !alias_of_prefix(entry));
             for entry in entries {
                 if map.insert(entry.name().clone(), entry.clone()).is_some() {
                     return Err(RegisterError::Duplicate(entry.name().to_string()));
                 }
             }
-            Ok(())
+            let mut left_out = Vec::new();
+            for alias in aliases {
+                if map.contains_key(alias.name()) {
+                    left_out.push(alias.name().to_string());
+                } else {
+                    map.insert(alias.name().clone(), alias);
+                }
+            }
+            Ok(left_out)
         })
     }
 

@@ -50,7 +50,8 @@ impl Entry {
     /// Whether `caller` may see and call this tool (see [`super::Audience`]). Everything else
     /// treats the tool as nonexistent.
     pub fn visible_to(&self, caller: &super::Caller) -> bool {
-        self.tool.spec().audience.admits(caller, self.name())
+        let judged_as = self.tool.alias_of().unwrap_or(self.name());
+        self.tool.spec().audience.admits(caller, judged_as)
     }
 
     pub fn new(tool: Arc<dyn Tool>) -> Result<Self, RegisterError> {

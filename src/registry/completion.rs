@@ -14,6 +14,19 @@ impl Registry {
         caller: &Caller,
         mut request: CompleteRequestParams,
     ) -> Result<CompleteResult, ResourceError> {
+        match &mut request.r#ref {
+            Reference::Prompt(prompt) => {
+                if let Some(namespaced) = self.transparent_prompt(&prompt.name).await {
+                    prompt.name = namespaced;
+                }
+            }
+            Reference::Resource(template) => {
+                if let Some(namespaced) = self.transparent_uri(&template.uri).await {
+                    template.uri = namespaced;
+                }
+            }
+            _ => {}
+        }
         let (server, original) = match &request.r#ref {
             Reference::Prompt(prompt) => split_prompt_name(&prompt.name)
                 .filter(|(server, _)| may_use_prompts(caller, server))

@@ -179,11 +179,21 @@ impl Registry {
 
     /// Reads a namespaced resource URI as the context's caller, through the whole pipeline.
     pub async fn read_resource(&self, ctx: &CallContext, uri: &str) -> Result<ReadResourceResult, CallError> {
-        let result = self.perform(ctx, Operation::Resource(uri), Value::Null).await?;
+        let plain = self.transparent_uri(uri).await;
+        let result = self
+            .perform(ctx, Operation::Resource(plain.as_deref().unwrap_or(uri)), Value::Null)
+            .await?;
         if result.is_error == Some(true) {
             return Err(failed(&result));
         }
-        Ok(super::target::into_resource(result))
+        let mut read = super::target::into_resource(result);
+        if plain.is_some() {
+            // Asked by its own URI, answered with it.
+            for contents in &mut read.contents {
+                super::resources::plain_contents(contents);
+            }
+        }
+        Ok(read)
     }
 
     /// Gets a namespaced prompt as the context's caller, through the whole pipeline.
@@ -194,7 +204,10 @@ impl Registry {
         arguments: Option<JsonObject>,
     ) -> Result<GetPromptResult, CallError> {
         let input = super::target::prompt_input(arguments);
-        let result = self.perform(ctx, Operation::Prompt(name), input).await?;
+        let plain = self.transparent_prompt(name).await;
+        let result = self
+            .perform(ctx, Operation::Prompt(plain.as_deref().unwrap_or(name)), input)
+            .await?;
         if result.is_error == Some(true) {
             return Err(failed(&result));
         }

@@ -82,6 +82,11 @@ pub trait ResourceProvider: Send + Sync + 'static {
         let _ = uri;
         Box::pin(std::future::ready(Ok(())))
     }
+    /// Whether its prompts and resources are also offered under their own names (see
+    /// `transparent`).
+    fn transparent(&self) -> bool {
+        false
+    }
     /// The provider's own URIs of resources that changed, while it exists.
     fn updates(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         None
@@ -123,6 +128,16 @@ pub(super) fn rename_contents(server: &str, contents: &mut ResourceContents) {
     }
 }
 
+/// A read's contents under the server's own URI again (for a transparent server's plain URI).
+pub(super) fn plain_contents(contents: &mut ResourceContents) {
+    if let ResourceContents::TextResourceContents { uri, .. } | ResourceContents::BlobResourceContents { uri, .. } =
+        contents
+        && let Some((_, original)) = split_uri(uri)
+    {
+        *uri = original.to_owned();
+    }
+}
+
 impl Registry {
     /// Registers (or replaces) the resource and prompt provider of `server`.
     pub fn set_resource_provider(&self, server: &str, provider: Arc<dyn ResourceProvider>) {
@@ -139,7 +154,7 @@ impl Registry {
     }
 
     /// Live providers, in server-name order.
-    fn providers(&self) -> Vec<(String, Arc<dyn ResourceProvider>)> {
+    pub(super) fn providers(&self) -> Vec<(String, Arc<dyn ResourceProvider>)> {
         self.providers
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -168,16 +183,21 @@ impl Registry {
             .collect();
         let lists = join_all(visible.iter().map(|(_, p)| p.list_resources())).await;
         let mut all = Vec::new();
-        for ((server, _), list) in visible.iter().zip(lists) {
+        let mut plain = Vec::new();
+        for ((server, provider), list) in visible.iter().zip(lists) {
             match list {
                 Ok(list) => all.extend(list.into_iter().map(|mut resource| {
+                    if provider.transparent() && !plain.iter().any(|r: &Resource| r.uri == resource.uri) {
+                        plain.push(resource.clone());
+                    }
                     resource.uri = namespaced_uri(server, &resource.uri);
                     resource
                 })),
                 Err(error) => tracing::warn!(%server, %error, "listing resources failed"),
             }
         }
-        all
+        plain.extend(all);
+        plain
     }
 
     /// Every resource template this caller may use, under namespaced URI templates.
@@ -189,16 +209,25 @@ impl Registry {
             .collect();
         let lists = join_all(visible.iter().map(|(_, p)| p.list_resource_templates())).await;
         let mut all = Vec::new();
-        for ((server, _), list) in visible.iter().zip(lists) {
+        let mut plain = Vec::new();
+        for ((server, provider), list) in visible.iter().zip(lists) {
             match list {
                 Ok(list) => all.extend(list.into_iter().map(|mut template| {
+                    if provider.transparent()
+                        && !plain
+                            .iter()
+                            .any(|t: &ResourceTemplate| t.uri_template == template.uri_template)
+                    {
+                        plain.push(template.clone());
+                    }
                     template.uri_template = namespaced_uri(server, &template.uri_template);
                     template
                 })),
                 Err(error) => tracing::warn!(%server, %error, "listing resource templates failed"),
             }
         }
-        all
+        plain.extend(all);
+        plain
     }
 
     /// Every prompt this caller may get, named `mcp.<server>.<prompt>`.
@@ -210,16 +239,21 @@ impl Registry {
             .collect();
         let lists = join_all(visible.iter().map(|(_, p)| p.list_prompts())).await;
         let mut all = Vec::new();
-        for ((server, _), list) in visible.iter().zip(lists) {
+        let mut plain = Vec::new();
+        for ((server, provider), list) in visible.iter().zip(lists) {
             match list {
                 Ok(list) => all.extend(list.into_iter().map(|mut prompt| {
+                    if provider.transparent() && !plain.iter().any(|p: &Prompt| p.name == prompt.name) {
+                        plain.push(prompt.clone());
+                    }
                     prompt.name = format!("mcp.{server}.{}", prompt.name);
                     prompt
                 })),
                 Err(error) => tracing::warn!(%server, %error, "listing prompts failed"),
             }
         }
-        all
+        plain.extend(all);
+        plain
     }
 }
 

@@ -61,8 +61,11 @@ impl Subscriptions {
 
 impl Registry {
     /// Subscribes one more session to a resource it may read; the provider is asked only for the
-    /// first.
-    pub async fn subscribe_resource(&self, caller: &Caller, uri: &str) -> Result<(), ResourceError> {
+    /// first. Returns the namespaced URI its changes will carry (a transparent server's plain
+    /// URI is counted, and changes, under it).
+    pub async fn subscribe_resource(&self, caller: &Caller, uri: &str) -> Result<String, ResourceError> {
+        let namespaced = self.transparent_uri(uri).await;
+        let uri = namespaced.as_deref().unwrap_or(uri);
         let (server, original) = split_uri(uri)
             .filter(|(server, _)| may_use_resources(caller, server))
             .ok_or_else(|| ResourceError::NotFound(format!("unknown resource `{uri}`")))?;
@@ -79,11 +82,13 @@ impl Registry {
             self.release_count(uri);
             return Err(error);
         }
-        Ok(())
+        Ok(uri.to_owned())
     }
 
     /// Ends one session's subscription; the provider is told when the last one ends.
     pub async fn unsubscribe_resource(&self, uri: &str) {
+        let namespaced = self.transparent_uri(uri).await;
+        let uri = namespaced.as_deref().unwrap_or(uri);
         if !self.release_count(uri) {
             return;
         }

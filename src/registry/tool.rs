@@ -232,4 +232,9 @@ pub type ToolResult = Result<CallToolResult, ToolFailure>;
 pub trait Tool: Send + Sync + 'static {
     fn spec(&self) -> &ToolSpec;
     fn call<'a>(&'a self, input: Value, ctx: &'a CallContext) -> BoxFuture<'a, ToolResult>;
+    /// For a tool that is another name of a tool (a transparent server's own tool name): the
+    /// name tool policies judge it by, so the alias is allowed exactly when the tool is.
+    fn alias_of(&self) -> Option<&str> {
+        None
+    }
 }

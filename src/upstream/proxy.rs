@@ -77,6 +77,8 @@ impl ClientHandler for UpstreamClient {
 
 pub(crate) struct ProxyTool {
     spec: ToolSpec,
+    /// Set for the tool under the server's own name (a transparent server): `mcp.<server>.<tool>`.
+    alias_of: Option<Arc<str>>,
     upstream_name: String,
     /// The same name, shared by every span of a call to it.
     upstream_tool: Arc<str>,
@@ -106,10 +108,19 @@ impl ProxyTool {
         };
         Self {
             spec,
+            alias_of: None,
             upstream_name: tool.name.to_string(),
             upstream_tool: Arc::from(tool.name.as_ref()),
             link,
         }
+    }
+
+    /// The same tool under the server's own name (a transparent server): listed and called as
+    /// `tool`, allowed exactly when `mcp.<server>.<tool>` is.
+    pub(crate) fn alias(link: Arc<Link>, tool: rmcp::model::Tool) -> Self {
+        let mut proxy = Self::new(link, tool);
+        proxy.alias_of = Some(std::mem::replace(&mut proxy.spec.name, proxy.upstream_tool.clone()));
+        proxy
     }
 
     fn unavailable(&self) -> ToolFailure {
@@ -150,6 +161,10 @@ impl Drop for CallGuard {
 impl Tool for ProxyTool {
     fn spec(&self) -> &ToolSpec {
         &self.spec
+    }
+
+    fn alias_of(&self) -> Option<&str> {
+        self.alias_of.as_deref()
     }
 
     fn call<'a>(&'a self, input: Value, ctx: &'a CallContext) -> BoxFuture<'a, ToolResult> {
@@ -439,6 +454,10 @@ impl ResourceProvider for UpstreamResources {
             .await
         }
         .boxed()
+    }
+
+    fn transparent(&self) -> bool {
+        self.link.upgrade().is_some_and(|link| link.spec.transparent)
     }
 
     fn updates(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {

@@ -63,6 +63,11 @@ pub struct ServerSpec {
     /// How often the active connection is pinged, in seconds (0: never); a dead one fails over.
     #[serde(default = "default_health_interval_secs")]
     pub health_interval_secs: u64,
+    /// Also publish the server's tools, prompts and resources under their own names (`echo`,
+    /// not only `mcp.<server>.echo`) where no other tool or prompt has that name, for a server put
+    /// behind agentos for its policy and audit alone. Policies still name them `mcp.<server>.*`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transparent: bool,
 }
 
 /// One way to reach a server: a stdio program or a streamable HTTP endpoint.
@@ -201,6 +206,7 @@ impl ServerSpec {
             exclude: Vec::new(),
             standby: Vec::new(),
             health_interval_secs: default_health_interval_secs(),
+            transparent: false,
         }
     }
 

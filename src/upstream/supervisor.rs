@@ -342,9 +342,17 @@ pub(crate) async fn register_tools(
         .map_err(|_| list_error(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs())))?
         .map_err(|e| list_error(e.to_string()))?;
     let filter = link.spec.filter().map_err(|e| list_error(e.message))?;
+    let tools: Vec<_> = tools.into_iter().filter(|tool| filter.allows(&tool.name)).collect();
+    let aliases: Vec<Arc<dyn Tool>> = if link.spec.transparent {
+        tools
+            .iter()
+            .map(|tool| Arc::new(ProxyTool::alias(link.clone(), tool.clone())) as Arc<dyn Tool>)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let proxies: Vec<Arc<dyn Tool>> = tools
         .into_iter()
-        .filter(|tool| filter.allows(&tool.name))
         .map(|tool| Arc::new(ProxyTool::new(link.clone(), tool)) as Arc<dyn Tool>)
         .collect();
     let names: Vec<String> = proxies.iter().map(|t| t.spec().name.to_string()).collect();
@@ -352,7 +360,14 @@ pub(crate) async fn register_tools(
     if link.stop.is_cancelled() {
         return Err(list_error("the server was removed".into()));
     }
-    registry.replace_prefix(&link.prefix, proxies)?;
+    let left_out = registry.replace_prefix_with_aliases(&link.prefix, proxies, aliases)?;
+    if !left_out.is_empty() {
+        tracing::warn!(
+            server = link.name(),
+            names = ?left_out,
+            "transparent server: these tools keep only their mcp.<server>. names, another tool has the plain name"
+        );
+    }
     let mut state = link.state();
     state.tool_names = names.clone();
     // A grace timer started before this registration is now stale.

@@ -60,3 +60,4 @@ mod upstream_resources;
 mod upstream_servers;
 mod upstream_startup;
 mod upstream_subscriptions;
+mod upstream_transparent;

@@ -3,7 +3,7 @@
 //! release of every subscription when the session ends (so a provider stops sending changes
 //! nobody reads).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::ResourceUpdatedNotificationParam;
@@ -18,7 +18,8 @@ pub(super) struct SessionSubscriptions(Arc<Mutex<Watched>>);
 
 #[derive(Default)]
 struct Watched {
-    uris: HashSet<String>,
+    /// Namespaced URI (what changes carry) → the URI as the client gave it.
+    uris: HashMap<String, String>,
     /// Whether the task forwarding changes to this session runs.
     forwarding: bool,
 }
@@ -37,18 +38,21 @@ impl SessionSubscriptions {
         peer: &Peer<RoleServer>,
         session_end: &CancellationToken,
     ) -> Result<(), ResourceError> {
-        if self.watched().uris.contains(&uri) {
+        if self.watched().uris.values().any(|given| *given == uri) {
             return Ok(());
         }
-        registry.subscribe_resource(caller, &uri).await?;
+        let namespaced = registry.subscribe_resource(caller, &uri).await?;
         let (inserted, start) = {
             let mut watched = self.watched();
-            let inserted = watched.uris.insert(uri.clone());
+            let inserted = !watched.uris.contains_key(&namespaced);
+            if inserted {
+                watched.uris.insert(namespaced.clone(), uri);
+            }
             (inserted, inserted && !std::mem::replace(&mut watched.forwarding, true))
         };
         if !inserted {
             // Subscribed meanwhile by a concurrent request: keep one count.
-            registry.unsubscribe_resource(&uri).await;
+            registry.unsubscribe_resource(&namespaced).await;
             return Ok(());
         }
         if start {
@@ -62,11 +66,21 @@ impl SessionSubscriptions {
         Ok(())
     }
 
-    /// Ends the session's subscription to `uri`, if it has one.
+    /// Ends the session's subscription to `uri` (as it gave it, or namespaced), if it has one.
     pub(super) async fn unsubscribe(&self, registry: &Registry, uri: &str) {
-        let held = self.watched().uris.remove(uri);
-        if held {
-            registry.unsubscribe_resource(uri).await;
+        let held = {
+            let mut watched = self.watched();
+            let key = watched
+                .uris
+                .iter()
+                .find(|(namespaced, given)| *given == uri || *namespaced == uri)
+                .map(|(namespaced, _)| namespaced.clone());
+            key.inspect(|key| {
+                watched.uris.remove(key);
+            })
+        };
+        if let Some(namespaced) = held {
+            registry.unsubscribe_resource(&namespaced).await;
         }
     }
 }
@@ -84,9 +98,10 @@ async fn forward(
             _ = session_end.cancelled() => break,
             change = changes.recv() => match change {
                 Ok(uri) => {
-                    let wanted = subscriptions.watched().uris.contains(&*uri);
-                    let notice = ResourceUpdatedNotificationParam::new(uri.to_string());
-                    if wanted && peer.notify_resource_updated(notice).await.is_err() && peer.is_transport_closed() {
+                    let given = subscriptions.watched().uris.get(&*uri).cloned();
+                    let Some(given) = given else { continue };
+                    let notice = ResourceUpdatedNotificationParam::new(given);
+                    if peer.notify_resource_updated(notice).await.is_err() && peer.is_transport_closed() {
                         break;
                     }
                 }
@@ -95,7 +110,7 @@ async fn forward(
             },
         }
     }
-    let held: Vec<String> = std::mem::take(&mut subscriptions.watched().uris).into_iter().collect();
+    let held: Vec<String> = std::mem::take(&mut subscriptions.watched().uris).into_keys().collect();
     for uri in held {
         registry.unsubscribe_resource(&uri).await;
     }
