@@ -6,6 +6,7 @@
 mod approval;
 mod audit;
 mod catalog;
+mod client_channel;
 mod completion;
 mod context;
 mod error;
@@ -42,6 +43,7 @@ pub use approval::{
 };
 pub use audit::{AuditOutcome, AuditRecord, AuditSink, CallObservation, CallObserver, MAX_ERROR_CHARS, input_digest};
 pub use catalog::{Entry, ToolStats};
+pub use client_channel::ClientChannel;
 pub use context::{CallContext, Caller, CallerDirectory, ProgressSink, Role, SkillScope};
 pub use error::{CallError, RegisterError};
 pub use limits::{Budget, LimitClass, LimitKey, RateLimits, Refusal, Verdict};

@@ -3,6 +3,7 @@
 //! and are forwarded over one shared connection per server, which a supervisor restarts when
 //! it dies.
 
+mod client;
 mod crew;
 #[cfg(target_os = "linux")]
 mod lifeline;

@@ -2,6 +2,7 @@
 //! requests into registry calls, plus list-change notifications and log messages for live
 //! sessions.
 
+mod peer_client;
 mod session_log;
 mod session_subscriptions;
 
@@ -87,6 +88,10 @@ impl McpHandler {
         let mut ctx = CallContext::new(identity.caller, request_id, self.registry.default_timeout())
             .with_cancel(context.ct.clone())
             .with_front_door(front_door);
+        ctx = ctx.with_client_channel(Arc::new(peer_client::PeerClient {
+            peer: context.peer.clone(),
+            log: self.log.clone(),
+        }));
         if let Some(token) = context.meta.get_progress_token() {
             ctx = ctx.with_progress(Arc::new(PeerProgress {
                 peer: context.peer.clone(),

@@ -177,6 +177,8 @@ pub struct CallContext {
     /// the call path (a traced call's inner context, nested calls).
     pub cancel: Arc<CancellationToken>,
     pub progress: Option<Arc<dyn ProgressSink>>,
+    /// The caller's client, for requests a proxied server makes of it while serving the call.
+    pub client_channel: Option<Arc<dyn super::ClientChannel>>,
     /// Where this call's spans go: a new trace named for the front door, or a position inside
     /// the trace of the call that made this one (a workflow step, a proxied tool's run).
     pub trace: TraceLink,
@@ -197,6 +199,7 @@ impl CallContext {
             deadline: Instant::now() + timeout,
             cancel: Arc::new(CancellationToken::new()),
             progress: None,
+            client_channel: None,
             trace: TraceLink::start("call"),
             limit_class: LimitClass::default(),
             client: None,
@@ -239,6 +242,11 @@ impl CallContext {
 
     pub fn with_progress(mut self, sink: Arc<dyn ProgressSink>) -> Self {
         self.progress = Some(sink);
+        self
+    }
+
+    pub fn with_client_channel(mut self, channel: Arc<dyn super::ClientChannel>) -> Self {
+        self.client_channel = Some(channel);
         self
     }
 

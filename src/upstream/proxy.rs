@@ -1,5 +1,6 @@
 //! A proxied tool: the upstream's spec under our name, and a call forwarded over the server's
-//! current shared connection, with its progress routed back to the caller.
+//! current shared connection, with its progress routed back to the caller; and the server's
+//! resources and prompts as a registry provider.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -9,12 +10,11 @@ use futures::future::BoxFuture;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CancelledNotification, CancelledNotificationParam, ClientRequest,
     CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse, GetPromptResult, JsonObject,
-    ProgressNotificationParam, ProgressToken, Prompt, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, RequestId, Resource, ResourceTemplate, ResourceUpdatedNotificationParam, ResultType,
-    ServerResult, SubscribeRequestParams, UnsubscribeRequestParams,
+    ProgressToken, Prompt, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, RequestId, Resource,
+    ResourceTemplate, ResultType, ServerResult, SubscribeRequestParams, UnsubscribeRequestParams,
 };
-use rmcp::service::{NotificationContext, PeerRequestOptions, ServiceError};
-use rmcp::{ClientHandler, Peer, RoleClient};
+use rmcp::service::{PeerRequestOptions, ServiceError};
+use rmcp::{Peer, RoleClient};
 use serde_json::Value;
 
 use super::supervisor::{Link, Status};
@@ -23,57 +23,6 @@ use crate::registry::{
     Audience, CallContext, Hints, Origin, Registry, ResourceError, ResourceProvider, Tool, ToolFailure, ToolResult,
     ToolSpec,
 };
-
-/// Our side of an upstream session: routes progress to callers and asks for a re-list when the
-/// upstream's tools change.
-#[derive(Clone)]
-pub struct UpstreamClient {
-    link: Weak<Link>,
-}
-
-impl UpstreamClient {
-    pub(crate) fn new(link: &Arc<Link>) -> Self {
-        Self {
-            link: Arc::downgrade(link),
-        }
-    }
-}
-
-impl ClientHandler for UpstreamClient {
-    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        if let Some(link) = self.link.upgrade() {
-            link.relist.notify_one();
-        }
-    }
-
-    async fn on_resource_updated(
-        &self,
-        params: ResourceUpdatedNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        if let Some(link) = self.link.upgrade() {
-            // Nobody subscribed any more is not an error.
-            let _ = link.resource_updated.send(params.uri);
-        }
-    }
-
-    async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
-        let Some(link) = self.link.upgrade() else { return };
-        // The route is inserted right after the request is queued; an event racing ahead of it
-        // waits briefly rather than being lost.
-        let mut route = None;
-        for _ in 0..20 {
-            route = link.routes().get(&params.progress_token).cloned();
-            if route.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        if let Some(Some(sink)) = route {
-            sink.progress(params.progress, params.total, params.message).await;
-        }
-    }
-}
 
 pub(crate) struct ProxyTool {
     spec: ToolSpec,
@@ -137,12 +86,15 @@ struct CallGuard {
     link: Arc<Link>,
     peer: Peer<RoleClient>,
     token: ProgressToken,
+    /// The call's upstream request id, under which its client is found.
+    call: RequestId,
     pending: Option<RequestId>,
 }
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
         self.link.routes().remove(&self.token);
+        self.link.calls().remove(&self.call);
         if let Some(id) = self.pending.take() {
             let peer = self.peer.clone();
             let notification = CancelledNotification::new(CancelledNotificationParam::new(
@@ -209,10 +161,12 @@ impl ProxyTool {
         self.link
             .routes()
             .insert(handle.progress_token.clone(), ctx.progress.clone());
+        self.link.calls().insert(handle.id.clone(), ctx.client_channel.clone());
         let mut guard = CallGuard {
             link: self.link.clone(),
             peer,
             token: handle.progress_token.clone(),
+            call: handle.id.clone(),
             pending: Some(handle.id.clone()),
         };
         // The registry pipeline enforces the caller's deadline and cancellation by dropping

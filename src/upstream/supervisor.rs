@@ -14,7 +14,8 @@ use rmcp::{Peer, RoleClient, ServiceExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::proxy::{ProxyTool, UpstreamClient};
+use super::client::UpstreamClient;
+use super::proxy::ProxyTool;
 use super::spec::{Endpoint, ServerSpec};
 use super::{CONNECT_TIMEOUT, UpstreamError};
 use crate::registry::{ProgressSink, Registry, Starting, Tool};
@@ -94,6 +95,9 @@ pub(crate) struct Link {
     pub state: Mutex<LinkState>,
     /// Upstream progress token → the sink of the call it belongs to (None: caller wants none).
     pub progress: Mutex<ProgressRoutes>,
+    /// Calls in flight on this server by upstream request id → the caller's client, for the
+    /// requests and log messages the server sends while serving them (see `client::UpstreamClient`).
+    pub calls: Mutex<HashMap<rmcp::model::RequestId, Option<Arc<dyn crate::registry::ClientChannel>>>>,
     /// Set when the upstream says its tool list changed.
     pub relist: Notify,
     /// Resources (the server's own URIs) the upstream says changed, for the sessions subscribed.
@@ -135,6 +139,7 @@ impl Link {
                 failover_request: None,
             }),
             progress: Mutex::new(HashMap::new()),
+            calls: Mutex::new(HashMap::new()),
             relist: Notify::new(),
             check: Notify::new(),
             registration: Mutex::new(()),
@@ -144,6 +149,13 @@ impl Link {
 
     pub fn state(&self) -> std::sync::MutexGuard<'_, LinkState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn calls(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<rmcp::model::RequestId, Option<Arc<dyn crate::registry::ClientChannel>>>>
+    {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn routes(&self) -> std::sync::MutexGuard<'_, ProgressRoutes> {

@@ -52,6 +52,7 @@ mod studio_console;
 mod studio_language;
 mod studio_terminal;
 mod tools_catalog;
+mod upstream_client_requests;
 mod upstream_completion;
 mod upstream_core;
 mod upstream_crew;

@@ -52,6 +52,15 @@ impl SessionLog {
         self.0.store(rank(level) + 1, Ordering::Relaxed);
     }
 
+    /// Whether a proxied server's message at `level` goes on to the session: yes, unless the
+    /// session asked for a higher level.
+    pub(super) fn passes(&self, level: LoggingLevel) -> bool {
+        match self.0.load(Ordering::Relaxed) {
+            0 => true,
+            set => rank(level) + 1 >= set,
+        }
+    }
+
     fn admits(&self, level: LoggingLevel) -> bool {
         match self.0.load(Ordering::Relaxed) {
             0 => false,

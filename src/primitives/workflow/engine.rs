@@ -87,6 +87,8 @@ fn step_context(mode: &Mode, run_id: &str, index: usize) -> CallContext {
             deadline: parent.deadline,
             cancel: parent.cancel.clone(),
             progress: None,
+            // A step of a foreground run is still this caller's call: its server may ask them.
+            client_channel: parent.client_channel.clone(),
             // Steps are children of the workflow_run call's span, in its trace.
             trace: parent.trace.clone(),
             // Each step is charged like the call that started the workflow, to the same budget.

@@ -1,0 +1,149 @@
+//! Our side of an upstream session (its rmcp client handler): routes the server's progress to
+//! callers, asks for a re-list when its tools change, passes resource changes on, and takes the
+//! requests and log messages it sends while serving a call to that call's client.
+// Sampling, roots and logging are deprecated by the 2026-07-28 revision (SEP-2577), but the
+// revisions upstream servers speak define them.
+#![allow(deprecated)]
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams,
+    ElicitResult, ErrorCode, ErrorData, Implementation, ListRootsResult, LoggingMessageNotificationParam,
+    ProgressNotificationParam, ResourceUpdatedNotificationParam,
+};
+use rmcp::service::{InboundStreamOrigin, NotificationContext, RequestContext};
+use rmcp::{ClientHandler, RoleClient};
+
+use super::supervisor::Link;
+use crate::registry::ClientChannel;
+
+/// Our side of an upstream session: routes progress to callers and asks for a re-list when the
+/// upstream's tools change.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    link: Weak<Link>,
+}
+
+impl UpstreamClient {
+    pub(crate) fn new(link: &Arc<Link>) -> Self {
+        Self {
+            link: Arc::downgrade(link),
+        }
+    }
+}
+
+impl UpstreamClient {
+    /// The client of the call a server's request or message belongs to: the call whose HTTP
+    /// response stream it came on (streamable HTTP), else the one call in flight (stdio cannot
+    /// say which of several it belongs to).
+    fn caller_of(&self, extensions: &rmcp::model::Extensions) -> Result<Arc<dyn ClientChannel>, ErrorData> {
+        let link = self
+            .link
+            .upgrade()
+            .ok_or_else(|| ErrorData::internal_error("the server was removed from agentos", None))?;
+        let calls = link.calls();
+        let found = match extensions.get::<InboundStreamOrigin>() {
+            Some(InboundStreamOrigin::OutboundRequest(id)) => calls.get(id).cloned(),
+            _ if calls.len() == 1 => calls.values().next().cloned(),
+            _ => None,
+        };
+        match found {
+            Some(Some(channel)) => Ok(channel),
+            Some(None) => Err(ErrorData::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                "the caller of this tool reached agentos without an MCP session (plain HTTP or REST), so \
+                 nobody can answer this request",
+                None,
+            )),
+            None => Err(ErrorData::new(
+                ErrorCode::INVALID_REQUEST,
+                format!(
+                    "agentos cannot tell which call this request belongs to ({} calls in flight on this \
+                     server over stdio)",
+                    calls.len()
+                ),
+                None,
+            )),
+        }
+    }
+}
+
+impl ClientHandler for UpstreamClient {
+    fn get_info(&self) -> ClientConfig {
+        let mut capabilities = ClientCapabilities::default();
+        capabilities.sampling = Some(Default::default());
+        capabilities.roots = Some(Default::default());
+        capabilities.elicitation = Some(Default::default());
+        ClientConfig::new(capabilities, Implementation::new("agentos", env!("CARGO_PKG_VERSION")))
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        let caller = self.caller_of(&context.extensions)?;
+        caller.sample(params).await
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let caller = self.caller_of(&context.extensions)?;
+        caller.elicit(params).await
+    }
+
+    async fn list_roots(&self, context: RequestContext<RoleClient>) -> Result<ListRootsResult, ErrorData> {
+        let caller = self.caller_of(&context.extensions)?;
+        caller.roots().await
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        context: NotificationContext<RoleClient>,
+    ) {
+        // A message outside any call (or of one of several stdio calls) has nobody to go to.
+        if let Ok(caller) = self.caller_of(&context.extensions) {
+            caller.log(params).await;
+        }
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        if let Some(link) = self.link.upgrade() {
+            link.relist.notify_one();
+        }
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        if let Some(link) = self.link.upgrade() {
+            // Nobody subscribed any more is not an error.
+            let _ = link.resource_updated.send(params.uri);
+        }
+    }
+
+    async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
+        let Some(link) = self.link.upgrade() else { return };
+        // The route is inserted right after the request is queued; an event racing ahead of it
+        // waits briefly rather than being lost.
+        let mut route = None;
+        for _ in 0..20 {
+            route = link.routes().get(&params.progress_token).cloned();
+            if route.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if let Some(Some(sink)) = route {
+            sink.progress(params.progress, params.total, params.message).await;
+        }
+    }
+}

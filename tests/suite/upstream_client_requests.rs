@@ -1,0 +1,111 @@
+//! Requests an upstream makes of the client while serving a call (sampling, elicitation) reach
+//! the client whose call it is, through the real binary and the project's fixture server
+//! (`src/bin/mcp_fixture`) as a streamable-HTTP upstream: two clients sampling through the same
+//! shared upstream at once each answer only their own request, and a client that did not declare
+//! elicitation makes the upstream's request fail with the protocol's error.
+#![allow(deprecated)] // sampling is deprecated by 2026-07-28 but defined by the revisions spoken here
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, CreateMessageRequestParams, CreateMessageResult,
+    ErrorData, Implementation, Role, SamplingMessage, SamplingMessageContentBlock,
+};
+use rmcp::service::{RequestContext, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::json;
+
+use crate::common::{self, Server, call, structured, text_of};
+
+/// A client that answers sampling with its own name.
+#[derive(Clone)]
+struct Sampler(&'static str);
+
+impl ClientHandler for Sampler {
+    fn get_info(&self) -> ClientConfig {
+        let mut capabilities = ClientCapabilities::default();
+        capabilities.sampling = Some(Default::default());
+        ClientConfig::new(capabilities, Implementation::new(self.0, "1.0.0"))
+    }
+
+    async fn create_message(
+        &self,
+        _params: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        let message = SamplingMessage::new(
+            Role::Assistant,
+            SamplingMessageContentBlock::text(format!("answer of {}", self.0)),
+        );
+        Ok(CreateMessageResult::new(message, "test-model".into()))
+    }
+}
+
+async fn connect(url: &str, sampler: Sampler) -> RunningService<RoleClient, Sampler> {
+    let transport =
+        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
+    sampler.serve(transport).await.expect("initialize agentos")
+}
+
+/// `mcp_fixture http` on a free port: the process and its URL.
+fn fixture() -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp_fixture"))
+        .args(["http", "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mcp_fixture");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = lines
+        .find_map(|line| line.ok()?.strip_prefix("listening on ").map(str::to_owned))
+        .expect("the fixture says where it listens");
+    (child, url)
+}
+
+#[tokio::test]
+async fn each_client_answers_only_the_requests_of_its_own_calls() {
+    let (mut upstream, upstream_url) = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (owner, _) = common::http_client(&server.mcp_url()).await;
+    let added = call(
+        &owner,
+        "agentos.mcp_server_add",
+        json!({"name": "fixture", "url": upstream_url}),
+    )
+    .await;
+    assert!(structured(&added)["tools"].is_array(), "{added:?}");
+
+    let url = server.mcp_url();
+    let (ada, bob) = tokio::join!(connect(&url, Sampler("ada")), connect(&url, Sampler("bob")));
+    let ask = |client: &RunningService<RoleClient, Sampler>| {
+        let peer = client.peer().clone();
+        async move {
+            let params = CallToolRequestParams::new("mcp.fixture.test_sampling")
+                .with_arguments(json!({"prompt": "who are you?"}).as_object().unwrap().clone());
+            peer.call_tool(params).await.expect("tools/call")
+        }
+    };
+    for _ in 0..5 {
+        let (for_ada, for_bob) = tokio::join!(ask(&ada), ask(&bob));
+        assert_eq!(text_of(&for_ada), "LLM response: answer of ada");
+        assert_eq!(text_of(&for_bob), "LLM response: answer of bob");
+    }
+
+    // The owner's client declared no elicitation: the upstream hears so, and says so.
+    let refused = call(&owner, "mcp.fixture.test_elicitation", json!({"message": "your name?"})).await;
+    assert!(
+        text_of(&refused).contains("does not support elicitation"),
+        "{}",
+        text_of(&refused)
+    );
+    ada.cancel().await.unwrap();
+    bob.cancel().await.unwrap();
+    owner.cancel().await.unwrap();
+    let _ = upstream.kill();
+    let _ = upstream.wait();
+}
