@@ -3,28 +3,14 @@
 //! failed), none before it sets one, and another session's calls never.
 #![allow(deprecated)] // logging is deprecated by 2026-07-28 but defined by the revisions spoken here
 
-use std::time::Duration;
-
 use rmcp::model::{LoggingLevel, SetLevelRequestParams};
 use serde_json::{Value, json};
 
 use crate::common::{self, Client, Observed, Server, call};
 
-/// The session's log messages once there are at least `count`, within a deadline.
+/// The session's log messages once there are at least `count`.
 async fn logs(observed: &Observed, count: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let signal = observed.logs_signal.notified();
-        {
-            let logs = observed.logs.lock().unwrap();
-            if logs.len() >= count {
-                return logs.clone();
-            }
-        }
-        if tokio::time::timeout_at(deadline, signal).await.is_err() {
-            panic!("fewer than {count} log messages: {:?}", observed.logs.lock().unwrap());
-        }
-    }
+    common::recorded(&observed.logs, &observed.logs_signal, count, "log messages").await
 }
 
 async fn set_level(client: &Client, level: LoggingLevel) {

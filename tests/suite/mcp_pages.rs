@@ -64,14 +64,7 @@ async fn lists_come_in_pages_and_refuse_cursors_not_made_here() {
 
     // A proxied server's resources and prompts page the same way, in the server's own order.
     if let Some(up) = upstreams() {
-        let added = call(
-            &client,
-            "agentos.mcp_server_add",
-            json!({"name": "everything", "command": up.node.to_str().unwrap(),
-                   "args": [up.everything_js.to_str().unwrap(), "stdio"]}),
-        )
-        .await;
-        assert!(structured(&added)["tools"].is_array(), "{added:?}");
+        up.add_everything(&client, "everything").await;
         let resources = peer.list_all_resources().await.unwrap();
         assert!(
             resources.len() > PAGE,

@@ -11,7 +11,7 @@ use rmcp::transport::TokioChildProcess;
 use serde_json::json;
 
 use crate::common::real_servers::upstreams;
-use crate::common::{self, Client, call, structured};
+use crate::common::{self, Client};
 
 fn request(reference: Reference, name: &str, value: &str) -> CompleteRequestParams {
     CompleteRequestParams::new(reference, ArgumentInfo::new(name, value))
@@ -48,14 +48,7 @@ async fn prompt_and_template_arguments_complete_as_they_do_directly() {
     let dir = tempfile::tempdir().unwrap();
     let (client, _, _) = common::stdio_client(dir.path(), &[]).await;
     assert!(client.peer().peer_info().unwrap().capabilities.completions.is_some());
-    let added = call(
-        &client,
-        "agentos.mcp_server_add",
-        json!({"name": "everything", "command": up.node.to_str().unwrap(),
-               "args": [up.everything_js.to_str().unwrap(), "stdio"]}),
-    )
-    .await;
-    assert!(structured(&added)["tools"].is_array(), "{added:?}");
+    up.add_everything(&client, "everything").await;
 
     let theirs = values(
         &direct,

@@ -22,26 +22,11 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use crate::common::real_servers::upstreams;
-use crate::common::{self, Client, Observed, Server, call, structured};
+use crate::common::{self, Client, Observed, Server, call};
 
 /// The URIs a session was told changed, once there are at least `count`.
 async fn updated(observed: &Observed, count: usize) -> Vec<String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let signal = observed.updated_signal.notified();
-        {
-            let seen = observed.updated.lock().unwrap();
-            if seen.len() >= count {
-                return seen.clone();
-            }
-        }
-        if tokio::time::timeout_at(deadline, signal).await.is_err() {
-            panic!(
-                "fewer than {count} change notices: {:?}",
-                observed.updated.lock().unwrap()
-            );
-        }
-    }
+    common::recorded(&observed.updated, &observed.updated_signal, count, "change notices").await
 }
 
 async fn subscribe(client: &Client, uri: &str) {
@@ -68,14 +53,7 @@ async fn each_session_hears_only_about_its_own_subscriptions() {
         .clone()
         .unwrap();
     assert_eq!(caps.subscribe, Some(true), "agentos offers resource subscriptions");
-    let added = call(
-        &first,
-        "agentos.mcp_server_add",
-        json!({"name": "everything", "command": up.node.to_str().unwrap(),
-               "args": [up.everything_js.to_str().unwrap(), "stdio"]}),
-    )
-    .await;
-    assert!(structured(&added)["tools"].is_array(), "{added:?}");
+    up.add_everything(&first, "everything").await;
     let resources = first.peer().list_all_resources().await.unwrap();
     let (mine, theirs) = (resources[0].uri.clone(), resources[1].uri.clone());
     assert!(mine.starts_with("agentos+mcp://everything/"), "{mine}");

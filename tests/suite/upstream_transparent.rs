@@ -92,14 +92,7 @@ async fn a_transparent_server_keeps_its_own_names() {
         ],
     )
     .await;
-    let names: Vec<String> = limited
-        .peer()
-        .list_all_tools()
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.name.to_string())
-        .collect();
+    let names = common::tool_names(&limited).await;
     assert!(names.contains(&"test_simple_text".to_owned()), "{names:?}");
     assert!(
         !names
@@ -124,14 +117,7 @@ async fn without_transparent_only_namespaced_names_exist() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), false);
     let (client, _, _) = common::stdio_client(&dir.path().join("data"), &["--config", &config]).await;
-    let names: Vec<String> = client
-        .peer()
-        .list_all_tools()
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.name.to_string())
-        .collect();
+    let names = common::tool_names(&client).await;
     assert!(names.contains(&"mcp.fixture.test_simple_text".to_owned()), "{names:?}");
     assert!(!names.contains(&"test_simple_text".to_owned()), "{names:?}");
     let resources = client.peer().list_all_resources().await.unwrap();

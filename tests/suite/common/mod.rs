@@ -369,6 +369,35 @@ pub fn params(name: &str, arguments: Value) -> CallToolRequestParams {
     }
 }
 
+/// The names of every tool the client's session lists.
+pub async fn tool_names(client: &Client) -> Vec<String> {
+    let tools = client.peer().list_all_tools().await.expect("tools/list");
+    tools.iter().map(|tool| tool.name.to_string()).collect()
+}
+
+/// What a client recorded (`observed.logs`, `observed.updated`, ...) once it holds at least
+/// `count` items, within 20 s; panics naming `what` otherwise.
+pub async fn recorded<T: Clone + std::fmt::Debug>(
+    items: &Mutex<Vec<T>>,
+    signal: &Notify,
+    count: usize,
+    what: &str,
+) -> Vec<T> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let arrived = signal.notified();
+        {
+            let items = items.lock().unwrap();
+            if items.len() >= count {
+                return items.clone();
+            }
+        }
+        if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+            panic!("fewer than {count} {what}: {:?}", items.lock().unwrap());
+        }
+    }
+}
+
 pub async fn call(client: &Client, name: &str, arguments: Value) -> CallToolResult {
     client
         .peer()

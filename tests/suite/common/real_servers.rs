@@ -93,3 +93,17 @@ impl Drop for HttpEverything {
         let _ = self.child.wait();
     }
 }
+
+impl Upstreams {
+    /// Adds server-everything over stdio as `name` to the agentos `client` speaks to (as its
+    /// owner), once its tools are listed.
+    pub async fn add_everything(&self, client: &super::Client, name: &str) {
+        let spec = serde_json::json!({"name": name, "command": self.node.to_str().unwrap(),
+                                      "args": [self.everything_js.to_str().unwrap(), "stdio"]});
+        let added = super::call(client, "agentos.mcp_server_add", spec).await;
+        assert!(
+            super::structured(&added)["tools"].is_array(),
+            "mcp_server_add: {added:?}"
+        );
+    }
+}
