@@ -10,6 +10,7 @@ mod lifeline;
 mod proxy;
 pub mod spec;
 mod supervisor;
+mod watched;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

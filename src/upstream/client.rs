@@ -17,6 +17,9 @@ use rmcp::service::{InboundStreamOrigin, NotificationContext, RequestContext};
 use rmcp::{ClientHandler, RoleClient};
 
 use super::supervisor::Link;
+
+/// How long a server's request waits for agentos to record the call it belongs to.
+const CALL_RECORD_WAIT: Duration = Duration::from_secs(1);
 use crate::registry::ClientChannel;
 
 /// Our side of an upstream session: routes progress to callers and asks for a re-list when the
@@ -37,35 +40,59 @@ impl UpstreamClient {
 impl UpstreamClient {
     /// The client of the call a server's request or message belongs to: the call whose HTTP
     /// response stream it came on (streamable HTTP), else the one call in flight (stdio cannot
-    /// say which of several it belongs to).
-    fn caller_of(&self, extensions: &rmcp::model::Extensions) -> Result<Arc<dyn ClientChannel>, ErrorData> {
+    /// say which of several it belongs to). A server may ask before agentos has recorded the
+    /// call it just sent (its id is known only once it is on its way): that waits, briefly.
+    async fn caller_of(&self, extensions: &rmcp::model::Extensions) -> Result<Arc<dyn ClientChannel>, ErrorData> {
         let link = self
             .link
             .upgrade()
             .ok_or_else(|| ErrorData::internal_error("the server was removed from agentos", None))?;
-        let calls = link.calls();
-        let found = match extensions.get::<InboundStreamOrigin>() {
-            Some(InboundStreamOrigin::OutboundRequest(id)) => calls.get(id).cloned(),
-            _ if calls.len() == 1 => calls.values().next().cloned(),
+        let origin = match extensions.get::<InboundStreamOrigin>() {
+            Some(InboundStreamOrigin::OutboundRequest(id)) => Some(id.clone()),
             _ => None,
         };
-        match found {
-            Some(Some(channel)) => Ok(channel),
-            Some(None) => Err(ErrorData::new(
-                ErrorCode::METHOD_NOT_FOUND,
-                "the caller of this tool reached agentos without an MCP session (plain HTTP or REST), so \
-                 nobody can answer this request",
-                None,
-            )),
-            None => Err(ErrorData::new(
-                ErrorCode::INVALID_REQUEST,
-                format!(
-                    "agentos cannot tell which call this request belongs to ({} calls in flight on this \
-                     server over stdio)",
-                    calls.len()
-                ),
-                None,
-            )),
+        let deadline = tokio::time::Instant::now() + CALL_RECORD_WAIT;
+        loop {
+            let recorded = link.call_recorded.notified();
+            let (found, in_flight) = {
+                let calls = link.calls();
+                let found = match &origin {
+                    Some(id) => calls.get(id).cloned(),
+                    None if calls.len() == 1 => calls.values().next().cloned(),
+                    None => None,
+                };
+                (found, calls.len())
+            };
+            match found {
+                Some(Some(channel)) => return Ok(channel),
+                Some(None) => {
+                    return Err(ErrorData::new(
+                        ErrorCode::METHOD_NOT_FOUND,
+                        "the caller of this tool reached agentos without an MCP session (plain HTTP or \
+                         REST), so nobody can answer this request",
+                        None,
+                    ));
+                }
+                None if in_flight > 1 && origin.is_none() => {
+                    return Err(ErrorData::new(
+                        ErrorCode::INVALID_REQUEST,
+                        format!(
+                            "agentos cannot tell which call this request belongs to ({in_flight} calls in \
+                             flight on this server over stdio)"
+                        ),
+                        None,
+                    ));
+                }
+                None => {
+                    if tokio::time::timeout_at(deadline, recorded).await.is_err() {
+                        return Err(ErrorData::new(
+                            ErrorCode::INVALID_REQUEST,
+                            "this request belongs to no call of this server that agentos knows of",
+                            None,
+                        ));
+                    }
+                }
+            }
         }
     }
 }
@@ -84,7 +111,7 @@ impl ClientHandler for UpstreamClient {
         params: CreateMessageRequestParams,
         context: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, ErrorData> {
-        let caller = self.caller_of(&context.extensions)?;
+        let caller = self.caller_of(&context.extensions).await?;
         caller.sample(params).await
     }
 
@@ -93,12 +120,12 @@ impl ClientHandler for UpstreamClient {
         params: ElicitRequestParams,
         context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
-        let caller = self.caller_of(&context.extensions)?;
+        let caller = self.caller_of(&context.extensions).await?;
         caller.elicit(params).await
     }
 
     async fn list_roots(&self, context: RequestContext<RoleClient>) -> Result<ListRootsResult, ErrorData> {
-        let caller = self.caller_of(&context.extensions)?;
+        let caller = self.caller_of(&context.extensions).await?;
         caller.roots().await
     }
 
@@ -108,7 +135,7 @@ impl ClientHandler for UpstreamClient {
         context: NotificationContext<RoleClient>,
     ) {
         // A message outside any call (or of one of several stdio calls) has nobody to go to.
-        if let Ok(caller) = self.caller_of(&context.extensions) {
+        if let Ok(caller) = self.caller_of(&context.extensions).await {
             caller.log(params).await;
         }
     }
@@ -142,8 +169,10 @@ impl ClientHandler for UpstreamClient {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let token = params.progress_token.clone();
         if let Some(Some(sink)) = route {
             sink.progress(params.progress, params.total, params.message).await;
         }
+        link.in_transit.delivered(&token);
     }
 }

@@ -94,6 +94,7 @@ struct CallGuard {
 impl Drop for CallGuard {
     fn drop(&mut self) {
         self.link.routes().remove(&self.token);
+        self.link.in_transit.forget(&self.token);
         self.link.calls().remove(&self.call);
         if let Some(id) = self.pending.take() {
             let peer = self.peer.clone();
@@ -162,6 +163,7 @@ impl ProxyTool {
             .routes()
             .insert(handle.progress_token.clone(), ctx.progress.clone());
         self.link.calls().insert(handle.id.clone(), ctx.client_channel.clone());
+        self.link.call_recorded.notify_waiters();
         let mut guard = CallGuard {
             link: self.link.clone(),
             peer,
@@ -183,6 +185,8 @@ impl ProxyTool {
             }
             Ok(response) => {
                 guard.pending = None;
+                // Progress the server sent before its result reaches the caller first.
+                self.link.in_transit.settled(&guard.token).await;
                 response
             }
         };

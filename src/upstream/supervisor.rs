@@ -17,8 +17,10 @@ use tokio_util::sync::CancellationToken;
 use super::client::UpstreamClient;
 use super::proxy::ProxyTool;
 use super::spec::{Endpoint, ServerSpec};
+use super::watched::Watched;
 use super::{CONNECT_TIMEOUT, UpstreamError};
 use crate::registry::{ProgressSink, Registry, Starting, Tool};
+use rmcp::transport::async_rw::AsyncRwTransport;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -95,9 +97,13 @@ pub(crate) struct Link {
     pub state: Mutex<LinkState>,
     /// Upstream progress token → the sink of the call it belongs to (None: caller wants none).
     pub progress: Mutex<ProgressRoutes>,
+    /// Progress notifications received and not yet passed on (see `watched`).
+    pub in_transit: super::watched::InTransit,
     /// Calls in flight on this server by upstream request id → the caller's client, for the
     /// requests and log messages the server sends while serving them (see `client::UpstreamClient`).
     pub calls: Mutex<HashMap<rmcp::model::RequestId, Option<Arc<dyn crate::registry::ClientChannel>>>>,
+    /// Told each time a call is recorded in `calls`.
+    pub call_recorded: Notify,
     /// Set when the upstream says its tool list changed.
     pub relist: Notify,
     /// Resources (the server's own URIs) the upstream says changed, for the sessions subscribed.
@@ -139,7 +145,9 @@ impl Link {
                 failover_request: None,
             }),
             progress: Mutex::new(HashMap::new()),
+            in_transit: Default::default(),
             calls: Mutex::new(HashMap::new()),
+            call_recorded: Notify::new(),
             relist: Notify::new(),
             check: Notify::new(),
             registration: Mutex::new(()),
@@ -299,7 +307,8 @@ pub(crate) async fn connect(link: &Arc<Link>) -> Result<Connection, UpstreamErro
             link.kill_children();
             return Err(handshake("its stdin/stdout could not be opened".into()));
         };
-        let service = match tokio::time::timeout(CONNECT_TIMEOUT, handler.serve((stdout, stdin))).await {
+        let transport = Watched::new(AsyncRwTransport::new_client(stdout, stdin), Arc::downgrade(link));
+        let service = match tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport)).await {
             Ok(Ok(service)) => service,
             Ok(Err(e)) => {
                 link.kill_children();
@@ -325,7 +334,7 @@ pub(crate) async fn connect(link: &Arc<Link>) -> Result<Connection, UpstreamErro
             config = config.auth_header(token);
         }
         crate::tls::install_crypto_provider();
-        let transport = StreamableHttpClientTransport::from_config(config);
+        let transport = Watched::new(StreamableHttpClientTransport::from_config(config), Arc::downgrade(link));
         let service = tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport))
             .await
             .map_err(|_| UpstreamError::Timeout { name: name.clone() })?
