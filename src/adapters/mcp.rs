@@ -58,6 +58,8 @@ pub struct McpHandler {
     shown: Shown,
     log: SessionLog,
     subscriptions: SessionSubscriptions,
+    /// The session's client as its calls' channel, made once (the peer is the session's).
+    client_channel: Arc<std::sync::OnceLock<Arc<dyn crate::registry::ClientChannel>>>,
 }
 
 impl McpHandler {
@@ -71,6 +73,7 @@ impl McpHandler {
             shown: Shown::default(),
             log: SessionLog::default(),
             subscriptions: SessionSubscriptions::default(),
+            client_channel: Arc::default(),
         }
     }
 
@@ -88,10 +91,13 @@ impl McpHandler {
         let mut ctx = CallContext::new(identity.caller, request_id, self.registry.default_timeout())
             .with_cancel(context.ct.clone())
             .with_front_door(front_door);
-        ctx = ctx.with_client_channel(Arc::new(peer_client::PeerClient {
-            peer: context.peer.clone(),
-            log: self.log.clone(),
-        }));
+        let channel = self.client_channel.get_or_init(|| {
+            Arc::new(peer_client::PeerClient {
+                peer: context.peer.clone(),
+                log: self.log.clone(),
+            })
+        });
+        ctx = ctx.with_client_channel(channel.clone());
         if let Some(token) = context.meta.get_progress_token() {
             ctx = ctx.with_progress(Arc::new(PeerProgress {
                 peer: context.peer.clone(),

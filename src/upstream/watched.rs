@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ const SETTLE_WAIT: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub(crate) struct InTransit {
     counts: Mutex<HashMap<ProgressToken, usize>>,
+    /// The sum of `counts`, so a call whose server sent no progress looks without locking.
+    total: AtomicUsize,
     delivered: Notify,
 }
 
@@ -34,6 +37,7 @@ impl InTransit {
 
     fn arrived(&self, token: &ProgressToken) {
         *self.counts().entry(token.clone()).or_default() += 1;
+        self.total.fetch_add(1, Ordering::SeqCst);
     }
 
     /// One notification of `token` was passed on (or had nobody to go to).
@@ -41,6 +45,7 @@ impl InTransit {
         let mut counts = self.counts();
         if let Some(count) = counts.get_mut(token) {
             *count -= 1;
+            self.total.fetch_sub(1, Ordering::SeqCst);
             if *count == 0 {
                 counts.remove(token);
             }
@@ -51,11 +56,19 @@ impl InTransit {
 
     /// Forgets a finished call's token: a notification still on its way has nobody to reach.
     pub(crate) fn forget(&self, token: &ProgressToken) {
-        self.counts().remove(token);
+        if self.total.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        if let Some(count) = self.counts().remove(token) {
+            self.total.fetch_sub(count, Ordering::SeqCst);
+        }
     }
 
     /// Waits until every progress notification of `token` received so far was passed on.
     pub(crate) async fn settled(&self, token: &ProgressToken) {
+        if self.total.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
         loop {
             let next = self.delivered.notified();
