@@ -15,11 +15,13 @@ Prints `console: N passed, M failed` and exits non-zero on any failure.
 
 import json
 import os
+import queue
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.error
@@ -33,7 +35,7 @@ AGENTOS = os.environ.get("AGENTOS_BIN", str(ROOT / "target/debug/agentos"))
 SKILLS = Path(os.environ.get("AGENTOS_TEST_SKILLS", str(ROOT / ".cache/skills/build")))
 ARTIFACTS = Path(os.environ.get("CONSOLE_ARTIFACTS", str(ROOT / ".cache/test-logs/console")))
 EMAIL, PASSWORD = "console-op@example.com", "a long enough password"
-DEADLINE_S = 30  # for conditions polled outside the browser (server start, approval outcome)
+DEADLINE_S = 30  # for conditions awaited outside the browser (server start, approval, held call)
 TIMEOUT_MS = 15_000  # for conditions awaited in the browser
 
 results = []
@@ -61,20 +63,14 @@ def check(name):
     return wrap
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http(base, method, path, body=None, token=None):
+def http(base, method, path, body=None, token=None, timeout=10):
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(base + path, data=data, method=method)
     request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, parsed(response.read(), response.headers), response.headers
     except urllib.error.HTTPError as error:
         return error.code, parsed(error.read(), error.headers), error.headers
@@ -88,46 +84,58 @@ def tool(base, token, name, arguments):
     return http(base, "POST", "/mcp", {"tool": name, "input": arguments}, token)
 
 
-def poll(what, probe):
-    """Calls probe until it returns something truthy, for at most DEADLINE_S."""
-    end = time.monotonic() + DEADLINE_S
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+class ServerOutput:
+    """agentos's log lines as they come, kept in serve.log, for a test to wait on one."""
+
+    def __init__(self, server, log_path):
+        self.lines = queue.Queue()
+        self.log_path = log_path
+
+        def read():
+            with open(log_path, "w") as log:
+                for line in server.stdout:
+                    log.write(line)
+                    log.flush()
+                    self.lines.put(line)
+            self.lines.put(None)  # the server exited
+
+        threading.Thread(target=read, daemon=True).start()
+
+    def wait_for(self, pattern, what):
+        """The first match of `pattern` in a line still to come, within DEADLINE_S."""
+        end = time.monotonic() + DEADLINE_S
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"timed out waiting for {what}") from None
+            if line is None:
+                raise AssertionError(f"agentos exited before {what}: {self.log_path.read_text()[-2000:]}")
+            found = re.search(pattern, line)
+            if found:
+                return found
 
 
 def start_server(data):
     config = data / "agentos.toml"
-    config.write_text('[approvals]\nrequire = ["agentos.hash"]\nwait_secs = 1\n')
+    # A held call waits for the decision, so the agent that made it gets the approved result.
+    config.write_text('[approvals]\nrequire = ["agentos.hash"]\nwait_secs = 60\n')
     published = subprocess.run(
         [AGENTOS, "skills", "publish", "--data-dir", str(data), "--config", str(config), str(SKILLS / "text-stats")],
         capture_output=True,
         text=True,
     )
     assert published.returncode == 0, f"skills publish failed: {published.stderr}"
-    port = free_port()
-    log = open(data / "serve.log", "w")
     server = subprocess.Popen(
-        [AGENTOS, "serve", "--data-dir", str(data), "--config", str(config), "--listen", f"127.0.0.1:{port}"],
-        stdout=log,
+        [AGENTOS, "serve", "--data-dir", str(data), "--config", str(config), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
     )
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        if server.poll() is not None:
-            raise AssertionError(f"agentos exited: {(data / 'serve.log').read_text()[-2000:]}")
-        try:
-            return http(base, "GET", "/health")[0] == 200
-        except OSError:
-            return False
-
-    poll("agentos to answer /health", up)
-    return server, base
+    output = ServerOutput(server, data / "serve.log")
+    listening = output.wait_for(r"agentos listening on (http://127\.0\.0\.1:\d+)", "agentos to listen")
+    return server, listening.group(1), output
 
 
 def main():
@@ -137,9 +145,9 @@ def main():
             return 1
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     data = Path(tempfile.mkdtemp(prefix="agentos-console-"))
-    server, base = start_server(data)
+    server, base, output = start_server(data)
     try:
-        run(base)
+        run(base, output)
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -149,17 +157,22 @@ def main():
     return 1 if failed else 0
 
 
-def run(base):
+def run(base, output):
     status, signed_up, _ = http(base, "POST", "/api/signup", {"email": EMAIL, "password": PASSWORD})
     assert status in (200, 201), (status, signed_up)
     operator = signed_up["credentials"]["bearerToken"]
     status, created, _ = tool(base, operator, "agentos.agent_create", {"agentId": "reporter", "name": "Reporter"})
     assert status in (200, 201), (status, created)
     reporter = created["result"]["token"]
-    # The reporter's call waits for a person; it comes back as held after wait_secs.
-    status, held, _ = tool(base, reporter, "agentos.hash", {"text": "approve me"})
-    assert status == 202, (status, held)
-    approval_id = held["approvalId"]
+    # The reporter's call waits for a person's decision (wait_secs), on a thread of its own.
+    held = {}
+
+    def held_call():
+        held["answer"] = http(base, "POST", "/mcp", {"tool": "agentos.hash", "input": {"text": "approve me"}}, reporter, 90)
+
+    reporter_call = threading.Thread(target=held_call, daemon=True)
+    reporter_call.start()
+    approval_id = output.wait_for(r"approval requested.*(apr_[0-9a-f]{32})", "the held call's approval").group(1)
 
     outside, problems = [], []
     with sync_playwright() as p:
@@ -168,9 +181,14 @@ def run(base):
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
         current["page"] = page
-        page.on("request", lambda r: None if r.url.startswith(base) or r.url.startswith("data:") else outside.append(r.url))
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+
+        def watch(watched):
+            """Records what a page asks of other sites and what its console reports."""
+            watched.on("request", lambda r: None if r.url.startswith((base, "data:")) else outside.append(r.url))
+            watched.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+            watched.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+
+        watch(page)
 
         def shot(name):
             page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -244,13 +262,13 @@ def run(base):
             expect(item.locator(".answer")).to_have_attribute("data-kind", "preview")
             item.locator("button.confirm").click()
             expect(item.locator(".answer")).to_have_attribute("data-kind", "result")
-
-            def completed():
-                _, outcome, _ = tool(base, reporter, "agentos.approval_result", {"id": approval_id})
-                return outcome["result"]["status"] == "completed" and outcome
-
-            outcome = poll("the approved call to complete", completed)
-            assert "sha256" in json.dumps(outcome), outcome
+            # The agent's waiting call now gets the result of its approved call.
+            reporter_call.join(timeout=DEADLINE_S)
+            assert not reporter_call.is_alive(), "the held call did not end after approval"
+            status, answer, _ = held["answer"]
+            assert status == 200 and answer["result"]["algorithm"] == "sha256", (status, answer)
+            _, outcome, _ = tool(base, reporter, "agentos.approval_result", {"id": approval_id})
+            assert outcome["result"]["status"] == "completed", outcome
             shot("approvals-decided")
 
         @check("a skill is installed from the marketplace and called from its tool page")
@@ -348,7 +366,7 @@ def run(base):
             fresh = browser.new_context()
             visitor = fresh.new_page()
             visitor.set_default_timeout(TIMEOUT_MS)
-            visitor.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+            watch(visitor)
             visitor.goto(base + "/console")
             visitor.click("#switch-form")
             expect(visitor.locator("#signin-title")).to_have_text("Create an account")
