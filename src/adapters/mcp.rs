@@ -25,10 +25,10 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::registry::{
     CallContext, CallError, Caller, FailureKind, LimitClass, NameStyle, ProgressSink, Registry, ResourceError,
-    refusal_result, result_text,
+    refusal_result,
 };
 #[allow(deprecated)]
-use session_log::{Ended, SessionLog, SetLevelRequestParams};
+use session_log::{SessionLog, SetLevelRequestParams};
 use session_subscriptions::SessionSubscriptions;
 
 /// How often a session's list-change watcher checks that its client is still there.
@@ -232,18 +232,14 @@ impl ServerHandler for McpHandler {
         let input = request.arguments.map(Value::Object).unwrap_or(Value::Null);
         let started = Instant::now();
         let called = self.registry.call(&ctx, &request.name, input).await;
-        let text = match &called {
-            Ok(result) if result.is_error == Some(true) => result_text(result),
-            Ok(_) => String::new(),
-            Err(error) => error.to_string(),
-        };
-        let ended = match &called {
-            Ok(result) if result.is_error == Some(true) => Ended::ToolFailed(&text),
-            Ok(_) => Ended::Answered,
-            Err(_) => Ended::Refused(&text),
-        };
         self.log
-            .call_ended(&context.peer, &request.name, &ctx.request_id, started.elapsed(), ended)
+            .call_ended(
+                &context.peer,
+                &request.name,
+                &ctx.request_id,
+                started.elapsed(),
+                &called,
+            )
             .await;
         let answer = called.or_else(call_error_to_mcp);
         answer.map(Into::into)

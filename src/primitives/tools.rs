@@ -193,7 +193,7 @@ struct Description {
 pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
     let describe = services.clone();
     let registry = services.registry.clone();
-    let listing = services.registry.clone();
+    let listing = services.clone();
     vec![
         ToolBuilder::new("agentos.tools_list")
             .title("List tools")
@@ -205,13 +205,8 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
             )
             .hints(Hints::READ_ONLY)
             .handler(move |args: ListArgs, ctx| {
-                let registry = listing.clone();
-                async move {
-                    let registry = registry
-                        .upgrade()
-                        .ok_or_else(|| ToolFailure::new("agentos is shutting down"))?;
-                    list_page(registry.list_for(&ctx.caller), args)
-                }
+                let services = listing.clone();
+                async move { list_page(services.registry()?.list_for(&ctx.caller), args) }
             }),
         ToolBuilder::new("agentos.tools_search")
             .title("Find a tool")

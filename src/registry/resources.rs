@@ -173,88 +173,89 @@ impl Registry {
             .cloned()
     }
 
-    /// Every resource this caller may read, under namespaced URIs. A provider that fails is
-    /// left out (and logged) rather than failing the whole listing.
+    /// Every resource this caller may read, under namespaced URIs (and a transparent server's
+    /// also under its own).
     pub async fn list_resources_for(&self, caller: &Caller) -> Vec<Resource> {
-        let visible: Vec<_> = self
-            .providers()
-            .into_iter()
-            .filter(|(server, _)| may_use_resources(caller, server))
-            .collect();
-        let lists = join_all(visible.iter().map(|(_, p)| p.list_resources())).await;
-        let mut all = Vec::new();
-        let mut plain = Vec::new();
-        for ((server, provider), list) in visible.iter().zip(lists) {
-            match list {
-                Ok(list) => all.extend(list.into_iter().map(|mut resource| {
-                    if provider.transparent() && !plain.iter().any(|r: &Resource| r.uri == resource.uri) {
-                        plain.push(resource.clone());
-                    }
-                    resource.uri = namespaced_uri(server, &resource.uri);
-                    resource
-                })),
-                Err(error) => tracing::warn!(%server, %error, "listing resources failed"),
-            }
-        }
-        plain.extend(all);
-        plain
+        let listing = Listing {
+            may_use: may_use_resources,
+            list: |provider| provider.list_resources(),
+            key: |resource| &mut resource.uri,
+            namespaced: namespaced_uri,
+            what: "resources",
+        };
+        self.gather(caller, listing).await
     }
 
     /// Every resource template this caller may use, under namespaced URI templates.
     pub async fn list_resource_templates_for(&self, caller: &Caller) -> Vec<ResourceTemplate> {
-        let visible: Vec<_> = self
-            .providers()
-            .into_iter()
-            .filter(|(server, _)| may_use_resources(caller, server))
-            .collect();
-        let lists = join_all(visible.iter().map(|(_, p)| p.list_resource_templates())).await;
-        let mut all = Vec::new();
-        let mut plain = Vec::new();
-        for ((server, provider), list) in visible.iter().zip(lists) {
-            match list {
-                Ok(list) => all.extend(list.into_iter().map(|mut template| {
-                    if provider.transparent()
-                        && !plain
-                            .iter()
-                            .any(|t: &ResourceTemplate| t.uri_template == template.uri_template)
-                    {
-                        plain.push(template.clone());
-                    }
-                    template.uri_template = namespaced_uri(server, &template.uri_template);
-                    template
-                })),
-                Err(error) => tracing::warn!(%server, %error, "listing resource templates failed"),
-            }
-        }
-        plain.extend(all);
-        plain
+        let listing = Listing {
+            may_use: may_use_resources,
+            list: |provider| provider.list_resource_templates(),
+            key: |template| &mut template.uri_template,
+            namespaced: namespaced_uri,
+            what: "resource templates",
+        };
+        self.gather(caller, listing).await
     }
 
     /// Every prompt this caller may get, named `mcp.<server>.<prompt>`.
     pub async fn list_prompts_for(&self, caller: &Caller) -> Vec<Prompt> {
+        let listing = Listing {
+            may_use: may_use_prompts,
+            list: |provider| provider.list_prompts(),
+            key: |prompt| &mut prompt.name,
+            namespaced: |server, name| format!("mcp.{server}.{name}"),
+            what: "prompts",
+        };
+        self.gather(caller, listing).await
+    }
+
+    /// One kind of listing from every provider the caller may use: a transparent provider's items
+    /// under their own keys first (the first provider to offer a key keeps it), then every item
+    /// under its namespaced key. A provider that fails is left out (and logged) rather than
+    /// failing the whole listing.
+    async fn gather<T: Clone>(&self, caller: &Caller, listing: Listing<T>) -> Vec<T> {
         let visible: Vec<_> = self
             .providers()
             .into_iter()
-            .filter(|(server, _)| may_use_prompts(caller, server))
+            .filter(|(server, _)| (listing.may_use)(caller, server))
             .collect();
-        let lists = join_all(visible.iter().map(|(_, p)| p.list_prompts())).await;
-        let mut all = Vec::new();
-        let mut plain = Vec::new();
+        let lists = join_all(visible.iter().map(|(_, provider)| (listing.list)(provider.as_ref()))).await;
+        let (mut plain, mut namespaced) = (Vec::new(), Vec::new());
+        let mut plain_keys = std::collections::HashSet::new();
         for ((server, provider), list) in visible.iter().zip(lists) {
-            match list {
-                Ok(list) => all.extend(list.into_iter().map(|mut prompt| {
-                    if provider.transparent() && !plain.iter().any(|p: &Prompt| p.name == prompt.name) {
-                        plain.push(prompt.clone());
-                    }
-                    prompt.name = format!("mcp.{server}.{}", prompt.name);
-                    prompt
-                })),
-                Err(error) => tracing::warn!(%server, %error, "listing prompts failed"),
+            let list = match list {
+                Ok(list) => list,
+                Err(error) => {
+                    tracing::warn!(%server, %error, "listing {} failed", listing.what);
+                    continue;
+                }
+            };
+            for mut item in list {
+                let key = (listing.key)(&mut item);
+                if provider.transparent() && plain_keys.insert(key.clone()) {
+                    plain.push(item.clone());
+                }
+                let key = (listing.key)(&mut item);
+                *key = (listing.namespaced)(server, key);
+                namespaced.push(item);
             }
         }
-        plain.extend(all);
+        plain.extend(namespaced);
         plain
     }
+}
+
+/// One provider's answer to a listing.
+type Listed<'a, T> = BoxFuture<'a, Result<Vec<T>, ResourceError>>;
+
+/// How one kind of listing is gathered from the providers (see `Registry::gather`).
+struct Listing<T> {
+    may_use: fn(&Caller, &str) -> bool,
+    list: for<'a> fn(&'a dyn ResourceProvider) -> Listed<'a, T>,
+    key: fn(&mut T) -> &mut String,
+    namespaced: fn(&str, &str) -> String,
+    what: &'static str,
 }
 
 #[cfg(test)]

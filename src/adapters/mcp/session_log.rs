@@ -10,9 +10,11 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 pub(super) use rmcp::model::SetLevelRequestParams;
-use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam};
+use rmcp::model::{CallToolResult, LoggingLevel, LoggingMessageNotificationParam};
 use rmcp::{Peer, RoleServer};
 use serde_json::json;
+
+use crate::registry::{CallError, result_text};
 
 /// Name of the logger in agentos's own messages.
 const LOGGER: &str = "agentos";
@@ -21,13 +23,6 @@ const LOGGER: &str = "agentos";
 /// An atomic, so a call in a session without logging costs one load.
 #[derive(Clone, Default)]
 pub(super) struct SessionLog(Arc<AtomicU8>);
-
-/// How a call of this session ended, for its log message.
-pub(super) enum Ended<'a> {
-    Answered,
-    ToolFailed(&'a str),
-    Refused(&'a str),
-}
 
 fn rank(level: LoggingLevel) -> u8 {
     match level {
@@ -55,15 +50,17 @@ impl SessionLog {
     /// Whether a proxied server's message at `level` goes on to the session: yes, unless the
     /// session asked for a higher level.
     pub(super) fn passes(&self, level: LoggingLevel) -> bool {
-        match self.0.load(Ordering::Relaxed) {
-            0 => true,
-            set => rank(level) + 1 >= set,
-        }
+        self.at_least(level, true)
     }
 
+    /// Whether agentos's own message at `level` goes to the session: only once it set a level.
     fn admits(&self, level: LoggingLevel) -> bool {
+        self.at_least(level, false)
+    }
+
+    fn at_least(&self, level: LoggingLevel, when_unset: bool) -> bool {
         match self.0.load(Ordering::Relaxed) {
-            0 => false,
+            0 => when_unset,
             set => rank(level) + 1 >= set,
         }
     }
@@ -75,16 +72,22 @@ impl SessionLog {
         tool: &str,
         request_id: &str,
         took: Duration,
-        ended: Ended<'_>,
+        called: &Result<CallToolResult, CallError>,
     ) {
-        let (level, outcome, message) = match ended {
-            Ended::Answered => (LoggingLevel::Info, "ok", None),
-            Ended::ToolFailed(message) => (LoggingLevel::Error, "error", Some(message)),
-            Ended::Refused(message) => (LoggingLevel::Warning, "refused", Some(message)),
+        let (level, outcome) = match called {
+            Ok(result) if result.is_error == Some(true) => (LoggingLevel::Error, "error"),
+            Ok(_) => (LoggingLevel::Info, "ok"),
+            Err(_) => (LoggingLevel::Warning, "refused"),
         };
+        // The message's words are made only for a session that will hear them.
         if !self.admits(level) {
             return;
         }
+        let message = match called {
+            Ok(result) if result.is_error == Some(true) => Some(result_text(result)),
+            Ok(_) => None,
+            Err(error) => Some(error.to_string()),
+        };
         let mut data = json!({
             "tool": tool,
             "outcome": outcome,
