@@ -21,6 +21,13 @@ fn studio_command(server: &Server, history: &std::path::Path) -> Command {
     command
 }
 
+/// The console once it shows its next prompt: what is typed before the line editor reads again
+/// can be lost.
+fn at_prompt(console: &mut Pty) -> &mut Pty {
+    console.expect("agentos> ");
+    console
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_answers_asks_before_changing_completes_and_remembers() {
     let dir = tempfile::tempdir().unwrap();
@@ -33,7 +40,7 @@ async fn the_console_answers_asks_before_changing_completes_and_remembers() {
     console.send("mem get greeting\r");
     console.expect("\"found\": false");
 
-    console.send("mem set greeting hello\r");
+    at_prompt(&mut console).send("mem set greeting hello\r");
     let preview = console.expect("Run it? [y/N] ");
     assert!(
         preview.contains("preview: `mem set` will call agentos.mem_set as owner"),
@@ -43,26 +50,25 @@ async fn the_console_answers_asks_before_changing_completes_and_remembers() {
     console.send("y\r");
     console.expect("\"created\": true");
 
-    console.send("mem delete greeting\r");
+    at_prompt(&mut console).send("mem delete greeting\r");
     console.expect("Run it? [y/N] ");
     console.send("n\r");
     console.expect("not run");
-    console.send("mem get greeting\r");
+    at_prompt(&mut console).send("mem get greeting\r");
     console.expect("\"value\": \"hello\"");
 
     // Tab completes a tool name after `describe`.
-    console.expect("agentos> ");
-    console.send("describe agentos.mem_ge\t");
+    at_prompt(&mut console).send("describe agentos.mem_ge\t");
     console.expect("agentos.mem_get");
     console.send("\r");
     console.expect("Reads the value stored under a key");
 
-    console.send("help mem set\r");
+    at_prompt(&mut console).send("help mem set\r");
     console.expect("mem set <key> <value> [ttlSeconds=<integer>]");
-    console.send("mem gte x\r");
+    at_prompt(&mut console).send("mem gte x\r");
     console.expect("did you mean `mem get`?");
 
-    console.send("exit\r");
+    at_prompt(&mut console).send("exit\r");
     assert_eq!(console.wait(), Some(0));
     let remembered = std::fs::read_to_string(&history).unwrap();
     assert!(remembered.contains("mem set greeting hello"), "{remembered}");
@@ -72,7 +78,7 @@ async fn the_console_answers_asks_before_changing_completes_and_remembers() {
     again.expect("agentos> ");
     again.send("\x1b[A\r");
     again.expect("did you mean `mem get`?");
-    again.send("\x04");
+    at_prompt(&mut again).send("\x04");
     assert_eq!(again.wait(), Some(0));
 }
 
