@@ -18,6 +18,7 @@ pub mod pages;
 mod personal;
 mod pipeline;
 mod policy;
+mod provider_news;
 mod redact;
 mod resources;
 mod results;
@@ -52,6 +53,7 @@ pub use operation::Operation;
 pub use pages::{DEFAULT_PAGE_SIZE, InvalidCursor};
 pub use pipeline::{failure_kind, refusal_result};
 pub use policy::{PolicyError, ToolPattern, ToolPolicy};
+pub use provider_news::{CatalogList, ListChange, ProviderNews};
 pub use redact::{REDACTED, Redacted, Redaction, SENSITIVE_KEYWORD, Secrets, is_sensitive_key};
 pub use resources::{RESOURCE_SCHEME, ResourceError, ResourceProvider};
 pub use results::{bounded_json, json_result, output_of, result_text, truncate};
@@ -83,8 +85,10 @@ pub struct Registry {
     pub stats: RegistryStats,
     /// Resource and prompt providers by server name (see `resources`).
     providers: RwLock<BTreeMap<String, Arc<dyn ResourceProvider>>>,
-    /// Who is subscribed to which resource, and their changes (see `subscriptions`).
+    /// Who is subscribed to which resource (see `subscriptions`).
     subscriptions: subscriptions::Subscriptions,
+    /// Providers' announcements: resources and lists that changed (see `provider_news`).
+    news: provider_news::News,
     /// Pipeline hooks, set once at start. `OnceLock`: reading them on every call takes no lock.
     audit: OnceLock<Arc<dyn AuditSink>>,
     observer: OnceLock<Arc<dyn CallObserver>>,
@@ -112,6 +116,7 @@ impl Registry {
             stats: RegistryStats::default(),
             providers: RwLock::new(BTreeMap::new()),
             subscriptions: subscriptions::Subscriptions::default(),
+            news: provider_news::News::default(),
             audit: OnceLock::new(),
             observer: OnceLock::new(),
             approvals: OnceLock::new(),

@@ -1,12 +1,13 @@
 //! The MCP server both front doors share (stdio and streamable HTTP): a thin translation of MCP
-//! requests into registry calls, plus list-change notifications and log messages for live
-//! sessions.
+//! requests into registry calls, plus change notifications (pre-2026 sessions' and 2026-07-28
+//! `subscriptions/listen` streams') and log messages for live sessions.
 
+mod list_watch;
 mod peer_client;
 mod session_log;
 mod session_subscriptions;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -27,6 +28,7 @@ use crate::registry::{
     CallContext, CallError, Caller, FailureKind, LimitClass, NameStyle, ProgressSink, Registry, ResourceError,
     refusal_result,
 };
+use list_watch::{Notice, Shown, Watching};
 #[allow(deprecated)]
 use session_log::{SessionLog, SetLevelRequestParams};
 use session_subscriptions::SessionSubscriptions;
@@ -138,47 +140,6 @@ impl McpHandler {
     }
 }
 
-/// The fingerprint of the listing a session was last given (or, before its first listing, of
-/// what it could see when start-up ended), so it is told only about changes that make its
-/// listing differ. Shared by the session's listings and its change watcher; the lock makes each
-/// "compute and record" step atomic, so a change can never fall between a listing and its record.
-#[derive(Clone, Default)]
-struct Shown(Arc<Mutex<Option<u64>>>);
-
-impl Shown {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The listing for `identity`, recorded as shown.
-    fn list(&self, registry: &Registry, identity: &RequestIdentity) -> Vec<Tool> {
-        let mut shown = self.lock();
-        // Fingerprint first: if a change lands in between, the record is older than the listing
-        // and the session gets one needless notification, never a missed one.
-        let fingerprint = registry.visible_fingerprint(&identity.caller, identity.name_style);
-        let tools = registry.mcp_tools_for(&identity.caller, identity.name_style);
-        *shown = Some(fingerprint);
-        tools
-    }
-
-    /// Records what the session can see now, unless it has listed already.
-    fn baseline(&self, registry: &Registry, caller: &Caller, style: NameStyle) {
-        let mut shown = self.lock();
-        if shown.is_none() {
-            *shown = Some(registry.visible_fingerprint(caller, style));
-        }
-    }
-
-    /// Whether the session's listing would now differ from the one recorded; records it if so.
-    fn changed(&self, registry: &Registry, caller: &Caller, style: NameStyle) -> bool {
-        let mut shown = self.lock();
-        let now = registry.visible_fingerprint(caller, style);
-        let changed = *shown != Some(now);
-        *shown = Some(now);
-        changed
-    }
-}
-
 impl ServerHandler for McpHandler {
     // `enable_logging`: see `session_log` for why agentos offers a deprecated feature.
     #[allow(deprecated)]
@@ -189,7 +150,9 @@ impl ServerHandler for McpHandler {
                 .enable_tool_list_changed()
                 .enable_resources()
                 .enable_resources_subscribe()
+                .enable_resources_list_changed()
                 .enable_prompts()
+                .enable_prompts_list_changed()
                 .enable_logging()
                 .enable_completions()
                 .build(),
@@ -369,97 +332,98 @@ impl ServerHandler for McpHandler {
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         let identity = self.identity(&context.extensions);
-        let watch = ListWatch {
-            registry: self.registry.clone(),
-            identity,
-            shown: self.shown.clone(),
-        };
-        tokio::spawn(forward_list_changes(
-            watch,
+        tokio::spawn(forward_changes(
+            Watching::start(self.registry.clone(), identity, self.shown.clone()),
             context.peer.clone(),
             self.session_end.clone(),
         ));
     }
 
+    /// Everything agentos announces: list changes of all three kinds, and changes of whichever
+    /// resources the client names (each watched as `resources/subscribe` would).
     fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
-        let _ = requested;
-        Some(SubscriptionFilter::builder().tools_list_changed().build())
+        let mut offered = SubscriptionFilter::builder()
+            .tools_list_changed()
+            .resources_list_changed()
+            .prompts_list_changed()
+            .build();
+        offered.resource_subscriptions = requested.resource_subscriptions.clone();
+        Some(offered)
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        let watch = ListWatch {
-            registry: self.registry.clone(),
-            identity: self.identity(&context.request_context().extensions),
-            shown: self.shown.clone(),
-        };
-        let mut changes = watch.registry.subscribe();
-        tokio::select! {
+        let identity = self.identity(&context.request_context().extensions);
+        let accepted = context.accepted().clone();
+        let uris = accepted.resource_subscriptions.clone().unwrap_or_default();
+        let mut watching = tokio::select! {
             _ = context.cancelled() => return Ok(()),
-            _ = watch.started() => {}
-        }
+            watching = Watching::start(self.registry.clone(), identity, self.shown.clone()) => {
+                watching.with_resources(&uris).await
+            }
+        };
+        let sink = context.sink();
         loop {
-            tokio::select! {
-                _ = context.cancelled() => return Ok(()),
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                    if watch.changed() && context.sink().notify_tool_list_changed().await.is_err() {
-                        return Ok(());
-                    }
+            let notice = tokio::select! {
+                _ = context.cancelled() => break,
+                notice = watching.next() => notice,
+            };
+            let sent = match notice {
+                None => break,
+                Some(Notice::Tools) if accepted.tools_list_changed == Some(true) => {
+                    sink.notify_tool_list_changed().await
                 }
+                Some(Notice::Resources) if accepted.resources_list_changed == Some(true) => {
+                    sink.notify_resource_list_changed().await
+                }
+                Some(Notice::Prompts) if accepted.prompts_list_changed == Some(true) => {
+                    sink.notify_prompt_list_changed().await
+                }
+                Some(Notice::ResourceUpdated(uri)) => sink.notify_resource_updated(uri).await,
+                Some(_) => Ok(()),
+            };
+            if sent.is_err() {
+                break;
             }
         }
+        watching.release().await;
+        Ok(())
     }
 }
 
-/// What one session's change watcher compares.
-struct ListWatch {
-    registry: Arc<Registry>,
-    identity: RequestIdentity,
-    shown: Shown,
-}
-
-impl ListWatch {
-    /// Waits out start-up, then records the baseline: tools that arrive while the first listing
-    /// waits for them are in that listing, so they are no change to announce.
-    async fn started(&self) {
-        self.registry.until_started().await;
-        let RequestIdentity { caller, name_style } = &self.identity;
-        self.shown.baseline(&self.registry, caller, *name_style);
-    }
-
-    fn changed(&self) -> bool {
-        let RequestIdentity { caller, name_style } = &self.identity;
-        self.shown.changed(&self.registry, caller, *name_style)
-    }
-}
-
-/// Tells a pre-2026 session about changes to its tool list until the session ends.
-async fn forward_list_changes(watch: ListWatch, peer: Peer<RoleServer>, session_end: CancellationToken) {
-    // Subscribed before start-up ends, so no change after the baseline can be missed.
-    let mut changes = watch.registry.subscribe();
-    tokio::select! {
+/// Tells a pre-2026 session about changes to its tool, resource and prompt lists until the
+/// session ends.
+async fn forward_changes(
+    watching: impl std::future::Future<Output = Watching>,
+    peer: Peer<RoleServer>,
+    session_end: CancellationToken,
+) {
+    let mut watching = tokio::select! {
         _ = session_end.cancelled() => return,
-        _ = watch.started() => {}
-    }
+        watching = watching => watching,
+    };
     let mut liveness = tokio::time::interval(LIVENESS_CHECK);
     loop {
-        tokio::select! {
+        let notice = tokio::select! {
             _ = session_end.cancelled() => return,
             _ = liveness.tick() => {
                 if peer.is_transport_closed() {
                     return;
                 }
+                continue;
             }
-            changed = changes.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                if watch.changed() && peer.notify_tool_list_changed().await.is_err() {
-                    return;
-                }
-            }
+            notice = watching.next() => notice,
+        };
+        let sent = match notice {
+            None => return,
+            Some(Notice::Tools) => peer.notify_tool_list_changed().await,
+            Some(Notice::Resources) => peer.notify_resource_list_changed().await,
+            Some(Notice::Prompts) => peer.notify_prompt_list_changed().await,
+            // Subscriptions of these sessions are `resources/subscribe`'s (see
+            // `session_subscriptions`); none are named here.
+            Some(Notice::ResourceUpdated(_)) => Ok(()),
+        };
+        if sent.is_err() {
+            return;
         }
     }
 }

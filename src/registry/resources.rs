@@ -30,6 +30,7 @@ use rmcp::model::{
     ResourceContents, ResourceTemplate,
 };
 
+use super::provider_news::ProviderNews;
 use super::{Caller, Registry};
 
 /// The URI scheme of namespaced resource URIs.
@@ -87,8 +88,9 @@ pub trait ResourceProvider: Send + Sync + 'static {
     fn transparent(&self) -> bool {
         false
     }
-    /// The provider's own URIs of resources that changed, while it exists.
-    fn updates(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+    /// What it announces (resources and lists that changed, in its own names) while it exists;
+    /// the stream ending means it was removed.
+    fn news(&self) -> Option<tokio::sync::broadcast::Receiver<ProviderNews>> {
         None
     }
 }
@@ -143,14 +145,23 @@ impl Registry {
     pub fn set_resource_provider(&self, server: &str, provider: Arc<dyn ResourceProvider>) {
         let mut providers = self.providers.write().unwrap_or_else(|p| p.into_inner());
         providers.retain(|_, p| p.live());
-        self.subscriptions.forward(server, provider.as_ref());
+        self.news.forward(server, provider.as_ref());
         providers.insert(server.to_owned(), provider);
+        self.news.lists_changed(server);
     }
 
     /// Removes `server`'s provider; true if there was one.
     pub fn remove_resource_provider(&self, server: &str) -> bool {
-        let mut providers = self.providers.write().unwrap_or_else(|p| p.into_inner());
-        providers.remove(server).is_some()
+        let removed = self
+            .providers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(server)
+            .is_some();
+        if removed {
+            self.news.lists_changed(server);
+        }
+        removed
     }
 
     /// Live providers, in server-name order.

@@ -1,61 +1,22 @@
 //! Resource subscriptions (`resources/subscribe`): one subscription per resource at its provider
-//! however many sessions want it, counted here, and one stream of "this resource changed" (under
-//! namespaced URIs) that every subscribed session filters for its own.
+//! however many sessions want it, counted here; the changes themselves reach sessions as
+//! provider news (see `provider_news`), which each subscribed session filters for its own.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use tokio::sync::broadcast;
-
-use super::resources::{ResourceError, ResourceProvider, may_use_resources, namespaced_uri, split_uri};
+use super::resources::{ResourceError, may_use_resources, split_uri};
 use super::{Caller, Registry};
 
-/// Changes buffered for a slow session before it misses some (it is then told nothing is lost:
-/// a resource changed notice carries no content, and later ones follow).
-const UPDATE_BUFFER: usize = 256;
-
+#[derive(Default)]
 pub(super) struct Subscriptions {
     /// Namespaced URI → sessions subscribed to it.
     counts: Mutex<HashMap<String, usize>>,
-    updates: broadcast::Sender<Arc<str>>,
-}
-
-impl Default for Subscriptions {
-    fn default() -> Self {
-        Self {
-            counts: Mutex::default(),
-            updates: broadcast::channel(UPDATE_BUFFER).0,
-        }
-    }
 }
 
 impl Subscriptions {
     fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
         self.counts.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Passes a provider's changes on under `server`'s namespace, until the provider's stream
-    /// ends (the server was removed).
-    pub(super) fn forward(&self, server: &str, provider: &dyn ResourceProvider) {
-        let (Some(mut changes), Ok(runtime)) = (provider.updates(), tokio::runtime::Handle::try_current()) else {
-            return;
-        };
-        let updates = self.updates.clone();
-        let server = server.to_owned();
-        runtime.spawn(async move {
-            loop {
-                match changes.recv().await {
-                    Ok(uri) => {
-                        // No session listening is not an error.
-                        let _ = updates.send(namespaced_uri(&server, &uri).into());
-                    }
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::debug!(%server, missed, "resource change notices dropped");
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        });
     }
 }
 
@@ -121,10 +82,5 @@ impl Registry {
     /// Sessions subscribed to `uri` now.
     pub fn resource_subscribers(&self, uri: &str) -> usize {
         self.subscriptions.counts().get(uri).copied().unwrap_or(0)
-    }
-
-    /// Every change of a subscribed resource from now on, by namespaced URI.
-    pub fn resource_updates(&self) -> broadcast::Receiver<Arc<str>> {
-        self.subscriptions.updates.subscribe()
     }
 }

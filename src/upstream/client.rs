@@ -1,6 +1,7 @@
 //! Our side of an upstream session (its rmcp client handler): routes the server's progress to
-//! callers, asks for a re-list when its tools change, passes resource changes on, and takes the
-//! requests and log messages it sends while serving a call to that call's client.
+//! callers, asks for a re-list when its tools change, passes its news (resources and resource or
+//! prompt lists that changed) on, and takes the requests and log messages it sends while serving
+//! a call to that call's client.
 // Sampling, roots and logging are deprecated by the 2026-07-28 revision (SEP-2577), but the
 // revisions upstream servers speak define them.
 #![allow(deprecated)]
@@ -20,7 +21,7 @@ use super::supervisor::Link;
 
 /// How long a server's request waits for agentos to record the call it belongs to.
 const CALL_RECORD_WAIT: Duration = Duration::from_secs(1);
-use crate::registry::ClientChannel;
+use crate::registry::{CatalogList, ClientChannel, ProviderNews};
 
 /// Our side of an upstream session: routes progress to callers and asks for a re-list when the
 /// upstream's tools change.
@@ -38,6 +39,13 @@ impl UpstreamClient {
 }
 
 impl UpstreamClient {
+    fn announce(&self, news: ProviderNews) {
+        if let Some(link) = self.link.upgrade() {
+            // Nobody listening is not an error.
+            let _ = link.news.send(news);
+        }
+    }
+
     /// The client of the call a server's request or message belongs to: the call whose HTTP
     /// response stream it came on (streamable HTTP), else the one call in flight (stdio cannot
     /// say which of several it belongs to). A server may ask before agentos has recorded the
@@ -151,10 +159,15 @@ impl ClientHandler for UpstreamClient {
         params: ResourceUpdatedNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        if let Some(link) = self.link.upgrade() {
-            // Nobody subscribed any more is not an error.
-            let _ = link.resource_updated.send(params.uri);
-        }
+        self.announce(ProviderNews::ResourceUpdated(params.uri));
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.announce(ProviderNews::ListChanged(CatalogList::Resources));
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.announce(ProviderNews::ListChanged(CatalogList::Prompts));
     }
 
     async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {

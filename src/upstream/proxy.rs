@@ -418,8 +418,8 @@ impl ResourceProvider for UpstreamResources {
         self.link.upgrade().is_some_and(|link| link.spec.transparent)
     }
 
-    fn updates(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
-        self.link.upgrade().map(|link| link.resource_updated.subscribe())
+    fn news(&self) -> Option<tokio::sync::broadcast::Receiver<crate::registry::ProviderNews>> {
+        self.link.upgrade().map(|link| link.news.subscribe())
     }
 
     fn complete(&self, request: CompleteRequestParams) -> BoxFuture<'_, Result<CompleteResult, ResourceError>> {

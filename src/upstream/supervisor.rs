@@ -19,7 +19,7 @@ use super::proxy::ProxyTool;
 use super::spec::{Endpoint, ServerSpec};
 use super::watched::Watched;
 use super::{CONNECT_TIMEOUT, UpstreamError};
-use crate::registry::{ProgressSink, Registry, Starting, Tool};
+use crate::registry::{CatalogList, ProgressSink, ProviderNews, Registry, Starting, Tool};
 use rmcp::transport::async_rw::AsyncRwTransport;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -106,8 +106,9 @@ pub(crate) struct Link {
     pub call_recorded: Notify,
     /// Set when the upstream says its tool list changed.
     pub relist: Notify,
-    /// Resources (the server's own URIs) the upstream says changed, for the sessions subscribed.
-    pub resource_updated: tokio::sync::broadcast::Sender<String>,
+    /// What the upstream announces (resources and lists that changed), for the registry to pass
+    /// on to sessions.
+    pub news: tokio::sync::broadcast::Sender<crate::registry::ProviderNews>,
     /// Set when a call saw a transport error: check the connection now.
     pub check: Notify,
     /// Held while this server's tools are put into or taken out of the registry, so a stop, a
@@ -128,7 +129,7 @@ impl Link {
             endpoints: spec.endpoints(),
             failover: Notify::new(),
             wake: Notify::new(),
-            resource_updated: tokio::sync::broadcast::channel(64).0,
+            news: tokio::sync::broadcast::channel(64).0,
             spec,
             state: Mutex::new(LinkState {
                 status,
@@ -399,11 +400,32 @@ pub(crate) async fn register_tools(
 /// Makes a fresh connection the one calls use. `agentos.mcp_server_add` publishes before it
 /// answers, so a call made right after the answer never finds the server "restarting".
 pub(crate) fn publish(link: &Link, connection: &Connection) {
-    let mut state = link.state();
-    state.status = Status::Up;
-    state.peer = Some(connection.service.peer().clone());
-    state.last_error = None;
-    state.misses = 0;
+    let peer = connection.service.peer().clone();
+    let previous = {
+        let mut state = link.state();
+        state.status = Status::Up;
+        state.last_error = None;
+        state.misses = 0;
+        state.peer.replace(peer.clone())
+    };
+    announce_lists(link, previous.as_ref(), &peer);
+}
+
+/// A new connection's resources and prompts may differ from what sessions listed before (the
+/// server restarted, or it is another endpoint): say so for each kind either connection offers.
+fn announce_lists(link: &Link, previous: Option<&Peer<RoleClient>>, current: &Peer<RoleClient>) {
+    let offers = |peer: Option<&Peer<RoleClient>>, list: CatalogList| {
+        peer.and_then(|peer| peer.peer_info()).is_some_and(|info| match list {
+            CatalogList::Resources => info.capabilities.resources.is_some(),
+            CatalogList::Prompts => info.capabilities.prompts.is_some(),
+        })
+    };
+    for list in [CatalogList::Resources, CatalogList::Prompts] {
+        if offers(previous, list) || offers(Some(current), list) {
+            // Nobody listening is not an error.
+            let _ = link.news.send(ProviderNews::ListChanged(list));
+        }
+    }
 }
 
 /// How a supervisor begins.

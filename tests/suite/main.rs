@@ -9,6 +9,7 @@ mod crash_safety;
 mod examples;
 mod layering;
 mod mcp_http;
+mod mcp_list_changes;
 mod mcp_logging;
 mod mcp_pages;
 mod mcp_stdio;

@@ -2,7 +2,8 @@
 //! binary: each session hears only about the resources it subscribed to, under agentos's URIs,
 //! and not after it unsubscribed. In process, with a provider that counts: the provider is asked
 //! once however many sessions subscribe, and told when the last subscription ends, including
-//! when a session ends without unsubscribing.
+//! when a session ends without unsubscribing, and a 2026-07-28 listen stream naming a resource
+//! holds it until the stream ends.
 #![allow(deprecated)] // resources/subscribe is legacy-only in rmcp: the revisions spoken here
 
 use std::sync::Arc;
@@ -185,4 +186,53 @@ async fn the_provider_is_asked_once_and_released_when_the_last_session_ends() {
     assert_eq!(provider.unsubscribed.load(Ordering::SeqCst), 1);
     assert_eq!(registry.resource_subscribers(uri), 0);
     two.cancel().await.unwrap();
+}
+
+/// A 2026-07-28 `subscriptions/listen` stream naming a resource holds one subscription at the
+/// provider, released when the stream is cancelled.
+#[tokio::test]
+async fn a_listen_stream_holds_its_resources_until_it_ends() {
+    use rmcp::model::{ClientConfig, ProtocolVersion, SubscriptionFilter};
+    use rmcp::{ClientLifecycleMode, ClientServiceExt};
+
+    let registry = Arc::new(Registry::new(Duration::from_secs(10)));
+    let provider = Arc::new(Counting::default());
+    registry.set_resource_provider("fake", provider.clone());
+    let uri = "agentos+mcp://fake/thing";
+    let identity = RequestIdentity {
+        caller: Arc::new(Caller::owner(ToolPolicy::allow_all())),
+        name_style: NameStyle::Native,
+    };
+    let handler = McpHandler::new(registry.clone(), identity);
+    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move {
+        if let Ok(running) = handler.serve(server_end).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = ClientConfig::default()
+        .serve_with_lifecycle(
+            client_end,
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .expect("discover");
+    let mut stream = client
+        .peer()
+        .listen(SubscriptionFilter::builder().resource_subscriptions([uri]).build())
+        .await
+        .expect("subscriptions/listen");
+    assert!(common::eventually(Duration::from_secs(10), || registry.resource_subscribers(uri) == 1).await);
+    assert_eq!(provider.subscribed.load(Ordering::SeqCst), 1);
+
+    let released = provider.changed.notified();
+    stream.cancel().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), released)
+        .await
+        .expect("released when the stream ended");
+    assert_eq!(provider.unsubscribed.load(Ordering::SeqCst), 1);
+    assert_eq!(registry.resource_subscribers(uri), 0);
+    client.cancel().await.unwrap();
 }

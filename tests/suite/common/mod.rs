@@ -241,6 +241,16 @@ pub struct Observed {
     /// URIs of `notifications/resources/updated`, in arrival order.
     pub updated: Mutex<Vec<String>>,
     pub updated_signal: Notify,
+    /// "resources" / "prompts" for each `notifications/{resources,prompts}/list_changed`.
+    pub lists_changed: Mutex<Vec<&'static str>>,
+    pub lists_changed_signal: Notify,
+}
+
+impl Observed {
+    fn list_changed_of(&self, list: &'static str) {
+        self.lists_changed.lock().unwrap().push(list);
+        self.lists_changed_signal.notify_waiters();
+    }
 }
 
 #[derive(Clone, Default)]
@@ -259,6 +269,14 @@ impl ClientHandler for RecordingClient {
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         *self.observed.list_changed.lock().unwrap() += 1;
         self.observed.list_changed_signal.notify_waiters();
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.observed.list_changed_of("resources");
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.observed.list_changed_of("prompts");
     }
 
     async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
