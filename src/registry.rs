@@ -10,6 +10,7 @@ mod client_channel;
 mod completion;
 mod context;
 mod error;
+mod input_rounds;
 mod limits;
 mod listing;
 pub mod names;
@@ -47,6 +48,7 @@ pub use catalog::{Entry, ToolStats};
 pub use client_channel::ClientChannel;
 pub use context::{CallContext, Caller, CallerDirectory, ProgressSink, Role, SkillScope};
 pub use error::{CallError, RegisterError};
+pub use input_rounds::{Resume, Round, RoundError};
 pub use limits::{Budget, LimitClass, LimitKey, RateLimits, Refusal, Verdict};
 pub use names::NameStyle;
 pub use operation::Operation;
@@ -87,6 +89,8 @@ pub struct Registry {
     providers: RwLock<BTreeMap<String, Arc<dyn ResourceProvider>>>,
     /// Who is subscribed to which resource (see `subscriptions`).
     subscriptions: subscriptions::Subscriptions,
+    /// Multi-round-trip calls parked between their client's rounds (see `input_rounds`).
+    input_rounds: input_rounds::InputRounds,
     /// Providers' announcements: resources and lists that changed (see `provider_news`).
     news: provider_news::News,
     /// Pipeline hooks, set once at start. `OnceLock`: reading them on every call takes no lock.
@@ -117,6 +121,7 @@ impl Registry {
             providers: RwLock::new(BTreeMap::new()),
             subscriptions: subscriptions::Subscriptions::default(),
             news: provider_news::News::default(),
+            input_rounds: input_rounds::InputRounds::default(),
             audit: OnceLock::new(),
             observer: OnceLock::new(),
             approvals: OnceLock::new(),

@@ -25,8 +25,8 @@ use serde_json::Value;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::registry::{
-    CallContext, CallError, Caller, FailureKind, LimitClass, NameStyle, ProgressSink, Registry, ResourceError,
-    refusal_result,
+    CallContext, CallError, Caller, FailureKind, LimitClass, NameStyle, ProgressSink, Registry, ResourceError, Resume,
+    Round, refusal_result,
 };
 use list_watch::{Notice, Shown, Watching};
 #[allow(deprecated)]
@@ -194,7 +194,25 @@ impl ServerHandler for McpHandler {
         let ctx = self.call_context(&context);
         let input = request.arguments.map(Value::Object).unwrap_or(Value::Null);
         let started = Instant::now();
-        let called = self.registry.call(&ctx, &request.name, input).await;
+        let called = match stateless_capabilities(&context) {
+            // A stateless client is asked through `input_required` results, in rounds.
+            Some(capabilities) => {
+                let resume = request.request_state.map(|request_state| Resume {
+                    request_state,
+                    responses: request.input_responses.unwrap_or_default(),
+                });
+                let round = self
+                    .registry
+                    .call_in_rounds(ctx.clone(), &request.name, input, capabilities, resume)
+                    .await
+                    .map_err(|unknown| ErrorData::invalid_params(unknown.to_string(), None))?;
+                match round {
+                    Round::InputRequired(questions) => return Ok(CallToolResponse::InputRequired(questions)),
+                    Round::Done(called) => called,
+                }
+            }
+            None => self.registry.call(&ctx, &request.name, input).await,
+        };
         self.log
             .call_ended(
                 &context.peer,
@@ -446,6 +464,14 @@ impl ProgressSink for PeerProgress {
         }
         .boxed()
     }
+}
+
+/// The capabilities a 2026-07-28 (stateless) request declares in its `_meta`; None for a
+/// request in a session, whose client can be sent requests.
+fn stateless_capabilities(context: &RequestContext<RoleServer>) -> Option<rmcp::model::ClientCapabilities> {
+    let version = context.meta.protocol_version()?;
+    (version >= rmcp::model::ProtocolVersion::NO_INITIALIZE)
+        .then(|| context.meta.client_capabilities().unwrap_or_default())
 }
 
 fn request_id_text(id: &rmcp::model::RequestId) -> String {

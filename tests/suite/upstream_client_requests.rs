@@ -2,20 +2,22 @@
 //! the client whose call it is, through the real binary and the project's fixture server
 //! (`src/bin/mcp_fixture`) as a streamable-HTTP upstream: two clients sampling through the same
 //! shared upstream at once each answer only their own request, and a client that did not declare
-//! elicitation makes the upstream's request fail with the protocol's error.
+//! elicitation makes the upstream's request fail with the protocol's error. The same for
+//! 2026-07-28 clients, which are asked through `input_required` results and answer by retrying.
 #![allow(deprecated)] // sampling is deprecated by 2026-07-28 but defined by the revisions spoken here
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ClientConfig, CreateMessageRequestParams, CreateMessageResult,
-    ErrorData, Implementation, Role, SamplingMessage, SamplingMessageContentBlock,
+    CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig, CreateMessageRequestParams,
+    CreateMessageResult, ErrorCode, ErrorData, Implementation, InputRequest, ProtocolVersion, Role, SamplingMessage,
+    SamplingMessageContentBlock,
 };
 use rmcp::service::{RequestContext, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt};
 use serde_json::json;
 
 use crate::common::{self, Server, call, structured, text_of};
@@ -98,6 +100,112 @@ async fn each_client_answers_only_the_requests_of_its_own_calls() {
 
     // The owner's client declared no elicitation: the upstream hears so, and says so.
     let refused = call(&owner, "mcp.fixture.test_elicitation", json!({"message": "your name?"})).await;
+    assert!(
+        text_of(&refused).contains("does not support elicitation"),
+        "{}",
+        text_of(&refused)
+    );
+    ada.cancel().await.unwrap();
+    bob.cancel().await.unwrap();
+    owner.cancel().await.unwrap();
+    let _ = upstream.kill();
+    let _ = upstream.wait();
+}
+
+async fn connect_stateless(url: &str, sampler: Sampler) -> RunningService<RoleClient, Sampler> {
+    let transport =
+        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
+    let lifecycle = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+    sampler
+        .serve_with_lifecycle(transport, lifecycle)
+        .await
+        .expect("discover agentos")
+}
+
+/// A 2026-07-28 client has no session to be sent requests on: the upstream's question comes back
+/// as an `input_required` result, and the client's retry with the answer resumes the same call.
+#[tokio::test]
+async fn a_stateless_client_answers_through_input_required_rounds() {
+    let (mut upstream, upstream_url) = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (owner, _) = common::http_client(&server.mcp_url()).await;
+    let added = call(
+        &owner,
+        "agentos.mcp_server_add",
+        json!({"name": "fixture", "url": upstream_url}),
+    )
+    .await;
+    assert!(structured(&added)["tools"].is_array(), "{added:?}");
+    let url = server.mcp_url();
+    let (ada, bob) = tokio::join!(
+        connect_stateless(&url, Sampler("ada")),
+        connect_stateless(&url, Sampler("bob"))
+    );
+    let sampling = || {
+        CallToolRequestParams::new("mcp.fixture.test_sampling")
+            .with_arguments(json!({"prompt": "who are you?"}).as_object().unwrap().clone())
+    };
+
+    // One round by hand: the question, under a key, with the state to send back.
+    let first = ada.peer().call_tool_once(sampling()).await.expect("tools/call");
+    let CallToolResponse::InputRequired(asked) = first else {
+        panic!("expected input_required, got {first:?}")
+    };
+    let requests = asked.input_requests.clone().expect("input requests");
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(matches!(requests.values().next(), Some(InputRequest::CreateMessage(_))));
+    let state = asked.request_state.clone().expect("request state");
+    // A state agentos did not make (or already used) is refused, and nothing runs.
+    let forged = ada
+        .peer()
+        .call_tool_once(sampling().with_request_state("rs_forged"))
+        .await;
+    match forged {
+        Err(rmcp::ServiceError::McpError(error)) => {
+            assert_eq!(error.code, ErrorCode::INVALID_PARAMS);
+            assert!(error.message.contains("requestState"), "{}", error.message);
+        }
+        other => panic!("expected invalid params, got {other:?}"),
+    }
+    let (key, _) = requests.into_iter().next().unwrap();
+    let answer = serde_json::to_value(CreateMessageResult::new(
+        SamplingMessage::new(Role::Assistant, SamplingMessageContentBlock::text("by hand")),
+        "test-model".into(),
+    ))
+    .unwrap();
+    let resumed = ada
+        .peer()
+        .call_tool_once(
+            sampling()
+                .with_request_state(state.clone())
+                .with_input_responses([(key, answer)].into_iter().collect()),
+        )
+        .await
+        .expect("the retry");
+    let CallToolResponse::Complete(result) = resumed else {
+        panic!("expected the result, got {resumed:?}")
+    };
+    assert_eq!(text_of(&result), "LLM response: by hand");
+    let reused = ada.peer().call_tool_once(sampling().with_request_state(state)).await;
+    assert!(matches!(reused, Err(rmcp::ServiceError::McpError(_))), "{reused:?}");
+
+    // rmcp's client drives the rounds itself; two clients at once each answer their own.
+    for _ in 0..3 {
+        let (for_ada, for_bob) = tokio::join!(ada.call_tool(sampling()), bob.call_tool(sampling()));
+        assert_eq!(text_of(&for_ada.unwrap()), "LLM response: answer of ada");
+        assert_eq!(text_of(&for_bob.unwrap()), "LLM response: answer of bob");
+    }
+    // No elicitation declared: the upstream hears so at once, with no round.
+    let refused = ada
+        .call_tool(
+            CallToolRequestParams::new("mcp.fixture.test_elicitation")
+                .with_arguments(json!({"message": "your name?"}).as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap();
     assert!(
         text_of(&refused).contains("does not support elicitation"),
         "{}",
