@@ -4,7 +4,15 @@
 //! difference. Needs the server installed by `scripts/install-test-deps` (it reads
 //! `AGENTOS_TEST_NODE` and `AGENTOS_TEST_EVERYTHING_JS` from `.cache/test-env.sh`).
 //!
+//! With `BENCH_BASELINE_BIN` set to an earlier agentos binary, also paired rounds of the proxied
+//! throughput at `BENCH_CONNECTIONS` callers against it and against this build (`BENCH_ROUNDS`,
+//! default 3; the order alternates each round), with agentos's CPU per call: against a build from
+//! before upstream requests were routed to callers (92cba05), issue 14's target is to keep at
+//! least 97% of the calls/s.
+//!
 //! `cargo bench --bench upstream`. `BENCH_SECS` (default 5), `BENCH_CONNECTIONS` (default 32).
+
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,7 +103,71 @@ fn main() {
         );
         direct.cancel().await.unwrap();
         proxied.cancel().await.unwrap();
+
+        if let Some(baseline) = std::env::var_os("BENCH_BASELINE_BIN") {
+            let baseline = std::path::PathBuf::from(baseline);
+            let this_build = std::path::PathBuf::from(env!("CARGO_BIN_EXE_agentos"));
+            let moved = support::paired::paired(support::paired::rounds(smoke), |this| {
+                let binary = if this { this_build.clone() } else { baseline.clone() };
+                let config = config.clone();
+                async move { proxied_throughput(&binary, &config, callers, duration).await }
+            })
+            .await;
+            let (before, after) = moved.median_round();
+            println!();
+            for (name, f) in [("baseline build (BENCH_BASELINE_BIN)", before), ("this build", after)] {
+                let cpu = f.cpu_us_per_call.map_or("-".into(), |us| format!("{us:.1}"));
+                println!("{name:<36} {:>10.0} calls/s, agentos CPU {cpu} us/call", f.calls_per_sec);
+            }
+            println!(
+                "this build against the baseline build, proxied echo at {callers} callers (target: keep at least 97% of the calls/s): kept {}",
+                moved.describe()
+            );
+        }
     });
+}
+
+/// Calls/s of `mcp.everything.echo` through `binary` with `callers` concurrent callers, and that
+/// agentos process's CPU per call over the window.
+async fn proxied_throughput(
+    binary: &std::path::Path,
+    config: &std::path::Path,
+    callers: usize,
+    duration: Duration,
+) -> support::Figures {
+    // A data directory of its own: the previous round's agentos may still be shutting down.
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path();
+    let mut command = tokio::process::Command::new(binary);
+    command
+        .arg("mcp")
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .env("AGENTOS_LOG", "error");
+    let (transport, _) = TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start agentos");
+    let pid = transport.id();
+    let client = ().serve(transport).await.expect("initialize");
+    wait_for_tool(&client, "mcp.everything.echo").await;
+    for n in 0..200 {
+        client.peer().call_tool(echo("mcp.everything.echo", n)).await.unwrap();
+    }
+    let cpu_before = pid.and_then(support::cpu_time);
+    let calls = concurrent_calls(&client, "mcp.everything.echo", callers, duration).await;
+    let cpu_after = pid.and_then(support::cpu_time);
+    client.cancel().await.unwrap();
+    support::Figures {
+        calls_per_sec: calls as f64 / duration.as_secs_f64(),
+        p50_us: f64::NAN,
+        p99_us: f64::NAN,
+        cpu_us_per_call: cpu_before
+            .zip(cpu_after)
+            .map(|(before, after)| (after - before).as_secs_f64() * 1e6 / calls.max(1) as f64),
+    }
 }
 
 async fn connect(command: tokio::process::Command) -> Client {
@@ -150,7 +222,16 @@ async fn measure(
     }
     latencies.sort_by(f64::total_cmp);
     let percentile = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize];
-    // Many callers sharing the one session, for throughput.
+    let calls = concurrent_calls(client, tool, callers, duration).await;
+    Figures {
+        p50_us: percentile(0.5),
+        p99_us: percentile(0.99),
+        calls_per_sec: calls as f64 / duration.as_secs_f64(),
+    }
+}
+
+/// Calls completed by `callers` callers sharing the one session for `duration`.
+async fn concurrent_calls(client: &Client, tool: &'static str, callers: usize, duration: Duration) -> u64 {
     let until = Instant::now() + duration;
     let completed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let tasks: Vec<_> = (0..callers)
@@ -169,9 +250,5 @@ async fn measure(
     for task in tasks {
         task.await.unwrap();
     }
-    Figures {
-        p50_us: percentile(0.5),
-        p99_us: percentile(0.99),
-        calls_per_sec: completed.load(std::sync::atomic::Ordering::Relaxed) as f64 / duration.as_secs_f64(),
-    }
+    completed.load(std::sync::atomic::Ordering::Relaxed)
 }
