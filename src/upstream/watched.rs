@@ -108,7 +108,7 @@ impl<T: Transport<RoleClient>> Transport<RoleClient> for Watched<T> {
     }
 
     fn receive(&mut self) -> impl Future<Output = Option<RxJsonRpcMessage<RoleClient>>> + Send {
-        let link = self.link.clone();
+        let link = &self.link;
         let next = self.inner.receive();
         async move {
             let message = next.await;
