@@ -61,7 +61,11 @@ impl Default for StoreLimits {
 
 pub struct SqliteStore {
     writes: mpsc::Sender<WriteJob>,
-    readers: Arc<[Mutex<Connection>]>,
+    /// Reader connections, each opened when a read first needs it: one serves while reads come
+    /// one at a time, and an idle server holds no memory for the others.
+    readers: Arc<[Mutex<Option<Connection>>]>,
+    /// How a reader connection is opened.
+    opening: Arc<(std::path::PathBuf, Synchronous)>,
     /// One permit per reader connection; tokio's semaphore serves waiters in order.
     reader_turns: Arc<Semaphore>,
     /// Reads holding or waiting for a permit.
@@ -120,9 +124,15 @@ impl SqliteStore {
         let path = data_dir.join("agentos.db");
         let mut writer = open_connection(&path, synchronous)?;
         migrate(&mut writer)?;
-        let readers = (0..READERS)
-            .map(|_| open_connection(&path, synchronous).map(Mutex::new))
-            .collect::<Result<Vec<_>, _>>()?;
+        // One reader now, so a database that cannot be read fails the start, not a later read.
+        let readers: Vec<_> = (0..READERS)
+            .map(|index| {
+                (index == 0)
+                    .then(|| open_connection(&path, synchronous))
+                    .transpose()
+                    .map(Mutex::new)
+            })
+            .collect::<Result<_, _>>()?;
         let (writes, jobs) = mpsc::channel(limits.max_pending_writes);
         std::thread::Builder::new()
             .name("agentos-sqlite-writer".into())
@@ -134,6 +144,7 @@ impl SqliteStore {
         Ok(Self {
             writes,
             readers: Arc::from(readers),
+            opening: Arc::new((path, synchronous)),
             reader_turns: Arc::new(Semaphore::new(READERS)),
             reads_in_line: Arc::new(AtomicUsize::new(0)),
             limits,
@@ -193,15 +204,24 @@ impl SqliteStore {
             .await
             .map_err(|_| StoreError::Closed)?;
         let readers = self.readers.clone();
+        let opening = self.opening.clone();
         tokio::task::spawn_blocking(move || {
             // A turn guarantees a free connection: there are as many turns as connections, and
-            // a connection is unlocked before its turn is handed back.
-            let conn = readers
+            // a connection is unlocked before its turn is handed back. Opened ones come first.
+            let mut slot = readers
                 .iter()
-                .find_map(|r| r.try_lock().ok())
+                .find_map(|r| r.try_lock().ok().filter(|slot| slot.is_some()))
+                .or_else(|| readers.iter().find_map(|r| r.try_lock().ok()))
                 .unwrap_or_else(|| readers[0].lock().unwrap_or_else(|p| p.into_inner()));
-            let answer = job(&conn).map_err(StoreError::from);
-            drop(conn);
+            if slot.is_none() {
+                let (path, synchronous) = &*opening;
+                *slot = Some(open_connection(path, *synchronous)?);
+            }
+            let answer = match &*slot {
+                Some(conn) => job(conn).map_err(StoreError::from),
+                None => Err(StoreError::Closed),
+            };
+            drop(slot);
             drop(turn);
             answer
         })
@@ -386,6 +406,45 @@ mod tests {
             assert!(write.unwrap().unwrap());
         }
         assert_eq!(store.mem_list("a", "k", None, 500).await.unwrap().entries.len(), 200);
+    }
+
+    fn opened_readers(store: &SqliteStore) -> usize {
+        store
+            .readers
+            .iter()
+            .filter(|slot| slot.lock().unwrap_or_else(|p| p.into_inner()).is_some())
+            .count()
+    }
+
+    /// An idle store holds one reader connection; reads that overlap open more, up to the pool,
+    /// and every one of them answers.
+    #[tokio::test]
+    async fn reader_connections_open_as_concurrent_reads_need_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path(), Synchronous::Normal).unwrap());
+        store.mem_set("a", "k", "1".into(), None).await.unwrap();
+        for _ in 0..20 {
+            assert!(store.mem_get("a", "k").await.unwrap().is_some());
+        }
+        assert_eq!(opened_readers(&store), 1, "reads one at a time share one connection");
+
+        // READERS reads that each wait for all the others to hold a connection at once.
+        let together = Arc::new(std::sync::Barrier::new(READERS));
+        let reads = (0..READERS).map(|_| {
+            let (store, together) = (store.clone(), together.clone());
+            tokio::spawn(async move {
+                store
+                    .read(move |conn| {
+                        together.wait();
+                        conn.query_row("SELECT count(*) FROM memory", [], |row| row.get::<_, i64>(0))
+                    })
+                    .await
+            })
+        });
+        for read in futures::future::join_all(reads).await {
+            assert_eq!(read.unwrap().unwrap(), 1);
+        }
+        assert_eq!(opened_readers(&store), READERS);
     }
 
     /// A database as the previous release left it: every migration but the privacy ones (per-owner
