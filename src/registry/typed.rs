@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use rmcp::handler::server::common::{schema_for_output, schema_for_type};
+use rmcp::model::JsonObject;
 use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -80,8 +81,8 @@ impl ToolBuilder {
             name: Arc::from(self.name),
             title: self.title.map(str::to_owned),
             description: self.description.to_owned(),
-            input_schema: normalized(without_title(schema_for_type::<I>())),
-            output_schema: Some(normalized(schema_for_output::<O>())),
+            input_schema: input_schema::<I>(),
+            output_schema: Some(output_schema::<O>()),
             annotations: Some(self.hints),
             origin: Origin::Primitive,
             audience: self.audience,
@@ -134,30 +135,46 @@ fn structured<O: Serialize>(output: O) -> ToolResult {
     Ok(super::results::json_result(value))
 }
 
-/// Drops the root `title`, which schemars fills with the Rust type's name: noise to a model.
-fn without_title(schema: Arc<rmcp::model::JsonObject>) -> Arc<rmcp::model::JsonObject> {
-    if !schema.contains_key("title") {
-        return schema;
-    }
-    let mut schema = (*schema).clone();
+/// What a tool accepts: the type's draft 2020-12 schema (how it deserializes) without the root
+/// `title`, which schemars fills with the Rust type's name: noise to a model.
+///
+/// Generated here rather than by rmcp's schema helpers, which keep every schema they make in
+/// thread-local caches for the life of the process: with the copies made from them, each tool's
+/// schemas were held three to five times over.
+fn input_schema<I: JsonSchema>() -> Arc<JsonObject> {
+    let mut schema = schema_of::<I>(SchemaSettings::draft2020_12());
     schema.remove("title");
-    Arc::new(schema)
+    Arc::new(normalized(schema))
+}
+
+/// What a tool returns: the type's schema for what it serializes to (an `Option` without
+/// `skip_serializing_if` is always present), without the root `title` and `description`.
+fn output_schema<O: JsonSchema>() -> Arc<JsonObject> {
+    let mut schema = schema_of::<O>(SchemaSettings::draft2020_12().for_serialize());
+    schema.remove("title");
+    schema.remove("description");
+    Arc::new(normalized(schema))
+}
+
+fn schema_of<T: JsonSchema>(settings: SchemaSettings) -> JsonObject {
+    let schema = settings.into_generator().into_root_schema_for::<T>();
+    match serde_json::to_value(schema) {
+        Ok(Value::Object(object)) => object,
+        // schemars writes a root schema as an object; anything else would be its bug, and a
+        // schema that admits anything is the safe reading of it.
+        _ => JsonObject::new(),
+    }
 }
 
 /// Replaces boolean `true` subschemas (what schemars writes for an undescribed `serde_json::Value`)
 /// with the equivalent `{}`: some MCP clients validate tool listings with schema libraries that
 /// accept only object subschemas. Keyword values such as `uniqueItems: true` are left alone.
-fn normalized(schema: Arc<rmcp::model::JsonObject>) -> Arc<rmcp::model::JsonObject> {
-    let mut value = Value::Object((*schema).clone());
-    normalize_subschemas(&mut value);
-    match value {
-        Value::Object(map) => Arc::new(map),
-        _ => schema,
-    }
+fn normalized(mut schema: JsonObject) -> JsonObject {
+    normalize_subschemas(&mut schema);
+    schema
 }
 
-fn normalize_subschemas(schema: &mut Value) {
-    let Value::Object(map) = schema else { return };
+fn normalize_subschemas(map: &mut JsonObject) {
     for (keyword, child) in map.iter_mut() {
         match keyword.as_str() {
             "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" => {
@@ -181,8 +198,8 @@ fn normalize_subschemas(schema: &mut Value) {
 fn normalize_schema_position(schema: &mut Value) {
     if *schema == Value::Bool(true) {
         *schema = Value::Object(Default::default());
-    } else {
-        normalize_subschemas(schema);
+    } else if let Value::Object(map) = schema {
+        normalize_subschemas(map);
     }
 }
 
@@ -199,8 +216,7 @@ mod tests {
             "anyOf": [true, {"required": ["any"]}]
         });
         let Value::Object(map) = schema else { unreachable!() };
-        let normalized = normalized(Arc::new(map));
-        let value = Value::Object((*normalized).clone());
+        let value = Value::Object(normalized(map));
         assert_eq!(value["properties"]["any"], serde_json::json!({}));
         assert_eq!(value["properties"]["list"]["items"], serde_json::json!({}));
         assert_eq!(value["properties"]["list"]["uniqueItems"], true);
