@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use support::paired::{paired, rounds};
 use support::{
-    Figures, Target, load, register_agent, row, rss_kib, start_agentos, start_agentos_configured, start_baseline,
-    time_now_plain,
+    Figures, Footprint, Target, load, register_agent, row, rss_kib, start_agentos, start_agentos_configured,
+    start_baseline, time_now_plain,
 };
 
 fn main() {
@@ -105,6 +105,7 @@ async fn run(duration: Duration, connections: usize, starts: usize, rounds: usiz
     let (agentos, _) = start_agentos(&[]);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_start = rss_kib(agentos.child.id());
+    let footprint_start = Footprint::of(agentos.child.id());
 
     let baseline_proc = start_baseline();
     let baseline = load(
@@ -160,6 +161,7 @@ async fn run(duration: Duration, connections: usize, starts: usize, rounds: usiz
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_after = rss_kib(agentos.child.id());
+    let footprint_after = Footprint::of(agentos.child.id());
     drop(agentos);
 
     // Security stages and observability, each off and on in alternating rounds.
@@ -216,4 +218,6 @@ async fn run(duration: Duration, connections: usize, starts: usize, rounds: usiz
         idle_start as f64 / 1024.0,
         idle_after as f64 / 1024.0
     );
+    println!("idle after start: {}", footprint_start.describe());
+    println!("idle after the load: {}", footprint_after.describe());
 }

@@ -456,6 +456,7 @@ async fn wait_for_signal() {
 }
 
 fn main() -> anyhow::Result<()> {
+    agentos::malloc_tuning::fix_malloc_thresholds();
     let cli = Cli::parse();
     // Before anything is written: the data directory, keys, scratch databases and what upstream
     // servers store are this user's alone.
