@@ -9,6 +9,7 @@ mod crew;
 mod lifeline;
 mod proxy;
 pub mod spec;
+mod stdio_transport;
 mod supervisor;
 mod watched;
 
