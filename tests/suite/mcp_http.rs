@@ -5,10 +5,7 @@ use crate::common;
 use std::time::Duration;
 
 use crate::common::{Server, scenarios};
-use rmcp::model::{ClientConfig, ProtocolVersion, ServerNotification, SubscriptionFilter};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientLifecycleMode, ClientServiceExt};
+use rmcp::model::{ClientConfig, ServerNotification, SubscriptionFilter};
 use serde_json::{Value, json};
 
 async fn plain(server: &Server, body: Value) -> (u16, Value) {
@@ -86,17 +83,7 @@ async fn stateless_2026_clients_get_list_changes_through_their_subscription() {
     let dir = tempfile::tempdir().unwrap();
     let upstream = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let transport =
-        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(server.mcp_url()));
-    let client = ClientConfig::default()
-        .serve_with_lifecycle(
-            transport,
-            ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-        )
-        .await
-        .expect("discover");
+    let client = common::stateless_client(&server.mcp_url(), ClientConfig::default()).await;
     let tools = client.peer().list_all_tools().await.unwrap();
     assert!(tools.iter().any(|t| t.name == "agentos.time_now"));
     let now = client

@@ -7,19 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentos::adapters::mcp::{McpHandler, RequestIdentity};
-use agentos::registry::{
-    Caller, CatalogList, NameStyle, ProviderNews, Registry, ResourceError, ResourceProvider, ToolPolicy,
-};
+use agentos::registry::{Caller, CatalogList, ProviderNews, Registry, ResourceError, ResourceProvider, ToolPolicy};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rmcp::model::{
-    ClientConfig, GetPromptResult, JsonObject, Prompt, ProtocolVersion, ReadResourceResult, Resource, ResourceTemplate,
+    ClientConfig, GetPromptResult, JsonObject, Prompt, ReadResourceResult, Resource, ResourceTemplate,
     ServerNotification, SubscriptionFilter,
 };
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientLifecycleMode, ClientServiceExt, ServiceExt};
 use serde_json::json;
 use tokio::sync::broadcast;
 
@@ -56,24 +50,9 @@ impl ResourceProvider for Announcing {
     }
 }
 
-/// A pre-2026 rmcp client session with agentos's MCP handler over an in-memory pipe, as a
-/// caller holding `patterns`.
+/// A pre-2026 session with agentos's MCP handler in this process, as a caller holding `patterns`.
 async fn session(registry: &Arc<Registry>, patterns: &[&str]) -> (Client, Arc<Observed>) {
-    let identity = RequestIdentity {
-        caller: Arc::new(Caller::owner(ToolPolicy::parse(patterns).unwrap())),
-        name_style: NameStyle::Native,
-    };
-    let handler = McpHandler::new(registry.clone(), identity);
-    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
-    tokio::spawn(async move {
-        if let Ok(running) = handler.serve(server_end).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let recording = common::RecordingClient::default();
-    let observed = recording.observed.clone();
-    let client = recording.serve(client_end).await.expect("initialize");
-    (client, observed)
+    common::in_process_session(registry, Caller::owner(ToolPolicy::parse(patterns).unwrap())).await
 }
 
 async fn lists_changed(observed: &Observed, count: usize) -> Vec<&'static str> {
@@ -139,17 +118,7 @@ async fn a_2026_client_hears_list_changes_and_its_resources_on_its_listen_stream
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let (setup, _) = common::http_client(&server.mcp_url()).await;
-    let transport =
-        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(server.mcp_url()));
-    let client = ClientConfig::default()
-        .serve_with_lifecycle(
-            transport,
-            ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-        )
-        .await
-        .expect("discover");
+    let client = common::stateless_client(&server.mcp_url(), ClientConfig::default()).await;
     let mut lists = client
         .peer()
         .listen(

@@ -11,13 +11,13 @@ use std::process::{Child, Command, Stdio};
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig, CreateMessageRequestParams,
-    CreateMessageResult, ErrorCode, ErrorData, Implementation, InputRequest, ProtocolVersion, Role, SamplingMessage,
+    CreateMessageResult, ErrorCode, ErrorData, Implementation, InputRequest, Role, SamplingMessage,
     SamplingMessageContentBlock,
 };
 use rmcp::service::{RequestContext, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::json;
 
 use crate::common::{self, Server, call, structured, text_of};
@@ -68,9 +68,23 @@ fn fixture() -> (Child, String) {
     (child, url)
 }
 
-#[tokio::test]
-async fn each_client_answers_only_the_requests_of_its_own_calls() {
-    let (mut upstream, upstream_url) = fixture();
+/// agentos with the fixture server added as `fixture`; the fixture is stopped when dropped.
+struct Setup {
+    upstream: Child,
+    server: Server,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = self.upstream.kill();
+        let _ = self.upstream.wait();
+    }
+}
+
+/// agentos with the fixture behind it over streamable HTTP, and the owner's client.
+async fn fixture_behind_agentos() -> (Setup, common::Client) {
+    let (upstream, upstream_url) = fixture();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let (owner, _) = common::http_client(&server.mcp_url()).await;
@@ -81,8 +95,19 @@ async fn each_client_answers_only_the_requests_of_its_own_calls() {
     )
     .await;
     assert!(structured(&added)["tools"].is_array(), "{added:?}");
+    let setup = Setup {
+        upstream,
+        server,
+        _dir: dir,
+    };
+    (setup, owner)
+}
 
-    let url = server.mcp_url();
+#[tokio::test]
+async fn each_client_answers_only_the_requests_of_its_own_calls() {
+    let (setup, owner) = fixture_behind_agentos().await;
+
+    let url = setup.server.mcp_url();
     let (ada, bob) = tokio::join!(connect(&url, Sampler("ada")), connect(&url, Sampler("bob")));
     let ask = |client: &RunningService<RoleClient, Sampler>| {
         let peer = client.peer().clone();
@@ -108,41 +133,18 @@ async fn each_client_answers_only_the_requests_of_its_own_calls() {
     ada.cancel().await.unwrap();
     bob.cancel().await.unwrap();
     owner.cancel().await.unwrap();
-    let _ = upstream.kill();
-    let _ = upstream.wait();
-}
-
-async fn connect_stateless(url: &str, sampler: Sampler) -> RunningService<RoleClient, Sampler> {
-    let transport =
-        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
-    let lifecycle = ClientLifecycleMode::Discover {
-        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-    };
-    sampler
-        .serve_with_lifecycle(transport, lifecycle)
-        .await
-        .expect("discover agentos")
+    drop(setup);
 }
 
 /// A 2026-07-28 client has no session to be sent requests on: the upstream's question comes back
 /// as an `input_required` result, and the client's retry with the answer resumes the same call.
 #[tokio::test]
 async fn a_stateless_client_answers_through_input_required_rounds() {
-    let (mut upstream, upstream_url) = fixture();
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
-    let (owner, _) = common::http_client(&server.mcp_url()).await;
-    let added = call(
-        &owner,
-        "agentos.mcp_server_add",
-        json!({"name": "fixture", "url": upstream_url}),
-    )
-    .await;
-    assert!(structured(&added)["tools"].is_array(), "{added:?}");
-    let url = server.mcp_url();
+    let (setup, owner) = fixture_behind_agentos().await;
+    let url = setup.server.mcp_url();
     let (ada, bob) = tokio::join!(
-        connect_stateless(&url, Sampler("ada")),
-        connect_stateless(&url, Sampler("bob"))
+        common::stateless_client(&url, Sampler("ada")),
+        common::stateless_client(&url, Sampler("bob"))
     );
     let sampling = || {
         CallToolRequestParams::new("mcp.fixture.test_sampling")
@@ -214,6 +216,5 @@ async fn a_stateless_client_answers_through_input_required_rounds() {
     ada.cancel().await.unwrap();
     bob.cancel().await.unwrap();
     owner.cancel().await.unwrap();
-    let _ = upstream.kill();
-    let _ = upstream.wait();
+    drop(setup);
 }

@@ -10,11 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use agentos::adapters::mcp::{McpHandler, RequestIdentity};
-use agentos::registry::{Caller, NameStyle, Registry, ResourceError, ResourceProvider, ToolPolicy};
+use agentos::registry::{Caller, Registry, ResourceError, ResourceProvider, ToolPolicy};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use rmcp::ServiceExt;
 use rmcp::model::{
     ErrorCode, GetPromptResult, JsonObject, Prompt, ReadResourceResult, Resource, ResourceTemplate,
     SubscribeRequestParams, UnsubscribeRequestParams,
@@ -131,23 +129,10 @@ impl ResourceProvider for Counting {
     }
 }
 
-/// An rmcp client session with agentos's MCP handler over an in-memory pipe.
 async fn session(registry: &Arc<Registry>) -> Client {
-    let identity = RequestIdentity {
-        caller: Arc::new(Caller::owner(ToolPolicy::allow_all())),
-        name_style: NameStyle::Native,
-    };
-    let handler = McpHandler::new(registry.clone(), identity);
-    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
-    tokio::spawn(async move {
-        if let Ok(running) = handler.serve(server_end).await {
-            let _ = running.waiting().await;
-        }
-    });
-    common::RecordingClient::default()
-        .serve(client_end)
+    common::in_process_session(registry, Caller::owner(ToolPolicy::allow_all()))
         .await
-        .expect("initialize")
+        .0
 }
 
 #[tokio::test]
@@ -199,17 +184,7 @@ async fn a_listen_stream_holds_its_resources_until_it_ends() {
     let provider = Arc::new(Counting::default());
     registry.set_resource_provider("fake", provider.clone());
     let uri = "agentos+mcp://fake/thing";
-    let identity = RequestIdentity {
-        caller: Arc::new(Caller::owner(ToolPolicy::allow_all())),
-        name_style: NameStyle::Native,
-    };
-    let handler = McpHandler::new(registry.clone(), identity);
-    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
-    tokio::spawn(async move {
-        if let Ok(running) = handler.serve(server_end).await {
-            let _ = running.waiting().await;
-        }
-    });
+    let client_end = common::in_process_server(&registry, Caller::owner(ToolPolicy::allow_all()));
     let client = ClientConfig::default()
         .serve_with_lifecycle(
             client_end,

@@ -379,6 +379,54 @@ async fn http_client_with(config: StreamableHttpClientTransportConfig) -> (Clien
     (client, observed)
 }
 
+/// A 2026-07-28 client of the MCP endpoint at `url` answering with `handler`: no session, it
+/// discovers the server and then sends each request on its own.
+pub async fn stateless_client<H: ClientHandler>(url: &str, handler: H) -> RunningService<RoleClient, H> {
+    agentos::tls::install_crypto_provider();
+    let transport =
+        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
+    let lifecycle = rmcp::ClientLifecycleMode::Discover {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+    };
+    rmcp::ClientServiceExt::serve_with_lifecycle(handler, transport, lifecycle)
+        .await
+        .expect("discover agentos")
+}
+
+/// agentos's MCP handler for `caller`, served in this process on one end of an in-memory pipe;
+/// the other end is returned for a client.
+pub fn in_process_server(
+    registry: &Arc<agentos::registry::Registry>,
+    caller: agentos::registry::Caller,
+) -> tokio::io::DuplexStream {
+    let identity = agentos::adapters::mcp::RequestIdentity {
+        caller: Arc::new(caller),
+        name_style: agentos::registry::NameStyle::Native,
+    };
+    let handler = agentos::adapters::mcp::McpHandler::new(registry.clone(), identity);
+    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move {
+        if let Ok(running) = handler.serve(server_end).await {
+            let _ = running.waiting().await;
+        }
+    });
+    client_end
+}
+
+/// A pre-2026 session with agentos's MCP handler in this process, as `caller`.
+pub async fn in_process_session(
+    registry: &Arc<agentos::registry::Registry>,
+    caller: agentos::registry::Caller,
+) -> (Client, Arc<Observed>) {
+    let recording = RecordingClient::default();
+    let observed = recording.observed.clone();
+    let client = recording
+        .serve(in_process_server(registry, caller))
+        .await
+        .expect("initialize");
+    (client, observed)
+}
+
 pub fn params(name: &str, arguments: Value) -> CallToolRequestParams {
     let params = CallToolRequestParams::new(name.to_owned());
     match arguments {
