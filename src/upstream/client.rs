@@ -21,6 +21,9 @@ use super::supervisor::Link;
 
 /// How long a server's request waits for agentos to record the call it belongs to.
 const CALL_RECORD_WAIT: Duration = Duration::from_secs(1);
+/// How long a progress notification waits for the route of its call (one for a call that has
+/// already ended never comes).
+const PROGRESS_ROUTE_WAIT: Duration = Duration::from_millis(100);
 use crate::registry::{CatalogList, ClientChannel, ProviderNews};
 
 /// Our side of an upstream session: routes progress to callers and asks for a re-list when the
@@ -172,16 +175,18 @@ impl ClientHandler for UpstreamClient {
 
     async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
         let Some(link) = self.link.upgrade() else { return };
-        // The route is inserted right after the request is queued; an event racing ahead of it
-        // waits briefly rather than being lost.
-        let mut route = None;
-        for _ in 0..20 {
-            route = link.routes().get(&params.progress_token).cloned();
-            if route.is_some() {
-                break;
+        // The route is recorded right after the request is queued (with the call, which is
+        // announced); an event racing ahead of it waits for that rather than being lost.
+        let deadline = tokio::time::Instant::now() + PROGRESS_ROUTE_WAIT;
+        let route = loop {
+            let recorded = link.call_recorded.notified();
+            if let Some(route) = link.routes().get(&params.progress_token).cloned() {
+                break Some(route);
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+            if tokio::time::timeout_at(deadline, recorded).await.is_err() {
+                break None;
+            }
+        };
         let token = params.progress_token.clone();
         if let Some(Some(sink)) = route {
             sink.progress(params.progress, params.total, params.message).await;
