@@ -79,7 +79,11 @@ fn start(dir: &Path, extra: &str) -> Server {
     let config = dir.join("agentos.toml");
     std::fs::write(
         &config,
-        format!("[network]\nallowed_private_hosts = [\"127.0.0.1\"]\n\n{extra}"),
+        // Every successful trace is kept: these tests read each call's trace, and the tests'
+        // polling makes enough calls to reach the default cap of 100 a second.
+        format!(
+            "[network]\nallowed_private_hosts = [\"127.0.0.1\"]\n\n[traces]\nmax_ok_per_second = 1000000\n\n{extra}"
+        ),
     )
     .unwrap();
     Server::start(&dir.join("data"), &["--config", config.to_str().unwrap()])
@@ -117,17 +121,23 @@ async fn nothing_keeps(server: &Server, client: &Client, dir: &Path, tool: &str,
     .await
     .unwrap_or_else(|| panic!("no audit records of {tool}"));
     assert!(!audit.to_string().contains(secret), "audit: {audit}");
-    // Every trace, whole: a nested call (a workflow's step) is a span of its root's trace.
-    let traces = structured(&call(client, "agentos.traces_query", json!({"limit": 500})).await);
-    let listed = traces["traces"].as_array().cloned().unwrap_or_default();
-    let mut traced = false;
-    for summary in listed {
-        let opened = structured(&call(client, "agentos.traces_query", json!({"traceId": summary["traceId"]})).await);
-        let text = opened.to_string();
-        traced |= text.contains(tool);
-        assert!(!text.contains(secret), "trace: {opened}");
-    }
-    assert!(traced, "no trace has a span of {tool}: {traces}");
+    // Every trace, whole: a nested call (a workflow's step) is a span of its root's trace. The
+    // trace writer stores in batches, so the call's trace may follow its audit record.
+    let traced = common::poll(Duration::from_secs(10), || async {
+        let traces = structured(&call(client, "agentos.traces_query", json!({"limit": 500})).await);
+        let listed = traces["traces"].as_array().cloned().unwrap_or_default();
+        let mut traced = false;
+        for summary in listed {
+            let opened =
+                structured(&call(client, "agentos.traces_query", json!({"traceId": summary["traceId"]})).await);
+            let text = opened.to_string();
+            traced |= text.contains(tool);
+            assert!(!text.contains(secret), "trace: {opened}");
+        }
+        traced.then_some(())
+    })
+    .await;
+    assert!(traced.is_some(), "no trace has a span of {tool} within 10 s");
     assert!(
         !server.log().contains(secret),
         "the log holds the secret:\n{}",
