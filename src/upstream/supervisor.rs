@@ -108,7 +108,7 @@ pub(crate) struct Link {
     pub relist: Notify,
     /// What the upstream announces (resources and lists that changed), for the registry to pass
     /// on to sessions.
-    pub news: tokio::sync::broadcast::Sender<crate::registry::ProviderNews>,
+    pub news: tokio::sync::broadcast::Sender<ProviderNews>,
     /// Set when a call saw a transport error: check the connection now.
     pub check: Notify,
     /// Held while this server's tools are put into or taken out of the registry, so a stop, a

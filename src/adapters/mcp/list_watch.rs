@@ -3,13 +3,14 @@
 //! stream, the resources it named. Both kinds of session (a pre-2026 one's notifications, a
 //! listen stream's) read the same [`Watching::next`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::Tool;
 use tokio::sync::{broadcast, watch};
 
 use super::RequestIdentity;
+use super::session_subscriptions::SessionSubscriptions;
 use crate::registry::{Caller, CatalogList, ListChange, NameStyle, Registry};
 
 /// A change to tell a session about.
@@ -70,9 +71,8 @@ pub(super) struct Watching {
     shown: Shown,
     tools: watch::Receiver<u64>,
     lists: broadcast::Receiver<ListChange>,
-    /// Resources named by a listen stream: namespaced URI (what changes carry) → the URI as
-    /// the client gave it.
-    watched: HashMap<String, String>,
+    /// Resources named by a listen stream.
+    watched: SessionSubscriptions,
     /// Their changes; none for sessions that named none.
     updates: Option<broadcast::Receiver<Arc<str>>>,
     /// Notices owed and not yet returned (news was dropped for a slow session: both lists).
@@ -94,7 +94,7 @@ impl Watching {
             shown,
             tools,
             lists,
-            watched: HashMap::new(),
+            watched: SessionSubscriptions::default(),
             updates: None,
             owed: VecDeque::new(),
         }
@@ -105,14 +105,12 @@ impl Watching {
     pub(super) async fn with_resources(mut self, uris: &[String]) -> Self {
         self.updates = Some(self.registry.resource_updates());
         for uri in uris {
-            match self.registry.subscribe_resource(&self.identity.caller, uri).await {
-                Ok(namespaced) => {
-                    if self.watched.insert(namespaced.clone(), uri.clone()).is_some() {
-                        // Named twice: keep one count.
-                        self.registry.unsubscribe_resource(&namespaced).await;
-                    }
-                }
-                Err(error) => tracing::debug!(%uri, %error, "a listen stream's resource cannot be watched"),
+            if let Err(error) = self
+                .watched
+                .add(&self.registry, &self.identity.caller, uri.clone())
+                .await
+            {
+                tracing::debug!(%uri, %error, "a listen stream's resource cannot be watched");
             }
         }
         self
@@ -155,8 +153,8 @@ impl Watching {
                 },
                 update = update => match update {
                     Ok(namespaced) => {
-                        if let Some(given) = watched.get(&*namespaced) {
-                            return Some(Notice::ResourceUpdated(given.clone()));
+                        if let Some(given) = watched.given(&namespaced) {
+                            return Some(Notice::ResourceUpdated(given));
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -170,9 +168,7 @@ impl Watching {
 
     /// Ends the watch of the listen stream's resources (the provider is told about the last).
     pub(super) async fn release(self) {
-        for namespaced in self.watched.into_keys() {
-            self.registry.unsubscribe_resource(&namespaced).await;
-        }
+        self.watched.release_all(&self.registry).await;
     }
 }
 

@@ -1,5 +1,5 @@
-//! `resources/subscribe` and `resources/unsubscribe` for one MCP session: the resources it is
-//! subscribed to, a `notifications/resources/updated` for each change of one of them, and the
+//! `resources/subscribe` and `resources/unsubscribe` for one MCP session (and the resources a
+//! 2026-07-28 listen stream names): the resources it is subscribed to, a `notifications/resources/updated` for each change of one of them, and the
 //! release of every subscription when the session ends (so a provider stops sending changes
 //! nobody reads).
 
@@ -29,6 +29,41 @@ impl SessionSubscriptions {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Holds a subscription to `uri` (again is a no-op); true if it is newly held.
+    pub(super) async fn add(&self, registry: &Registry, caller: &Caller, uri: String) -> Result<bool, ResourceError> {
+        if self.watched().uris.values().any(|given| *given == uri) {
+            return Ok(false);
+        }
+        let namespaced = registry.subscribe_resource(caller, &uri).await?;
+        let inserted = {
+            let mut watched = self.watched();
+            let inserted = !watched.uris.contains_key(&namespaced);
+            if inserted {
+                watched.uris.insert(namespaced.clone(), uri);
+            }
+            inserted
+        };
+        if !inserted {
+            // Subscribed meanwhile (a concurrent request, or the same resource named twice):
+            // keep one count.
+            registry.unsubscribe_resource(&namespaced).await;
+        }
+        Ok(inserted)
+    }
+
+    /// The URI as the client gave it of a held resource, by the namespaced URI changes carry.
+    pub(super) fn given(&self, namespaced: &str) -> Option<String> {
+        self.watched().uris.get(namespaced).cloned()
+    }
+
+    /// Ends every subscription held (the provider is told about the last of each).
+    pub(super) async fn release_all(&self, registry: &Registry) {
+        let held: Vec<String> = std::mem::take(&mut self.watched().uris).into_keys().collect();
+        for uri in held {
+            registry.unsubscribe_resource(&uri).await;
+        }
+    }
+
     /// Subscribes the session to `uri` (again is a no-op), starting its forwarder on the first.
     pub(super) async fn subscribe(
         &self,
@@ -38,23 +73,7 @@ impl SessionSubscriptions {
         peer: &Peer<RoleServer>,
         session_end: &CancellationToken,
     ) -> Result<(), ResourceError> {
-        if self.watched().uris.values().any(|given| *given == uri) {
-            return Ok(());
-        }
-        let namespaced = registry.subscribe_resource(caller, &uri).await?;
-        let (inserted, start) = {
-            let mut watched = self.watched();
-            let inserted = !watched.uris.contains_key(&namespaced);
-            if inserted {
-                watched.uris.insert(namespaced.clone(), uri);
-            }
-            (inserted, inserted && !std::mem::replace(&mut watched.forwarding, true))
-        };
-        if !inserted {
-            // Subscribed meanwhile by a concurrent request: keep one count.
-            registry.unsubscribe_resource(&namespaced).await;
-            return Ok(());
-        }
+        let start = self.add(registry, caller, uri).await? && !std::mem::replace(&mut self.watched().forwarding, true);
         if start {
             tokio::spawn(forward(
                 self.clone(),
@@ -98,8 +117,7 @@ async fn forward(
             _ = session_end.cancelled() => break,
             change = changes.recv() => match change {
                 Ok(uri) => {
-                    let given = subscriptions.watched().uris.get(&*uri).cloned();
-                    let Some(given) = given else { continue };
+                    let Some(given) = subscriptions.given(&uri) else { continue };
                     let notice = ResourceUpdatedNotificationParam::new(given);
                     if peer.notify_resource_updated(notice).await.is_err() && peer.is_transport_closed() {
                         break;
@@ -110,8 +128,5 @@ async fn forward(
             },
         }
     }
-    let held: Vec<String> = std::mem::take(&mut subscriptions.watched().uris).into_keys().collect();
-    for uri in held {
-        registry.unsubscribe_resource(&uri).await;
-    }
+    subscriptions.release_all(&registry).await;
 }
