@@ -146,12 +146,7 @@ async fn proxied_throughput(
         .arg("--data-dir")
         .arg(data)
         .env("AGENTOS_LOG", "error");
-    let (transport, _) = TokioChildProcess::builder(command)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start agentos");
-    let pid = transport.id();
-    let client = ().serve(transport).await.expect("initialize");
+    let (client, pid) = connect_with_pid(command).await;
     wait_for_tool(&client, "mcp.everything.echo").await;
     for n in 0..200 {
         client.peer().call_tool(echo("mcp.everything.echo", n)).await.unwrap();
@@ -171,11 +166,17 @@ async fn proxied_throughput(
 }
 
 async fn connect(command: tokio::process::Command) -> Client {
+    connect_with_pid(command).await.0
+}
+
+/// A client of the server `command` starts, and that server's process id.
+async fn connect_with_pid(command: tokio::process::Command) -> (Client, Option<u32>) {
     let (transport, _) = TokioChildProcess::builder(command)
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start the server");
-    ().serve(transport).await.expect("initialize")
+    let pid = transport.id();
+    (().serve(transport).await.expect("initialize"), pid)
 }
 
 async fn wait_for_tool(client: &Client, name: &str) {
