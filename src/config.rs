@@ -136,6 +136,12 @@ pub struct HttpConfig {
     /// 404 and the client initializes anew).
     #[schemars(range(min = 1))]
     pub max_mcp_sessions: usize,
+    /// Answer MCP `tools/call`, `tools/list` and `ping` requests (in a session, or stateless
+    /// 2026-07-28 ones) straight from the registry, with the checks of the MCP transport, instead
+    /// of through the transport's per-request tasks and channels. Same answers, less work per
+    /// call; anything else (streams, progress, batches, other methods) always takes the
+    /// transport. Off only to compare the two.
+    pub mcp_fast_path: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
@@ -262,6 +268,7 @@ impl Default for HttpConfig {
             idle_timeout_secs: 60,
             max_connections: 1024,
             max_mcp_sessions: 50_000,
+            mcp_fast_path: true,
             // Eight bodies of the default cap at once per caller.
             max_body_bytes_in_flight_per_caller: 8 * 1024 * 1024,
         }

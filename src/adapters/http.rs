@@ -15,6 +15,7 @@ mod governance;
 mod guard;
 mod json;
 mod layers;
+mod mcp_fast;
 mod mcp_route;
 mod metrics;
 mod openapi;
@@ -78,6 +79,8 @@ struct Shared {
     /// Readiness checks behind `/health/ready` and `/health/{service}`.
     health: crate::ops::health::Checker,
     mcp: McpService,
+    /// JSON-RPC `tools/call`, `tools/list` and `ping` answered without rmcp's per-request work.
+    fast: mcp_fast::FastPath,
     /// Which agent opened each MCP session: another agent presenting that session id is told
     /// it does not exist, so it can neither read the session's stream nor act inside it.
     /// Which agent owns each live MCP session.
@@ -134,8 +137,19 @@ pub fn router(
     let factory_registry = registry.clone();
     let factory_identity = owner.clone();
     let sessions = Arc::new(LocalSessionManager::default());
+    let handoff = Arc::new(crate::adapters::mcp::Handoff::default());
+    let fast = mcp_fast::FastPath::new(mcp_fast::FastPathSetup {
+        enabled: http.mcp_fast_path,
+        allowed_hosts: (!guard.hosts_unchecked()).then_some(http.allowed_hosts.as_slice()),
+        origins_checked: !guard.origins_unchecked() || !mcp_config.allowed_origins.is_empty(),
+        manager: sessions.clone(),
+        handoff: handoff.clone(),
+        registry: registry.clone(),
+        owner: owner.clone(),
+        metrics: app.metrics.clone(),
+    });
     let mcp = StreamableHttpService::new(
-        move || Ok(McpHandler::new(factory_registry.clone(), factory_identity.clone())),
+        move || Ok(McpHandler::new(factory_registry.clone(), factory_identity.clone()).handing_off_to(handoff.clone())),
         sessions.clone(),
         mcp_config,
     );
@@ -167,6 +181,7 @@ pub fn router(
         config: Arc::new(app.config.clone()),
         health: crate::ops::health::Checker::new(app.store.clone(), app.upstreams.clone()),
         mcp,
+        fast,
         sessions: bound,
         max_body_bytes: http.max_body_bytes,
         metrics: app.metrics.clone(),

@@ -2,13 +2,14 @@
 //! requests into registry calls, plus change notifications (pre-2026 sessions' and 2026-07-28
 //! `subscriptions/listen` streams') and log messages for live sessions.
 
+mod direct;
 mod list_watch;
 mod peer_client;
 mod session_log;
 mod session_subscriptions;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -21,13 +22,13 @@ use rmcp::model::{
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{Peer, RoleServer, ServerHandler};
-use serde_json::Value;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::registry::{
-    CallContext, CallError, Caller, FailureKind, LimitClass, NameStyle, ProgressSink, Registry, ResourceError, Resume,
-    Round, refusal_result,
+    CallContext, CallError, Caller, FailureKind, LimitClass, NameStyle, ProgressSink, Registry, ResourceError,
+    refusal_result,
 };
+pub use direct::{Handoff, finish_result};
 use list_watch::{Notice, Shown, Watching};
 #[allow(deprecated)]
 use session_log::{SessionLog, SetLevelRequestParams};
@@ -56,12 +57,18 @@ pub struct McpHandler {
     registry: Arc<Registry>,
     default_identity: RequestIdentity,
     session_end: CancellationToken,
-    _session_guard: Arc<DropGuard>,
+    /// Ends the session's watchers when the last clone rmcp holds is dropped; `None` in the
+    /// detached clone the HTTP fast path keeps (see [`direct`]), which must not keep them alive.
+    _session_guard: Option<Arc<DropGuard>>,
     shown: Shown,
     log: SessionLog,
     subscriptions: SessionSubscriptions,
     /// The session's client as its calls' channel, made once (the peer is the session's).
     client_channel: Arc<std::sync::OnceLock<Arc<dyn crate::registry::ClientChannel>>>,
+    /// The session's client, once `initialize` has run (the HTTP fast path calls through it).
+    peer: Arc<std::sync::OnceLock<Peer<RoleServer>>>,
+    /// Where an HTTP session's handler is handed to the fast path when `initialize` runs.
+    handoff: Option<Arc<Handoff>>,
 }
 
 impl McpHandler {
@@ -70,13 +77,21 @@ impl McpHandler {
         Self {
             registry,
             default_identity,
-            _session_guard: Arc::new(session_end.clone().drop_guard()),
+            _session_guard: Some(Arc::new(session_end.clone().drop_guard())),
             session_end,
             shown: Shown::default(),
             log: SessionLog::default(),
             subscriptions: SessionSubscriptions::default(),
             client_channel: Arc::default(),
+            peer: Arc::default(),
+            handoff: None,
         }
+    }
+
+    /// A handler that hands itself to `handoff` when an HTTP session's `initialize` reaches it.
+    pub fn handing_off_to(mut self, handoff: Arc<Handoff>) -> Self {
+        self.handoff = Some(handoff);
+        self
     }
 
     /// The context of a call, read or get in this session: its caller, its request id (over
@@ -90,21 +105,44 @@ impl McpHandler {
             .and_then(|parts| parts.extensions.get::<super::http::HttpRequestId>())
             .map(|id| id.0.to_string())
             .unwrap_or_else(|| request_id_text(&context.id));
-        let mut ctx = CallContext::new(identity.caller, request_id, self.registry.default_timeout())
-            .with_cancel(context.ct.clone())
+        self.context_for(
+            identity.caller,
+            request_id,
+            front_door,
+            context.ct.clone(),
+            Some(&context.peer),
+            context.meta.get_progress_token(),
+        )
+    }
+
+    /// The context of a call by `caller`, with the session's client as its channel when there
+    /// is one (`peer`) and progress reported to it when the request asked (`progress`).
+    fn context_for(
+        &self,
+        caller: Arc<Caller>,
+        request_id: String,
+        front_door: &'static str,
+        cancel: CancellationToken,
+        peer: Option<&Peer<RoleServer>>,
+        progress: Option<ProgressToken>,
+    ) -> CallContext {
+        let mut ctx = CallContext::new(caller, request_id, self.registry.default_timeout())
+            .with_cancel(cancel)
             .with_front_door(front_door);
-        let channel = self.client_channel.get_or_init(|| {
-            Arc::new(peer_client::PeerClient {
-                peer: context.peer.clone(),
-                log: self.log.clone(),
-            })
-        });
-        ctx = ctx.with_client_channel(channel.clone());
-        if let Some(token) = context.meta.get_progress_token() {
-            ctx = ctx.with_progress(Arc::new(PeerProgress {
-                peer: context.peer.clone(),
-                token,
-            }));
+        if let Some(peer) = peer {
+            let channel = self.client_channel.get_or_init(|| {
+                Arc::new(peer_client::PeerClient {
+                    peer: peer.clone(),
+                    log: self.log.clone(),
+                })
+            });
+            ctx = ctx.with_client_channel(channel.clone());
+            if let Some(token) = progress {
+                ctx = ctx.with_progress(Arc::new(PeerProgress {
+                    peer: peer.clone(),
+                    token,
+                }));
+            }
         }
         ctx
     }
@@ -166,16 +204,8 @@ impl ServerHandler for McpHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        // Clients that list once (Claude Desktop, ...) would never see the configured upstream
-        // servers' tools if the first listing did not wait for them; later ones return at once.
-        self.registry.until_started().await;
         let identity = self.identity(&context.extensions);
-        self.charge_listing(&identity.caller)?;
-        let tools = self.shown.list(&self.registry, &identity);
-        let (tools, next) = self.page(tools, request, |tool| &tool.name)?;
-        let mut answer = ListToolsResult::with_all_items(tools);
-        answer.next_cursor = next;
-        Ok(answer)
+        self.answer_tool_list(&identity, request).await
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -192,38 +222,18 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let ctx = self.call_context(&context);
-        let input = request.arguments.map(Value::Object).unwrap_or(Value::Null);
-        let started = Instant::now();
-        let called = match stateless_capabilities(&context) {
-            // A stateless client is asked through `input_required` results, in rounds.
-            Some(capabilities) => {
-                let resume = request.request_state.map(|request_state| Resume {
-                    request_state,
-                    responses: request.input_responses.unwrap_or_default(),
-                });
-                let round = self
-                    .registry
-                    .call_in_rounds(ctx.clone(), &request.name, input, capabilities, resume)
-                    .await
-                    .map_err(|unknown| ErrorData::invalid_params(unknown.to_string(), None))?;
-                match round {
-                    Round::InputRequired(questions) => return Ok(CallToolResponse::InputRequired(questions)),
-                    Round::Done(called) => called,
-                }
-            }
-            None => self.registry.call(&ctx, &request.name, input).await,
-        };
-        self.log
-            .call_ended(
-                &context.peer,
-                &request.name,
-                &ctx.request_id,
-                started.elapsed(),
-                &called,
-            )
-            .await;
-        let answer = called.or_else(call_error_to_mcp);
-        answer.map(Into::into)
+        let stateless = stateless_capabilities(&context);
+        self.answer_call(request, ctx, Some(&context.peer), stateless).await
+    }
+
+    async fn initialize(
+        &self,
+        request: rmcp::model::InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::InitializeResult, ErrorData> {
+        context.peer.set_peer_info(request.clone());
+        self.hand_off(&context);
+        self.negotiate_initialize(&request)
     }
 
     async fn subscribe(

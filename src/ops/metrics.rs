@@ -107,6 +107,8 @@ pub struct Metrics {
     unknown: [AtomicU64; AuditOutcome::ALL.len()],
     call_durations: [Histogram; ORIGINS.len()],
     rate_limited: [AtomicU64; LIMIT_CLASSES.len()],
+    /// MCP JSON-RPC requests answered by the HTTP fast path rather than rmcp's transport.
+    mcp_fast_answers: AtomicU64,
     sources: OnceLock<Sources>,
     sessions: RwLock<Option<SessionGauge>>,
     loss: Arc<RecordLoss>,
@@ -127,6 +129,7 @@ impl Metrics {
             unknown: Default::default(),
             call_durations: Default::default(),
             rate_limited: Default::default(),
+            mcp_fast_answers: AtomicU64::new(0),
             sources: OnceLock::new(),
             sessions: RwLock::new(None),
             loss: Arc::default(),
@@ -194,6 +197,11 @@ impl Metrics {
         if let Some(index) = LIMIT_CLASSES.iter().position(|c| *c == class) {
             self.rate_limited[index].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// An MCP JSON-RPC request answered by the HTTP fast path.
+    pub fn record_mcp_fast_answer(&self) {
+        self.mcp_fast_answers.fetch_add(1, Ordering::Relaxed);
     }
 
     fn record_call(&self, call: &CallObservation<'_>) {

@@ -44,6 +44,9 @@ pub(super) async fn entry(
         let client = super::auth::client_of(&parts.extensions);
         return plain::handle(&state.registry, identity, id, client, &bytes).await;
     }
+    if let Some(answer) = state.fast.answer(&state.sessions, &identity, &parts, &bytes).await {
+        return answer;
+    }
     forward_to_mcp(&state, &identity, Request::from_parts(parts, Body::from(bytes))).await
 }
 
@@ -67,15 +70,25 @@ async fn forward_to_mcp(state: &HttpState, identity: &RequestIdentity, request: 
             "no such MCP session; start a new one with initialize",
         );
     }
+    // The handler of a session this request creates is handed over under the request's id.
+    let handed_over = request
+        .extensions()
+        .get::<super::HttpRequestId>()
+        .cloned()
+        .map(|id| HandedOver {
+            handoff: &state.fast.handoff,
+            request_id: id.0,
+        });
     let mut response = match state.mcp.clone().oneshot(request).await {
         Ok(response) => response.map(Body::new),
         Err(never) => match never {},
     };
+    let handler = handed_over.as_ref().and_then(HandedOver::take);
     match (
         &session,
         response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()),
     ) {
-        (None, Some(created)) => state.sessions.bind(created, agent.clone()),
+        (None, Some(created)) => state.sessions.bind(created, agent.clone(), handler),
         (Some(id), _) if ending_session && response.status().is_success() => state.sessions.unbind(id),
         _ => {}
     }
@@ -92,6 +105,25 @@ async fn forward_to_mcp(state: &HttpState, identity: &RequestIdentity, request: 
         *response.status_mut() = StatusCode::NO_CONTENT;
     }
     response
+}
+
+/// A session handler handed over during one request: taken when rmcp has answered, and
+/// dropped with the request however it ends.
+struct HandedOver<'a> {
+    handoff: &'a crate::adapters::mcp::Handoff,
+    request_id: std::sync::Arc<str>,
+}
+
+impl HandedOver<'_> {
+    fn take(&self) -> Option<crate::adapters::mcp::McpHandler> {
+        self.handoff.take(&self.request_id)
+    }
+}
+
+impl Drop for HandedOver<'_> {
+    fn drop(&mut self) {
+        self.handoff.take(&self.request_id);
+    }
 }
 
 fn string() -> Value {

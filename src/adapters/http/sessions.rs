@@ -13,6 +13,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::adapters::mcp::McpHandler;
 use crate::registry::Registry;
 
 /// How often sessions idle past the keep-alive are closed.
@@ -20,6 +21,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 struct Bound {
     agent: Arc<str>,
+    /// The session's MCP handler (detached), for the JSON-RPC fast path.
+    handler: Option<McpHandler>,
     /// Milliseconds since `Sessions::epoch` of the last request in this session.
     last_seen_ms: AtomicU64,
     /// When it was last used, in `Sessions::uses` order (milliseconds tie, this never does).
@@ -65,9 +68,18 @@ impl Sessions {
         Some(bound.agent.clone())
     }
 
+    /// The agent that owns session `id` and the session's handler, noting the request, as
+    /// [`Self::owner`] does.
+    pub fn session(&self, id: &str) -> Option<(Arc<str>, Option<McpHandler>)> {
+        let bound = self.bound.get(id)?;
+        bound.last_seen_ms.store(self.now_ms(), Ordering::Relaxed);
+        bound.last_use.store(self.next_use(), Ordering::Relaxed);
+        Some((bound.agent.clone(), bound.handler.clone()))
+    }
+
     /// Binds a session rmcp just created to `agent`, closing the least recently used session
     /// first when the table is full.
-    pub fn bind(self: &Arc<Self>, id: &str, agent: Arc<str>) {
+    pub fn bind(self: &Arc<Self>, id: &str, agent: Arc<str>, handler: Option<McpHandler>) {
         if self.bound.len() >= self.max
             && let Some(oldest) = self.least_recently_used()
         {
@@ -78,6 +90,7 @@ impl Sessions {
             Arc::from(id),
             Bound {
                 agent,
+                handler,
                 last_seen_ms: AtomicU64::new(self.now_ms()),
                 last_use: AtomicU64::new(self.next_use()),
             },
@@ -193,14 +206,14 @@ mod tests {
     #[tokio::test]
     async fn a_full_table_closes_the_least_recently_used_session_never_an_owner_check() {
         let sessions = table(2, Duration::from_secs(300));
-        sessions.bind("s1", Arc::from("alice"));
-        sessions.bind("s2", Arc::from("bob"));
+        sessions.bind("s1", Arc::from("alice"), None);
+        sessions.bind("s2", Arc::from("bob"), None);
         assert_eq!(
             sessions.owner("s1").as_deref(),
             Some("alice"),
             "s1 is now the more recent"
         );
-        sessions.bind("s3", Arc::from("carol"));
+        sessions.bind("s3", Arc::from("carol"), None);
         assert_eq!(sessions.len(), 2);
         assert_eq!(sessions.owner("s2"), None, "the oldest session is gone, not unchecked");
         assert_eq!(sessions.owner("s1").as_deref(), Some("alice"));
@@ -210,15 +223,15 @@ mod tests {
     #[tokio::test]
     async fn a_stopped_agents_sessions_and_idle_sessions_are_closed() {
         let sessions = table(10, Duration::from_secs(300));
-        sessions.bind("a1", Arc::from("alice"));
-        sessions.bind("a2", Arc::from("alice"));
-        sessions.bind("b1", Arc::from("bob"));
+        sessions.bind("a1", Arc::from("alice"), None);
+        sessions.bind("a2", Arc::from("alice"), None);
+        sessions.bind("b1", Arc::from("bob"), None);
         assert_eq!(sessions.close_agent("alice"), 2);
         assert_eq!(sessions.owner("a1"), None);
         assert_eq!(sessions.owner("b1").as_deref(), Some("bob"));
 
         let idle = table(10, Duration::ZERO);
-        idle.bind("x", Arc::from("alice"));
+        idle.bind("x", Arc::from("alice"), None);
         assert_eq!(idle.sweep(), 1);
         assert_eq!(idle.len(), 0);
     }

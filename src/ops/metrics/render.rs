@@ -83,6 +83,18 @@ impl Metrics {
                 count.load(Ordering::Relaxed),
             );
         }
+        family(
+            &mut out,
+            "mcp_fast_path_total",
+            "counter",
+            "MCP JSON-RPC requests (tools/call, tools/list, ping) answered by the HTTP fast path.",
+        );
+        sample(
+            &mut out,
+            "mcp_fast_path_total",
+            &[],
+            self.mcp_fast_answers.load(Ordering::Relaxed),
+        );
         self.render_loss(&mut out);
         out
     }
