@@ -74,6 +74,47 @@ async fn security_phase(on: bool, duration: Duration, connections: usize) -> Fig
     load(target, duration, connections).await
 }
 
+#[derive(Clone, Copy)]
+enum JsonRpc {
+    /// `tools/call` in a 2025-11-25 session (one per connection).
+    Session,
+    /// `tools/call` in the stateless 2026-07-28 revision.
+    Stateless,
+}
+
+/// `tools/call agentos.time_now` in MCP's JSON-RPC, as real clients send it.
+fn jsonrpc_target(agentos: &support::Proc, kind: JsonRpc) -> Target {
+    let (body, headers): (&'static str, &[(&str, &str)]) = match kind {
+        JsonRpc::Session => (
+            r#"{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{"name":"agentos.time_now","arguments":{}}}"#,
+            &[("mcp-protocol-version", "2025-11-25")],
+        ),
+        JsonRpc::Stateless => (
+            r#"{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{"name":"agentos.time_now","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#,
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "agentos.time_now"),
+            ],
+        ),
+    };
+    let mut target = Target::post_json(agentos.addr, "/mcp", body, "\"structuredContent\"").of(agentos);
+    target
+        .headers
+        .push(("accept".into(), "application/json, text/event-stream".into()));
+    target
+        .headers
+        .extend(headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    target.per_connection_session = matches!(kind, JsonRpc::Session);
+    target
+}
+
+/// JSON-RPC `tools/call` with the `/mcp` fast path on (the default) or off (rmcp's transport).
+async fn fast_path_phase(on: bool, kind: JsonRpc, duration: Duration, connections: usize) -> Figures {
+    let (agentos, _) = start_agentos_configured(&format!("[http]\nmcp_fast_path = {on}\n"), false);
+    load(jsonrpc_target(&agentos, kind), duration, connections).await
+}
+
 /// The plain form with metrics, traces and info logs at their defaults, or with none of them.
 async fn observability_phase(on: bool, duration: Duration, connections: usize) -> Figures {
     if on {
@@ -128,36 +169,8 @@ async fn run(duration: Duration, connections: usize, starts: usize, rounds: usiz
     )
     .await;
 
-    let jsonrpc = |body, headers: &[(&str, &str)]| {
-        let mut target = Target::post_json(agentos.addr, "/mcp", body, "\"structuredContent\"");
-        target
-            .headers
-            .push(("accept".into(), "application/json, text/event-stream".into()));
-        target
-            .headers
-            .extend(headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        target
-    };
-    let mut session_target = jsonrpc(
-        r#"{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{"name":"agentos.time_now","arguments":{}}}"#,
-        &[("mcp-protocol-version", "2025-11-25")],
-    );
-    session_target.per_connection_session = true;
-    let jsonrpc_session = load(session_target, duration, connections).await;
-
-    let jsonrpc_stateless = load(
-        jsonrpc(
-            r#"{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{"name":"agentos.time_now","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#,
-            &[
-                ("mcp-protocol-version", "2026-07-28"),
-                ("mcp-method", "tools/call"),
-                ("mcp-name", "agentos.time_now"),
-            ],
-        ),
-        duration,
-        connections,
-    )
-    .await;
+    let jsonrpc_session = load(jsonrpc_target(&agentos, JsonRpc::Session), duration, connections).await;
+    let jsonrpc_stateless = load(jsonrpc_target(&agentos, JsonRpc::Stateless), duration, connections).await;
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_after = rss_kib(agentos.child.id());
@@ -167,6 +180,14 @@ async fn run(duration: Duration, connections: usize, starts: usize, rounds: usiz
     // Security stages and observability, each off and on in alternating rounds.
     let security = paired(rounds, |on| security_phase(on, duration, connections)).await;
     let observability = paired(rounds, |on| observability_phase(on, duration, connections)).await;
+    let fast_sessions = paired(rounds, |on| {
+        fast_path_phase(on, JsonRpc::Session, duration, connections)
+    })
+    .await;
+    let fast_stateless = paired(rounds, |on| {
+        fast_path_phase(on, JsonRpc::Stateless, duration, connections)
+    })
+    .await;
     let (security_off, security_on) = security.median_round();
     let (observability_off, observability_on) = observability.median_round();
 
@@ -186,6 +207,15 @@ async fn run(duration: Duration, connections: usize, starts: usize, rounds: usiz
         &jsonrpc_stateless,
         &baseline,
     );
+    for (name, comparison) in [
+        ("2025-11-25 sessions", &fast_sessions),
+        ("2026-07-28 stateless", &fast_stateless),
+    ] {
+        let (off, on) = comparison.median_round();
+        row(&format!("JSON-RPC {name}, fast path off"), off, &baseline);
+        row(&format!("JSON-RPC {name}, fast path on"), on, &baseline);
+        println!("the /mcp fast path, {name} (on against off): {}", comparison.describe());
+    }
     row("security off (--no-auth, no audit, no limits)", security_off, &baseline);
     row("security on (agent token, rate limit, audit)", security_on, &baseline);
     println!(

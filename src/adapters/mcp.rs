@@ -65,7 +65,7 @@ pub struct McpHandler {
     subscriptions: SessionSubscriptions,
     /// The session's client as its calls' channel, made once (the peer is the session's).
     client_channel: Arc<std::sync::OnceLock<Arc<dyn crate::registry::ClientChannel>>>,
-    /// The session's client, once `initialize` has run (the HTTP fast path calls through it).
+    /// The session's client, once its handshake is over (the HTTP fast path calls through it).
     peer: Arc<std::sync::OnceLock<Peer<RoleServer>>>,
     /// Where an HTTP session's handler is handed to the fast path when `initialize` runs.
     handoff: Option<Arc<Handoff>>,
@@ -359,6 +359,7 @@ impl ServerHandler for McpHandler {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let _ = self.peer.set(context.peer.clone());
         let identity = self.identity(&context.extensions);
         tokio::spawn(forward_changes(
             Watching::start(self.registry.clone(), identity, self.shown.clone()),

@@ -8,6 +8,7 @@ mod audit;
 mod crash_safety;
 mod examples;
 mod layering;
+mod mcp_fast_path;
 mod mcp_http;
 mod mcp_list_changes;
 mod mcp_logging;

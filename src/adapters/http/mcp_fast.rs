@@ -234,15 +234,22 @@ impl FastPath {
         if owner != call.identity.caller.agent_id {
             return None;
         }
-        let handler = handler?;
+        let handler = handler.filter(McpHandler::ready_for_fast_path)?;
+        let asked = match call.request {
+            ClientRequest::CallToolRequest(tool_call) => Asked::Call(tool_call.params),
+            ClientRequest::ListToolsRequest(list) => Asked::List(list.params),
+            ClientRequest::PingRequest(_) => Asked::Ping,
+            _ => return None,
+        };
         let session_handle = self.manager.sessions.read().await.get(call.session).cloned()?;
         let mut stream = session_handle.establish_request_wise_channel().await.ok()?;
         let http_request_id = stream.http_request_id?;
         // rmcp primes each response stream (when configured to) before handing it out.
         let priming = stream.inner.try_recv().ok();
         drop(stream);
-        let answer = match call.request {
-            ClientRequest::CallToolRequest(tool_call) => {
+        let mut cancelled = false;
+        let answer = match asked {
+            Asked::Call(params) => {
                 let cancel = CancellationToken::new();
                 let key = (Arc::<str>::from(call.session), call.id.clone());
                 self.in_flight.insert(key.clone(), cancel.clone());
@@ -251,23 +258,24 @@ impl FastPath {
                     key,
                 };
                 let ctx = handler.fast_path_context(call.identity, call.request_id, cancel.clone());
-                let answer = handler.answer_call(tool_call.params, ctx, None, None).await;
+                let answer = handler.answer_call(params, ctx, None, None).await;
                 drop(in_flight);
+                cancelled = cancel.is_cancelled();
                 answer.map(ServerResult::from)
             }
-            ClientRequest::ListToolsRequest(list) => handler
-                .answer_tool_list(call.identity, list.params)
+            Asked::List(params) => handler
+                .answer_tool_list(call.identity, params)
                 .await
                 .map(ServerResult::ListToolsResult),
-            ClientRequest::PingRequest(_) => Ok(ServerResult::empty(())),
-            _ => None?,
+            Asked::Ping => Ok(ServerResult::empty(())),
         };
         // The stream's number is taken either way; rmcp would have closed it with the answer.
         if let Err(error) = session_handle.close_request_wise_channel(http_request_id).await {
             tracing::debug!(%error, "closing a fast-path response stream in rmcp failed");
         }
-        let message = as_message(finish_result(answer, false), call.id);
-        Some(event_stream_response(priming, &message, http_request_id))
+        // rmcp ends a cancelled request's stream without its answer, as the protocol asks.
+        let message = (!cancelled).then(|| as_message(finish_result(answer, false), call.id));
+        Some(event_stream_response(priming, message.as_ref(), http_request_id))
     }
 
     /// A client's `notifications/cancelled` for a call the fast path is running in its session
@@ -300,6 +308,13 @@ impl FastPath {
     }
 }
 
+/// The requests a session's fast path answers.
+enum Asked {
+    Call(rmcp::model::CallToolRequestParams),
+    List(Option<rmcp::model::PaginatedRequestParams>),
+    Ping,
+}
+
 struct SessionCall<'a> {
     sessions: &'a Sessions,
     identity: &'a RequestIdentity,
@@ -324,7 +339,11 @@ impl Drop for InFlight<'_> {
 
 /// The SSE answer rmcp gives a request in a session: its priming event (as rmcp made it), then
 /// the message, numbered as rmcp numbers the events of HTTP request `stream`.
-fn event_stream_response(priming: Option<ServerSseMessage>, message: &ServerJsonRpcMessage, stream: u64) -> Response {
+fn event_stream_response(
+    priming: Option<ServerSseMessage>,
+    message: Option<&ServerJsonRpcMessage>,
+    stream: u64,
+) -> Response {
     let mut text = String::new();
     if let Some(priming) = priming {
         text.push_str("data: \n");
@@ -336,8 +355,10 @@ fn event_stream_response(priming: Option<ServerSseMessage>, message: &ServerJson
         }
         text.push('\n');
     }
-    let data = serde_json::to_string(message).unwrap_or_default();
-    text.push_str(&format!("data: {data}\nid: 1/{stream}\n\n"));
+    if let Some(message) = message {
+        let data = serde_json::to_string(message).unwrap_or_default();
+        text.push_str(&format!("data: {data}\nid: 1/{stream}\n\n"));
+    }
     let body = Body::from_stream(futures::stream::once(
         async move { Ok::<_, std::convert::Infallible>(text) },
     ));

@@ -41,9 +41,9 @@ impl McpHandler {
         }
     }
 
-    /// Records the session's client and offers a detached clone to the HTTP fast path.
+    /// Offers a detached clone to the HTTP fast path, which answers in the session once its
+    /// client has said it is initialized (see [`Self::ready_for_fast_path`]).
     pub(super) fn hand_off(&self, context: &RequestContext<RoleServer>) {
-        let _ = self.peer.set(context.peer.clone());
         let request_id = context
             .extensions
             .get::<http::request::Parts>()
@@ -51,6 +51,12 @@ impl McpHandler {
         if let (Some(handoff), Some(request_id)) = (&self.handoff, request_id) {
             handoff.0.insert(request_id.0.clone(), self.detached());
         }
+    }
+
+    /// Whether the session's handshake is over (`notifications/initialized` handled), so its
+    /// requests may be answered outside rmcp's service loop.
+    pub fn ready_for_fast_path(&self) -> bool {
+        self.peer.get().is_some()
     }
 
     /// The context of a call made through the HTTP fast path in this handler's session (or,
