@@ -123,6 +123,32 @@ fn corpus() -> Vec<Probe> {
             false,
         ),
     ];
+    probes.extend([
+        in_session(
+            "session: members nobody reads",
+            json!({"jsonrpc": "2.0", "id": 21, "method": "tools/call", "extra": true,
+                   "params": {"name": "agentos.mem_get", "arguments": {"key": "fast"}, "extra": 1}}),
+            true,
+        ),
+        in_session(
+            "session: ping with params",
+            json!({"jsonrpc": "2.0", "id": 22, "method": "ping", "params": {"_meta": {"note": "x"}}}),
+            true,
+        ),
+        in_session(
+            "session: tools/call with null params",
+            json!({"jsonrpc": "2.0", "id": 23, "method": "tools/call", "params": null}),
+            false,
+        ),
+        in_session(
+            "session: not JSON-RPC 2.0",
+            json!({"jsonrpc": "1.0", "id": 24, "method": "ping"}),
+            false,
+        ),
+    ]);
+    let mut escaped = in_session("session: an escaped method name", json!(null), false);
+    escaped.body = r#"{"jsonrpc":"2.0","id":25,"method":"tools\/list"}"#.into();
+    probes.push(escaped);
     let mut broken = in_session("session: not JSON", json!(null), false);
     broken.body = "{".into();
     probes.push(broken);

@@ -9,6 +9,7 @@
 //! The answers are built from rmcp's own types and shaped as rmcp shapes them, so both paths give
 //! the same bytes (the `mcp_fast_path` tests send a corpus through both and compare).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -16,13 +17,14 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use dashmap::DashMap;
-use rmcp::model::GetMeta;
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientNotification, ClientRequest, ErrorCode, ErrorData, ProtocolVersion, RequestId,
-    ServerJsonRpcMessage, ServerResult,
+    CallToolRequestParams, CancelledNotificationParam, ErrorCode, ErrorData, JsonRpcVersion2_0, PaginatedRequestParams,
+    ProtocolVersion, RequestId, RequestMetaObject, ServerJsonRpcMessage, ServerResult,
 };
 use rmcp::transport::common::server_side_http::ServerSseMessage;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 use super::sessions::Sessions;
@@ -93,16 +95,16 @@ impl FastPath {
         if !self.enabled || !self.transport_accepts(&parts.headers) {
             return None;
         }
-        let message = serde_json::from_slice::<ClientJsonRpcMessage>(body).ok()?;
-        let request = match message {
-            ClientJsonRpcMessage::Request(request) => request,
-            ClientJsonRpcMessage::Notification(notification) => {
-                self.note_cancellation(sessions, identity, &parts.headers, &notification.notification);
-                return None;
-            }
-            _ => return None,
+        let envelope = serde_json::from_slice::<Envelope<'_>>(body).ok()?;
+        let Some(id) = envelope.id else {
+            self.note_cancellation(sessions, identity, &parts.headers, &envelope);
+            return None;
         };
-        let meta = request.request.get_meta();
+        // A method name written with escapes is rare enough to leave to rmcp's reading of it.
+        let Cow::Borrowed(method) = envelope.method else {
+            return None;
+        };
+        let (asked, meta) = Asked::parse(method, envelope.params)?;
         if meta.get_progress_token().is_some() {
             return None;
         }
@@ -113,8 +115,15 @@ impl FastPath {
             .unwrap_or_default();
         let answer = match parts.headers.get(SESSION_HEADER) {
             None => {
-                self.stateless_answer(identity, &parts.headers, request.id, request.request, request_id)
-                    .await
+                let call = StatelessCall {
+                    identity,
+                    headers: &parts.headers,
+                    id,
+                    asked,
+                    meta,
+                    request_id,
+                };
+                self.stateless_answer(call).await
             }
             Some(session) => {
                 let session = session.to_str().ok()?;
@@ -123,8 +132,9 @@ impl FastPath {
                     identity,
                     headers: &parts.headers,
                     session,
-                    id: request.id,
-                    request: request.request,
+                    id,
+                    asked,
+                    meta,
                     request_id,
                 };
                 self.session_answer(call).await
@@ -160,15 +170,8 @@ impl FastPath {
     }
 
     /// A stateless 2026-07-28 `tools/call` or `tools/list`.
-    async fn stateless_answer(
-        &self,
-        identity: &RequestIdentity,
-        headers: &HeaderMap,
-        id: RequestId,
-        request: ClientRequest,
-        request_id: String,
-    ) -> Option<Response> {
-        let meta = request.get_meta();
+    async fn stateless_answer(&self, call: StatelessCall<'_>) -> Option<Response> {
+        let (meta, headers) = (&call.meta, call.headers);
         let version = ProtocolVersion::V_2026_07_28;
         let declared = meta.protocol_version()?;
         if declared != version
@@ -182,33 +185,34 @@ impl FastPath {
         }
         let capabilities = meta.client_capabilities().unwrap_or_default();
         let handler = &self.stateless;
-        let answer = match request {
-            ClientRequest::CallToolRequest(call) => {
+        let answer = match call.asked {
+            Asked::Call(params) => {
                 if single_header(headers, METHOD_HEADER)? != "tools/call"
-                    || !names_match(single_header(headers, NAME_HEADER)?, &call.params.name)
-                    || handler.tool_takes_header_params(&call.params.name)
+                    || !names_match(single_header(headers, NAME_HEADER)?, &params.name)
+                    || handler.tool_takes_header_params(&params.name)
                 {
                     return None;
                 }
                 let cancel = CancellationToken::new();
                 let guard = cancel.clone().drop_guard();
-                let ctx = handler.fast_path_context(identity, request_id, cancel);
-                let answer = handler.answer_call(call.params, ctx, None, Some(capabilities)).await;
+                let ctx = handler.fast_path_context(call.identity, call.request_id, cancel);
+                let answer = handler.answer_call(params, ctx, None, Some(capabilities)).await;
                 guard.disarm();
                 answer.map(ServerResult::from)
             }
-            ClientRequest::ListToolsRequest(list) => {
+            Asked::List(params) => {
                 if single_header(headers, METHOD_HEADER)? != "tools/list" || headers.contains_key(NAME_HEADER) {
                     return None;
                 }
                 handler
-                    .answer_tool_list(identity, list.params)
+                    .answer_tool_list(call.identity, params)
                     .await
                     .map(ServerResult::ListToolsResult)
             }
-            _ => return None,
+            // Not a method of this revision: rmcp says so.
+            Asked::Ping => return None,
         };
-        let message = as_message(finish_result(answer, true), id);
+        let message = as_message(finish_result(answer, true), call.id);
         Some(json_response(&message))
     }
 
@@ -226,7 +230,7 @@ impl FastPath {
         {
             return None;
         }
-        if call.request.get_meta().protocol_version().is_some() {
+        if call.meta.protocol_version().is_some() {
             return None;
         }
         // The owner is checked before the session is, as `forward_to_mcp` does.
@@ -235,12 +239,6 @@ impl FastPath {
             return None;
         }
         let handler = handler.filter(McpHandler::ready_for_fast_path)?;
-        let asked = match call.request {
-            ClientRequest::CallToolRequest(tool_call) => Asked::Call(tool_call.params),
-            ClientRequest::ListToolsRequest(list) => Asked::List(list.params),
-            ClientRequest::PingRequest(_) => Asked::Ping,
-            _ => return None,
-        };
         let session_handle = self.manager.sessions.read().await.get(call.session).cloned()?;
         let mut stream = session_handle.establish_request_wise_channel().await.ok()?;
         let http_request_id = stream.http_request_id?;
@@ -248,7 +246,7 @@ impl FastPath {
         let priming = stream.inner.try_recv().ok();
         drop(stream);
         let mut cancelled = false;
-        let answer = match asked {
+        let answer = match call.asked {
             Asked::Call(params) => {
                 let cancel = CancellationToken::new();
                 let key = (Arc::<str>::from(call.session), call.id.clone());
@@ -285,12 +283,18 @@ impl FastPath {
         sessions: &Sessions,
         identity: &RequestIdentity,
         headers: &HeaderMap,
-        notification: &ClientNotification,
+        envelope: &Envelope<'_>,
     ) {
-        let ClientNotification::CancelledNotification(cancelled) = notification else {
+        if envelope.method != "notifications/cancelled" {
+            return;
+        }
+        let Some(cancelled) = envelope
+            .params
+            .and_then(|params| serde_json::from_str::<CancelledNotificationParam>(params.get()).ok())
+        else {
             return;
         };
-        let Some(request) = &cancelled.params.request_id else {
+        let Some(request) = cancelled.request_id else {
             return;
         };
         let Some(session) = headers.get(SESSION_HEADER).and_then(|value| value.to_str().ok()) else {
@@ -302,17 +306,72 @@ impl FastPath {
         {
             return;
         }
-        if let Some(cancel) = self.in_flight.get(&(Arc::<str>::from(session), request.clone())) {
+        if let Some(cancel) = self.in_flight.get(&(Arc::<str>::from(session), request)) {
             cancel.cancel();
         }
     }
 }
 
-/// The requests a session's fast path answers.
+/// A JSON-RPC message as far as the fast path reads it before deciding: rmcp reads the same
+/// members the same way (and ignores others), and the params of the methods the fast path answers
+/// are read with rmcp's own types. Anything this does not read is declined.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[allow(dead_code)] // read only to refuse what is not JSON-RPC 2.0
+    jsonrpc: JsonRpcVersion2_0,
+    /// None for a notification.
+    #[serde(default)]
+    id: Option<RequestId>,
+    #[serde(borrow)]
+    method: Cow<'a, str>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+}
+
+/// `params` of a request whose only use here is its `_meta` (`ping`).
+#[derive(Deserialize)]
+struct MetaOnly {
+    #[serde(rename = "_meta", default)]
+    meta: Option<RequestMetaObject>,
+}
+
+/// The requests the fast path answers.
 enum Asked {
-    Call(rmcp::model::CallToolRequestParams),
-    List(Option<rmcp::model::PaginatedRequestParams>),
+    Call(CallToolRequestParams),
+    List(Option<PaginatedRequestParams>),
     Ping,
+}
+
+impl Asked {
+    /// The request `method` with `params` asks, with its `_meta`; `None` for anything else.
+    fn parse(method: &str, params: Option<&RawValue>) -> Option<(Self, RequestMetaObject)> {
+        let (asked, meta) = match (method, params) {
+            ("tools/call", Some(params)) => {
+                let mut params: CallToolRequestParams = serde_json::from_str(params.get()).ok()?;
+                let meta = params.meta.take();
+                (Asked::Call(params), meta)
+            }
+            ("tools/list", None) => (Asked::List(None), None),
+            ("tools/list", Some(params)) => {
+                let mut params: PaginatedRequestParams = serde_json::from_str(params.get()).ok()?;
+                let meta = params.meta.take();
+                (Asked::List(Some(params)), meta)
+            }
+            ("ping", None) => (Asked::Ping, None),
+            ("ping", Some(params)) => (Asked::Ping, serde_json::from_str::<MetaOnly>(params.get()).ok()?.meta),
+            _ => return None,
+        };
+        Some((asked, meta.unwrap_or_default()))
+    }
+}
+
+struct StatelessCall<'a> {
+    identity: &'a RequestIdentity,
+    headers: &'a HeaderMap,
+    id: RequestId,
+    asked: Asked,
+    meta: RequestMetaObject,
+    request_id: String,
 }
 
 struct SessionCall<'a> {
@@ -321,7 +380,8 @@ struct SessionCall<'a> {
     headers: &'a HeaderMap,
     session: &'a str,
     id: RequestId,
-    request: ClientRequest,
+    asked: Asked,
+    meta: RequestMetaObject,
     request_id: String,
 }
 
