@@ -196,6 +196,23 @@ async fn run(duration: Duration, connections: usize, starts: usize, rounds: usiz
         "target", "calls/s", "p50 us", "p99 us", "vs hyper"
     );
     row("minimal hyper server, fixed JSON (baseline)", &baseline, &baseline);
+    let versus_hyper = |f: &Figures| Some(("hyper", f.calls_per_sec / baseline.calls_per_sec));
+    support::table::record("ceiling: a bare hyper server answering a fixed body", &baseline, None);
+    support::table::record(
+        "plain form `POST /mcp {\"tool\":\"agentos.time_now\"}`",
+        &plain,
+        versus_hyper(&plain),
+    );
+    support::table::record(
+        "JSON-RPC `tools/call agentos.time_now`, 2025-11-25 session",
+        &jsonrpc_session,
+        versus_hyper(&jsonrpc_session),
+    );
+    support::table::record(
+        "JSON-RPC `tools/call agentos.time_now`, 2026-07-28 stateless",
+        &jsonrpc_stateless,
+        versus_hyper(&jsonrpc_stateless),
+    );
     row("agentos plain form POST /mcp time_now", &plain, &baseline);
     row(
         "agentos JSON-RPC POST /mcp, 2025-11-25 sessions",

@@ -255,6 +255,16 @@ async fn over_http(built: &Path, duration: Duration, connections: usize) {
     print_row("skill.text-stats.analyze (C)", &c, Some(&hash));
     print_row("skill.probe.greet (JavaScript)", &js, Some(&hash));
     print_row("skill.probe.greet, 1 connection", &js_alone, None);
+    support::table::record(
+        "skill call `skill.text-stats.analyze` (C) over the plain form",
+        &c,
+        Some(("`agentos.hash`", c.calls_per_sec / hash.calls_per_sec)),
+    );
+    support::table::record(
+        "skill call `skill.probe.greet` (JavaScript) over the plain form",
+        &js,
+        Some(("`agentos.hash`", js.calls_per_sec / hash.calls_per_sec)),
+    );
     print_row("skill.text-stats.analyze, 1 connection", &c_alone, None);
     println!(
         "\nserver memory: idle RSS {:.1} MiB; peak RSS (VmHWM) after {connections} concurrent skill calls {:.1} MiB",

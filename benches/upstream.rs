@@ -95,6 +95,16 @@ fn main() {
         for (name, f) in [("direct to server-everything", &direct_figures), ("through agentos (stdio)", &proxied_figures)] {
             println!("{name:<34} {:>9.0} {:>9.0} {:>10.0}", f.p50_us, f.p99_us, f.calls_per_sec);
         }
+        support::table::record(
+            "`echo` of server-everything over stdio, direct (p50 at 1 caller, calls/s at 32)",
+            &direct_figures,
+            None,
+        );
+        support::table::record(
+            "`mcp.everything.echo` through `agentos mcp` (same client)",
+            &proxied_figures,
+            Some(("direct", proxied_figures.calls_per_sec / direct_figures.calls_per_sec)),
+        );
         println!();
         println!(
             "added median latency: {:.3} ms (one caller); throughput through agentos: {:.2}x of direct ({callers} callers)",

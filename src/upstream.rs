@@ -11,6 +11,7 @@ mod proxy;
 pub mod spec;
 mod stdio_transport;
 mod supervisor;
+mod tool_names;
 mod watched;
 
 use std::collections::HashMap;

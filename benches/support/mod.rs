@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod paired;
+pub mod table;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -28,7 +28,8 @@ pub(crate) struct ProxyTool {
     spec: ToolSpec,
     /// Set for the tool under the server's own name (a transparent server): `mcp.<server>.<tool>`.
     alias_of: Option<Arc<str>>,
-    upstream_name: String,
+    /// The name the server knows the tool by, kept for the process (see `tool_names`).
+    upstream_name: std::borrow::Cow<'static, str>,
     /// The same name, shared by every span of a call to it.
     upstream_tool: Arc<str>,
     link: Arc<Link>,
@@ -58,7 +59,7 @@ impl ProxyTool {
         Self {
             spec,
             alias_of: None,
-            upstream_name: tool.name.to_string(),
+            upstream_name: super::tool_names::lasting(&tool.name),
             upstream_tool: Arc::from(tool.name.as_ref()),
             link,
         }
@@ -152,7 +153,7 @@ impl ProxyTool {
         let peer = self.link.state().peer.clone().ok_or_else(|| self.unavailable())?;
         let mut params = CallToolRequestParams::new(self.upstream_name.clone());
         if let Value::Object(arguments) = input {
-            params = params.with_arguments(JsonObject::from_iter(arguments));
+            params = params.with_arguments(arguments);
         }
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
         let handle = peer

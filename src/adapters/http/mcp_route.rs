@@ -74,10 +74,10 @@ async fn forward_to_mcp(state: &HttpState, identity: &RequestIdentity, request: 
     let handed_over = request
         .extensions()
         .get::<super::HttpRequestId>()
-        .cloned()
+        .filter(|_| session.is_none())
         .map(|id| HandedOver {
             handoff: &state.fast.handoff,
-            request_id: id.0,
+            request_id: id.0.clone(),
         });
     let mut response = match state.mcp.clone().oneshot(request).await {
         Ok(response) => response.map(Body::new),
