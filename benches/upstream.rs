@@ -24,12 +24,6 @@ use rmcp::{RoleClient, ServiceExt};
 
 type Client = RunningService<RoleClient, ()>;
 
-struct Figures {
-    p50_us: f64,
-    p99_us: f64,
-    calls_per_sec: f64,
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let smoke = !args.iter().any(|a| a == "--bench");
@@ -82,15 +76,16 @@ fn main() {
 
         let mut proxied_cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentos"));
         proxied_cmd.arg("mcp").arg("--config").arg(&config).arg("--data-dir").arg(dir.path()).env("AGENTOS_LOG", "error");
-        let proxied = connect(proxied_cmd).await;
+        let (proxied, proxied_pid) = connect_with_pid(proxied_cmd).await;
         wait_for_tool(&proxied, "mcp.everything.echo").await;
 
         println!(
             "upstream benchmark: server-everything `echo` over stdio, {sequential} sequential calls, then {callers} concurrent callers for {:.1}s\n",
             duration.as_secs_f64()
         );
-        let direct_figures = measure(&direct, "echo", sequential, callers, duration).await;
-        let proxied_figures = measure(&proxied, "mcp.everything.echo", sequential, callers, duration).await;
+        let direct_figures = measure(&direct, "echo", sequential, callers, duration, None).await;
+        let proxied_figures =
+            measure(&proxied, "mcp.everything.echo", sequential, callers, duration, proxied_pid).await;
         println!("{:<34} {:>9} {:>9} {:>10}", "path", "p50 us", "p99 us", "calls/s");
         for (name, f) in [("direct to server-everything", &direct_figures), ("through agentos (stdio)", &proxied_figures)] {
             println!("{name:<34} {:>9.0} {:>9.0} {:>10.0}", f.p50_us, f.p99_us, f.calls_per_sec);
@@ -213,13 +208,16 @@ fn echo(tool: &str, n: u64) -> CallToolRequestParams {
     CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments)
 }
 
+/// p50/p99 of `sequential` calls from one caller, then calls/s of `callers` concurrent ones;
+/// with `server_pid`, that process's CPU per call over the concurrent window.
 async fn measure(
     client: &Client,
     tool: &'static str,
     sequential: usize,
     callers: usize,
     duration: Duration,
-) -> Figures {
+    server_pid: Option<u32>,
+) -> support::Figures {
     // Warm up, then one caller for latency.
     for n in 0..20 {
         client.peer().call_tool(echo(tool, n)).await.unwrap();
@@ -233,11 +231,16 @@ async fn measure(
     }
     latencies.sort_by(f64::total_cmp);
     let percentile = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize];
+    let cpu_before = server_pid.and_then(support::cpu_time);
     let calls = concurrent_calls(client, tool, callers, duration).await;
-    Figures {
+    let cpu_after = server_pid.and_then(support::cpu_time);
+    support::Figures {
         p50_us: percentile(0.5),
         p99_us: percentile(0.99),
         calls_per_sec: calls as f64 / duration.as_secs_f64(),
+        cpu_us_per_call: cpu_before
+            .zip(cpu_after)
+            .map(|(before, after)| (after - before).as_secs_f64() * 1e6 / calls.max(1) as f64),
     }
 }
 
