@@ -150,7 +150,7 @@ async fn run(duration: Duration, connections: usize, starts: usize, rounds: usiz
 
     let baseline_proc = start_baseline();
     let baseline = load(
-        Target::post_json(baseline_proc.addr, "/", r#"{"tool":"agentos.time_now"}"#, "\"result\""),
+        Target::post_json(baseline_proc.addr, "/", r#"{"tool":"agentos.time_now"}"#, "\"result\"").of(&baseline_proc),
         duration,
         connections,
     )
@@ -163,7 +163,8 @@ async fn run(duration: Duration, connections: usize, starts: usize, rounds: usiz
             "/mcp",
             r#"{"tool":"agentos.time_now"}"#,
             "\"success\":true",
-        ),
+        )
+        .of(&agentos),
         duration,
         connections,
     )
