@@ -189,6 +189,20 @@ fn corpus() -> Vec<Probe> {
     );
     text.headers.push(("content-type", "text/plain".into()));
     probes.push(text);
+    let mut origin = in_session(
+        "session: a browser Origin (left to the transport)",
+        call(json!(26), "agentos.mem_get", json!({"key": "fast"})),
+        false,
+    );
+    origin.headers.push(("origin", "http://localhost".into()));
+    probes.push(origin);
+    let mut host = in_session(
+        "session: a Host not allowed",
+        call(json!(27), "agentos.mem_get", json!({})),
+        false,
+    );
+    host.headers.push(("host", "evil.example".into()));
+    probes.push(host);
     let mut unknown = in_session(
         "an unknown session",
         call(json!(18), "agentos.mem_get", json!({})),

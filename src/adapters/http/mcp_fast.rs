@@ -49,7 +49,8 @@ pub(crate) struct FastPath {
     manager: Arc<LocalSessionManager>,
     /// Handlers of sessions being initialized, until they are bound to their session.
     pub handoff: Arc<Handoff>,
-    /// The handler of stateless requests: it holds no per-request state.
+    /// The handler of stateless calls, which keep no state in it. (A listing records what it
+    /// showed, under a lock: each stateless listing gets a handler of its own, as from rmcp.)
     stateless: McpHandler,
     /// Calls in flight in sessions, so `notifications/cancelled` reaches them as it would reach
     /// rmcp's.
@@ -155,10 +156,12 @@ impl FastPath {
             let Ok(authority) = host.parse::<axum::http::uri::Authority>() else {
                 return false;
             };
-            let (name, port) = (normalize_host(authority.host()), authority.port_u16());
-            let allowed = hosts
-                .iter()
-                .any(|(allowed, allowed_port)| *allowed == name && allowed_port.is_none_or(|p| Some(p) == port));
+            let name = authority.host().trim_matches('[').trim_matches(']');
+            let port = authority.port_u16();
+            // The allowed names are lowercase already (`parse_allowed`).
+            let allowed = hosts.iter().any(|(allowed, allowed_port)| {
+                allowed.eq_ignore_ascii_case(name) && allowed_port.is_none_or(|p| Some(p) == port)
+            });
             if !allowed {
                 return false;
             }
@@ -205,6 +208,7 @@ impl FastPath {
                     return None;
                 }
                 handler
+                    .fresh()
                     .answer_tool_list(call.identity, params)
                     .await
                     .map(ServerResult::ListToolsResult)

@@ -41,6 +41,11 @@ impl McpHandler {
         }
     }
 
+    /// A new handler like this one, sharing none of its session state.
+    pub fn fresh(&self) -> Self {
+        Self::new(self.registry.clone(), self.default_identity.clone())
+    }
+
     /// Offers a detached clone to the HTTP fast path, which answers in the session once its
     /// client has said it is initialized (see [`Self::ready_for_fast_path`]).
     pub(super) fn hand_off(&self, context: &RequestContext<RoleServer>) {
