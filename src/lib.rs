@@ -34,6 +34,7 @@ pub mod app;
 pub mod config;
 pub mod governance;
 pub mod identity;
+mod jsonrpc_lines;
 pub mod malloc_tuning;
 pub mod ops;
 pub mod primitives;

@@ -3,6 +3,7 @@
 //! `subscriptions/listen` streams') and log messages for live sessions.
 
 mod direct;
+pub mod envelope;
 mod list_watch;
 mod peer_client;
 mod session_log;

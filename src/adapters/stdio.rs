@@ -2,6 +2,7 @@
 
 #[cfg(unix)]
 mod polled;
+mod tool_calls;
 
 use std::sync::Arc;
 
@@ -30,7 +31,11 @@ pub async fn serve(registry: Arc<Registry>, identity: RequestIdentity) -> Result
     let (reader, writer, kind) = stdio().map_err(StdioError::Open)?;
     tracing::debug!(kind, "serving MCP over stdio; waiting for the client");
     let running = handler
-        .serve((reader, writer))
+        .serve(crate::jsonrpc_lines::JsonLines::new(
+            reader,
+            writer,
+            tool_calls::ToolCalls,
+        ))
         .await
         .map_err(|e| StdioError::Initialize(Box::new(e)))?;
     let reason = running.waiting().await?;

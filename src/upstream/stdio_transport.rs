@@ -1,88 +1,31 @@
-//! The stdio transport to an upstream server: newline-delimited JSON-RPC, written by rmcp's own
-//! transport, read here so that the answer to a `tools/call` is parsed straight as a tool result.
-//! rmcp reads every result as "any result", an untagged enum whose variants are tried in turn,
-//! each failure building a formatted error: a tenth of agentos's work per proxied call. Every
-//! other message, and any answer that does not read as a plain tool result, is parsed by rmcp's
-//! codec exactly as before.
+//! The stdio transport to an upstream server ([`crate::jsonrpc_lines`]), whose shortcut reads
+//! the answer to one of our `tools/call` requests straight as a tool result. Every other message,
+//! and any answer that does not read as a plain, complete tool result, is read by rmcp's codec.
 
 use std::collections::HashSet;
 
 use rmcp::RoleClient;
 use rmcp::model::{
-    CallToolResult, ClientNotification, ClientRequest, ErrorData, JsonRpcMessage, JsonRpcResponse, JsonRpcVersion2_0,
-    RequestId, ResultType, ServerResult,
+    CallToolResult, ClientNotification, ClientRequest, JsonRpcMessage, JsonRpcResponse, JsonRpcVersion2_0, RequestId,
+    ResultType, ServerResult,
 };
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
-use rmcp::transport::Transport;
-use rmcp::transport::async_rw::{
-    AsyncRwTransport, DEFAULT_MAX_LINE_LENGTH, JsonRpcMessageCodec, JsonRpcMessageCodecError,
-};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
-use tokio_util::bytes::BytesMut;
-use tokio_util::codec::Decoder;
 
-pub(crate) struct StdioTransport<R, W: AsyncWrite> {
-    read: BufReader<R>,
-    /// The line being read: kept across cancelled reads (receive runs inside rmcp's `select!`).
-    line: Vec<u8>,
-    /// Skipping the rest of a line that exceeded the limit.
-    discarding: bool,
-    /// Writes, and the answers rmcp's transport owes a server for messages it cannot read.
-    writer: AsyncRwTransport<RoleClient, tokio::io::Empty, W>,
-    /// rmcp's reading of a message, for everything not read here.
-    codec: JsonRpcMessageCodec<RxJsonRpcMessage<RoleClient>>,
-    /// Ids of `tools/call` requests sent and not yet answered or cancelled.
+use crate::jsonrpc_lines::{JsonLines, Shortcut};
+
+pub(crate) type StdioTransport<R, W> = JsonLines<RoleClient, ToolResults, R, W>;
+
+/// The `tools/call` requests sent and not yet answered or cancelled, by id: their answers are
+/// the lines read here.
+#[derive(Default)]
+pub(crate) struct ToolResults {
     tool_calls: HashSet<RequestId>,
 }
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Send + Unpin + 'static> StdioTransport<R, W> {
-    pub(crate) fn new(read: R, write: W) -> Self {
-        Self {
-            read: BufReader::new(read),
-            line: Vec::new(),
-            discarding: false,
-            writer: AsyncRwTransport::new_client(tokio::io::empty(), write),
-            codec: JsonRpcMessageCodec::default(),
-            tool_calls: HashSet::new(),
-        }
-    }
-
-    /// Reads until a whole line is in `self.line`; false at the end of the stream.
-    async fn read_line(&mut self) -> std::io::Result<bool> {
-        loop {
-            let available = self.read.fill_buf().await?;
-            if available.is_empty() {
-                return Ok(false);
-            }
-            let newline = available.iter().position(|b| *b == b'\n');
-            let take = newline.map_or(available.len(), |at| at + 1);
-            if !self.discarding {
-                if self.line.len() + take > DEFAULT_MAX_LINE_LENGTH {
-                    tracing::error!(
-                        max_line_length = DEFAULT_MAX_LINE_LENGTH,
-                        "an upstream message exceeded the maximum line length; discarding it"
-                    );
-                    self.line.clear();
-                    self.discarding = true;
-                } else {
-                    self.line.extend_from_slice(&available[..take]);
-                }
-            }
-            self.read.consume(take);
-            if newline.is_some() {
-                if std::mem::take(&mut self.discarding) {
-                    continue;
-                }
-                return Ok(true);
-            }
-        }
-    }
-
-    /// The answer to one of our `tools/call` requests, read as a tool result; None for anything
-    /// else (or an answer that is not a plain, complete tool result).
-    fn tool_result(&mut self, line: &[u8]) -> Option<RxJsonRpcMessage<RoleClient>> {
+impl Shortcut<RoleClient> for ToolResults {
+    fn read(&mut self, line: &[u8]) -> Option<RxJsonRpcMessage<RoleClient>> {
         #[derive(Deserialize)]
         struct Envelope<'a> {
             id: Option<RequestId>,
@@ -114,20 +57,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Send + Unpin + 'static> StdioTranspor
             result: ServerResult::CallToolResult(result),
         }))
     }
-}
 
-impl<R, W> Transport<RoleClient> for StdioTransport<R, W>
-where
-    R: AsyncRead + Send + Unpin,
-    W: AsyncWrite + Send + Unpin + 'static,
-{
-    type Error = std::io::Error;
-
-    fn send(
-        &mut self,
-        item: TxJsonRpcMessage<RoleClient>,
-    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        match &item {
+    fn sending(&mut self, message: &TxJsonRpcMessage<RoleClient>) {
+        match message {
             JsonRpcMessage::Request(request) if matches!(request.request, ClientRequest::CallToolRequest(_)) => {
                 self.tool_calls.insert(request.id.clone());
             }
@@ -140,78 +72,29 @@ where
             }
             _ => {}
         }
-        self.writer.send(item)
     }
 
-    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
-        loop {
-            match self.read_line().await {
-                Ok(true) => {}
-                Ok(false) => return None,
-                Err(error) => {
-                    tracing::error!(%error, "could not read from the upstream server");
-                    return None;
+    fn read_by_rmcp(&mut self, message: &RxJsonRpcMessage<RoleClient>) {
+        match message {
+            JsonRpcMessage::Response(response) => {
+                self.tool_calls.remove(&response.id);
+            }
+            JsonRpcMessage::Error(error) => {
+                if let Some(id) = &error.id {
+                    self.tool_calls.remove(id);
                 }
             }
-            let line = std::mem::take(&mut self.line);
-            if let Some(message) = self.tool_result(&line) {
-                self.line = recycle(line);
-                return Some(message);
-            }
-            let mut buffer = BytesMut::from(&line[..]);
-            self.line = recycle(line);
-            if !buffer.ends_with(b"\n") {
-                buffer.extend_from_slice(b"\n");
-            }
-            match self.codec.decode(&mut buffer) {
-                Ok(Some(message)) => {
-                    if let JsonRpcMessage::Response(response) = &message {
-                        self.tool_calls.remove(&response.id);
-                    } else if let JsonRpcMessage::Error(error) = &message
-                        && let Some(id) = &error.id
-                    {
-                        self.tool_calls.remove(id);
-                    }
-                    return Some(message);
-                }
-                // Blank lines and notifications rmcp ignores.
-                Ok(None) => continue,
-                Err(JsonRpcMessageCodecError::Serde(error))
-                    if matches!(error.classify(), serde_json::error::Category::Data) =>
-                {
-                    // Well-formed JSON that is no MCP message: the server is told, as rmcp does.
-                    tracing::debug!(%error, "an upstream message is not a valid MCP message");
-                    let refusal = TxJsonRpcMessage::<RoleClient>::error(
-                        ErrorData::invalid_request("Invalid request", None),
-                        None,
-                    );
-                    if self.writer.send(refusal).await.is_err() {
-                        return None;
-                    }
-                }
-                Err(error) => {
-                    // Unparsable input has no id to answer; answering it could start an error storm.
-                    tracing::debug!(%error, "ignoring an unparsable upstream message");
-                }
-            }
+            _ => {}
         }
     }
-
-    async fn close(&mut self) -> Result<(), Self::Error> {
-        self.writer.close().await
-    }
-}
-
-/// The line buffer emptied, its capacity kept for the next line.
-fn recycle(mut line: Vec<u8>) -> Vec<u8> {
-    line.clear();
-    line
 }
 
 #[cfg(test)]
 mod tests {
     use rmcp::model::{CallToolRequest, CallToolRequestParams, JsonRpcRequest};
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, DuplexStream};
+    use rmcp::transport::Transport;
+    use rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 
     use super::*;
 
@@ -224,7 +107,7 @@ mod tests {
         let (ours_in, server_out) = tokio::io::duplex(1 << 16);
         let (ours_out, server_in) = tokio::io::duplex(1 << 16);
         (
-            StdioTransport::new(ours_in, ours_out),
+            StdioTransport::new(ours_in, ours_out, ToolResults::default()),
             server_out,
             BufReader::new(server_in),
         )
@@ -256,7 +139,7 @@ mod tests {
             serde_json::to_value(&fast).unwrap(),
             serde_json::to_value(&rmcp).unwrap()
         );
-        assert!(transport.tool_calls.is_empty(), "answered calls are forgotten");
+        assert!(transport.shortcut.tool_calls.is_empty(), "answered calls are forgotten");
 
         // The same line for a call not made (or already answered) goes through rmcp's reading.
         server.write_all(ANSWER.as_bytes()).await.unwrap();
@@ -309,13 +192,13 @@ mod tests {
             }))
             .await
             .unwrap();
-        assert_eq!(transport.tool_calls.len(), 1);
+        assert_eq!(transport.shortcut.tool_calls.len(), 1);
         server
             .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":2,\"error\":{\"code\":-32602,\"message\":\"bad\"}}\n")
             .await
             .unwrap();
         let answer = transport.receive().await.unwrap();
         assert!(matches!(answer, JsonRpcMessage::Error(_)), "{answer:?}");
-        assert!(transport.tool_calls.is_empty());
+        assert!(transport.shortcut.tool_calls.is_empty());
     }
 }

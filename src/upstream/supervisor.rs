@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::client::UpstreamClient;
 use super::proxy::ProxyTool;
 use super::spec::{Endpoint, ServerSpec};
-use super::stdio_transport::StdioTransport;
+use super::stdio_transport::{StdioTransport, ToolResults};
 use super::watched::Watched;
 use super::{CONNECT_TIMEOUT, UpstreamError};
 use crate::registry::{CatalogList, ProgressSink, ProviderNews, Registry, Starting, Tool};
@@ -308,7 +308,10 @@ pub(crate) async fn connect(link: &Arc<Link>) -> Result<Connection, UpstreamErro
             link.kill_children();
             return Err(handshake("its stdin/stdout could not be opened".into()));
         };
-        let transport = Watched::new(StdioTransport::new(stdout, stdin), Arc::downgrade(link));
+        let transport = Watched::new(
+            StdioTransport::new(stdout, stdin, ToolResults::default()),
+            Arc::downgrade(link),
+        );
         let service = match tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport)).await {
             Ok(Ok(service)) => service,
             Ok(Err(e)) => {

@@ -9,7 +9,6 @@
 //! The answers are built from rmcp's own types and shaped as rmcp shapes them, so both paths give
 //! the same bytes (the `mcp_fast_path` tests send a corpus through both and compare).
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -18,8 +17,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use dashmap::DashMap;
 use rmcp::model::{
-    CallToolRequestParams, CancelledNotificationParam, ErrorCode, ErrorData, JsonRpcVersion2_0, PaginatedRequestParams,
-    ProtocolVersion, RequestId, RequestMetaObject, ServerJsonRpcMessage, ServerResult,
+    CallToolRequestParams, CancelledNotificationParam, ErrorCode, ErrorData, PaginatedRequestParams, ProtocolVersion,
+    RequestId, RequestMetaObject, ServerJsonRpcMessage, ServerResult,
 };
 use rmcp::transport::common::server_side_http::ServerSseMessage;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -28,6 +27,7 @@ use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 use super::sessions::Sessions;
+use crate::adapters::mcp::envelope::{Envelope, tool_call_params};
 use crate::adapters::mcp::{Handoff, McpHandler, RequestIdentity, finish_result};
 use crate::registry::Registry;
 
@@ -96,16 +96,12 @@ impl FastPath {
         if !self.enabled || !self.transport_accepts(&parts.headers) {
             return None;
         }
-        let envelope = serde_json::from_slice::<Envelope<'_>>(body).ok()?;
-        let Some(id) = envelope.id else {
+        let envelope = Envelope::read(body)?;
+        let Some(id) = envelope.id.clone() else {
             self.note_cancellation(sessions, identity, &parts.headers, &envelope);
             return None;
         };
-        // A method name written with escapes is rare enough to leave to rmcp's reading of it.
-        let Cow::Borrowed(method) = envelope.method else {
-            return None;
-        };
-        let (asked, meta) = Asked::parse(method, envelope.params)?;
+        let (asked, meta) = Asked::parse(envelope.method()?, envelope.params)?;
         if meta.get_progress_token().is_some() {
             return None;
         }
@@ -289,7 +285,7 @@ impl FastPath {
         headers: &HeaderMap,
         envelope: &Envelope<'_>,
     ) {
-        if envelope.method != "notifications/cancelled" {
+        if envelope.method() != Some("notifications/cancelled") {
             return;
         }
         let Some(cancelled) = envelope
@@ -316,22 +312,6 @@ impl FastPath {
     }
 }
 
-/// A JSON-RPC message as far as the fast path reads it before deciding: rmcp reads the same
-/// members the same way (and ignores others), and the params of the methods the fast path answers
-/// are read with rmcp's own types. Anything this does not read is declined.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[allow(dead_code)] // read only to refuse what is not JSON-RPC 2.0
-    jsonrpc: JsonRpcVersion2_0,
-    /// None for a notification.
-    #[serde(default)]
-    id: Option<RequestId>,
-    #[serde(borrow)]
-    method: Cow<'a, str>,
-    #[serde(borrow, default)]
-    params: Option<&'a RawValue>,
-}
-
 /// `params` of a request whose only use here is its `_meta` (`ping`).
 #[derive(Deserialize)]
 struct MetaOnly {
@@ -351,8 +331,7 @@ impl Asked {
     fn parse(method: &str, params: Option<&RawValue>) -> Option<(Self, RequestMetaObject)> {
         let (asked, meta) = match (method, params) {
             ("tools/call", Some(params)) => {
-                let mut params: CallToolRequestParams = serde_json::from_str(params.get()).ok()?;
-                let meta = params.meta.take();
+                let (params, meta) = tool_call_params(params)?;
                 (Asked::Call(params), meta)
             }
             ("tools/list", None) => (Asked::List(None), None),
