@@ -571,3 +571,47 @@ async fn the_fast_path_answers_what_the_transport_answers_byte_for_byte() {
         "with mcp_fast_path = false nothing takes it"
     );
 }
+
+/// The stream number of each answer in a session (the `N` of its `0/N` and `1/N` events).
+fn stream_number(body: &str) -> Option<String> {
+    let numbers: Vec<&str> = body
+        .lines()
+        .filter_map(|line| line.strip_prefix("id: "))
+        .filter_map(|id| id.split_once('/').map(|(_, stream)| stream))
+        .collect();
+    let first = numbers.first()?;
+    numbers.iter().all(|n| n == first).then(|| (*first).to_owned())
+}
+
+#[tokio::test]
+async fn concurrent_calls_in_one_session_each_get_their_answer_and_their_own_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let fast = side(dir.path(), true).await;
+    let full_dir = tempfile::tempdir().unwrap();
+    let other = side(full_dir.path(), false).await;
+    until_fast_path_ready(&fast, &other).await;
+    let before = fast_answers(&fast).await;
+    // Calls the fast path answers and listings rmcp answers, all at once in one session.
+    let probes: Vec<Probe> = (0..40)
+        .map(|n| {
+            let body = if n % 4 == 0 {
+                json!({"jsonrpc": "2.0", "id": 1000 + n, "method": "resources/list"})
+            } else {
+                call(json!(1000 + n), "agentos.mem_get", json!({"key": format!("k{n}")}))
+            };
+            in_session("concurrent", body, n % 4 != 0)
+        })
+        .collect();
+    let answers = futures::future::join_all(probes.iter().map(|probe| send(&fast, probe))).await;
+    let mut streams = std::collections::HashSet::new();
+    for (n, (status, _, body)) in answers.iter().enumerate() {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        assert!(
+            body.contains(&format!("\"id\":{}", 1000 + n)),
+            "answer {n} is its own: {body}"
+        );
+        let stream = stream_number(body).unwrap_or_else(|| panic!("numbered events: {body}"));
+        assert!(streams.insert(stream.clone()), "stream {stream} numbered twice");
+    }
+    assert_eq!(fast_answers(&fast).await - before, 30, "the calls took the fast path");
+}
