@@ -2,6 +2,7 @@
 //! that writes them in batches, and `agentos.audit_query`, the one place the rule of who may
 //! read whose records lives (REST's `GET /api/audit` calls this tool as its caller).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -124,16 +125,16 @@ fn entry_of(record: AuditRecord) -> AuditEntry {
     AuditEntry {
         seq: 0,
         time_ms: record.time_ms,
-        request_id: record.request_id.to_string(),
-        agent_id: record.agent_id.to_string(),
-        account_id: record.account_id.map(|a| a.to_string()),
-        tool: record.tool.to_string(),
-        origin: record.origin.map(|o| o.as_str().to_owned()),
+        request_id: record.request_id,
+        agent_id: record.agent_id,
+        account_id: record.account_id,
+        tool: record.tool,
+        origin: record.origin.map(|o| Cow::Borrowed(o.as_str())),
         input_digest: record.input_digest,
-        outcome: record.outcome.as_str().to_owned(),
+        outcome: Cow::Borrowed(record.outcome.as_str()),
         latency_us: i64::try_from(record.latency_us).unwrap_or(i64::MAX),
         error: record.error,
-        skill: record.skill.map(|s| s.to_string()),
+        skill: record.skill,
     }
 }
 
@@ -280,16 +281,16 @@ async fn query(gov: &Governance, args: QueryArgs, caller: &Caller) -> Result<Que
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
                 .unwrap_or_default(),
             time_ms: e.time_ms,
-            request_id: e.request_id,
-            agent_id: e.agent_id,
-            account_id: e.account_id,
-            tool: e.tool,
-            origin: e.origin,
+            request_id: e.request_id.to_string(),
+            agent_id: e.agent_id.to_string(),
+            account_id: e.account_id.map(|a| a.to_string()),
+            tool: e.tool.to_string(),
+            origin: e.origin.map(Cow::into_owned),
             input_digest: e.input_digest,
-            outcome: e.outcome,
+            outcome: e.outcome.into_owned(),
             latency_us: e.latency_us,
             error: e.error,
-            skill: e.skill,
+            skill: e.skill.map(|s| s.to_string()),
         })
         .collect();
     Ok(QueryResult { records, next_cursor })

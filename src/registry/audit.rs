@@ -163,8 +163,14 @@ pub trait CallObserver: Send + Sync {
 
 /// SHA-256 of the input's JSON encoding, in lowercase hex.
 pub fn input_digest(input: &Value) -> String {
-    let bytes = serde_json::to_vec(input).unwrap_or_default();
-    hex::encode(Sha256::digest(&bytes))
+    let mut hasher = Sha256::new();
+    // Serialized straight into the hash: the input's JSON is never held in memory whole. Writing
+    // to a hash cannot fail, and a `Value` always serializes.
+    let _ = serde_json::to_writer(&mut hasher, input);
+    let mut hex = [0u8; 64];
+    let _ = hex::encode_to_slice(hasher.finalize(), &mut hex);
+    // Hex digits are ASCII: the conversion cannot fail.
+    std::str::from_utf8(&hex).map(str::to_owned).unwrap_or_default()
 }
 
 /// The record of the call in progress. If the call's future is dropped before it finishes (the

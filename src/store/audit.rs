@@ -3,12 +3,14 @@
 //! Records arrive in batches (see `primitives::audit`): one write appends a batch and bumps the
 //! counters of the agents in it, in one transaction, so the counters always match the trail.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{OptionalExtension, params, params_from_iter};
+use rusqlite::{OptionalExtension, ToSql, params, params_from_iter};
 
 use super::{Migration, SqliteStore, StoreError};
 
@@ -45,24 +47,67 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// One audit record as stored.
+/// One audit record as stored. The names a record shares with the call that made it are kept
+/// shared (`Arc<str>`), so queueing and writing a record copies none of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
     /// Position in the trail; assigned by the store (ignored on append).
     pub seq: i64,
     pub time_ms: i64,
-    pub request_id: String,
-    pub agent_id: String,
-    pub account_id: Option<String>,
-    pub tool: String,
-    pub origin: Option<String>,
+    pub request_id: Arc<str>,
+    pub agent_id: Arc<str>,
+    pub account_id: Option<Arc<str>>,
+    pub tool: Arc<str>,
+    pub origin: Option<Cow<'static, str>>,
     pub input_digest: String,
-    pub outcome: String,
+    pub outcome: Cow<'static, str>,
     pub latency_us: i64,
     pub error: Option<String>,
     /// The skill the call was made through (`<slug>@<version>`), for a skill's host calls.
-    pub skill: Option<String>,
+    pub skill: Option<Arc<str>>,
 }
+
+impl AuditEntry {
+    /// The values of one row of [`insert_sql`], in its column order.
+    fn row(&self) -> [&dyn ToSql; 11] {
+        [
+            &self.time_ms,
+            &self.request_id,
+            &self.agent_id,
+            &self.account_id,
+            &self.tool,
+            &self.origin,
+            &self.input_digest,
+            &self.outcome,
+            &self.latency_us,
+            &self.error,
+            &self.skill,
+        ]
+    }
+}
+
+/// Records per `INSERT` statement: a statement's fixed cost (opening its cursors, reading and
+/// writing back the AUTOINCREMENT counter, ending) is paid once for this many records rather than
+/// for each. 32 rows bind 352 values, far below SQLite's limit.
+const ROWS_PER_INSERT: usize = 32;
+
+/// An `INSERT` of `rows` audit records.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO audit_log (time_ms, request_id, agent_id, account_id, tool, origin, input_digest,
+            outcome, latency_us, error, skill) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?,?,?,?,?,?,?)");
+    }
+    sql
+}
+
+static INSERT_ONE: LazyLock<String> = LazyLock::new(|| insert_sql(1));
+static INSERT_MANY: LazyLock<String> = LazyLock::new(|| insert_sql(ROWS_PER_INSERT));
 
 /// Whose records (or approvals) a reader may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,25 +224,17 @@ const COLUMNS: &str =
 impl AuditStore for SqliteStore {
     fn audit_append(&self, entries: Vec<AuditEntry>) -> BoxFuture<'_, Result<usize, StoreError>> {
         self.write(move |tx| {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO audit_log (time_ms, request_id, agent_id, account_id, tool, origin, input_digest,
-                    outcome, latency_us, error, skill) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?;
+            let mut many = tx.prepare_cached(&INSERT_MANY)?;
+            let mut chunks = entries.chunks_exact(ROWS_PER_INSERT);
+            for chunk in &mut chunks {
+                many.execute(params_from_iter(chunk.iter().flat_map(AuditEntry::row)))?;
+            }
+            let mut one = tx.prepare_cached(&INSERT_ONE)?;
+            for entry in chunks.remainder() {
+                one.execute(params_from_iter(entry.row()))?;
+            }
             let mut activity: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
             for entry in &entries {
-                insert.execute(params![
-                    entry.time_ms,
-                    entry.request_id,
-                    entry.agent_id,
-                    entry.account_id,
-                    entry.tool,
-                    entry.origin,
-                    entry.input_digest,
-                    entry.outcome,
-                    entry.latency_us,
-                    entry.error,
-                    entry.skill,
-                ])?;
                 let counter = activity.entry(&entry.agent_id).or_insert((0, entry.time_ms));
                 counter.0 += 1;
                 counter.1 = counter.1.max(entry.time_ms);
@@ -234,9 +271,9 @@ impl AuditStore for SqliteStore {
                         agent_id: row.get(3)?,
                         account_id: row.get(4)?,
                         tool: row.get(5)?,
-                        origin: row.get(6)?,
+                        origin: row.get::<_, Option<String>>(6)?.map(Cow::Owned),
                         input_digest: row.get(7)?,
-                        outcome: row.get(8)?,
+                        outcome: Cow::Owned(row.get(8)?),
                         latency_us: row.get(9)?,
                         error: row.get(10)?,
                         skill: row.get(11)?,
@@ -282,11 +319,11 @@ mod tests {
             time_ms,
             request_id: "r".into(),
             agent_id: agent.into(),
-            account_id: account.map(str::to_owned),
+            account_id: account.map(Arc::from),
             tool: tool.into(),
             origin: Some("primitive".into()),
             input_digest: "d".into(),
-            outcome: outcome.into(),
+            outcome: Cow::Owned(outcome.into()),
             latency_us: 5,
             error: None,
             skill: None,
@@ -374,13 +411,41 @@ mod tests {
         assert_eq!(store.audit_query(&filter(Visibility::All)).await.unwrap().len(), 3);
     }
 
+    #[tokio::test]
+    async fn large_batches_are_written_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), Synchronous::Normal).unwrap();
+        // Two full multi-row statements and a remainder written row by row.
+        let count = 2 * ROWS_PER_INSERT + 6;
+        let batch: Vec<AuditEntry> = (0..count)
+            .map(|n| {
+                let mut e = entry(if n % 2 == 0 { "even" } else { "odd" }, None, &format!("t{n}"), "ok", n as i64);
+                e.error = (n % 3 == 0).then(|| format!("e{n}"));
+                e.skill = (n % 5 == 0).then(|| Arc::from(format!("s{n}@1").as_str()));
+                e
+            })
+            .collect();
+        assert_eq!(store.audit_append(batch.clone()).await.unwrap(), count);
+        let mut all = filter(Visibility::All);
+        all.limit = 500;
+        let mut stored = store.audit_query(&all).await.unwrap();
+        stored.reverse();
+        assert_eq!(stored.len(), count);
+        for (written, read) in batch.iter().zip(&stored) {
+            assert_eq!(AuditEntry { seq: read.seq, ..written.clone() }, *read);
+        }
+        assert!(stored.windows(2).all(|w| w[0].seq + 1 == w[1].seq), "appended in order");
+        assert_eq!(store.activity("even").await.unwrap(), (35, Some(68)));
+        assert_eq!(store.activity("odd").await.unwrap(), (35, Some(69)));
+    }
+
     async fn window_tools(store: &SqliteStore, filter: &AuditFilter) -> Vec<String> {
         store
             .audit_query(filter)
             .await
             .unwrap()
             .into_iter()
-            .map(|e| e.tool)
+            .map(|e| e.tool.to_string())
             .collect()
     }
 }

@@ -329,22 +329,26 @@ async fn agents_cannot_read_each_others_audit_records() {
             (status, response.json::<Value>().await.unwrap())
         }
     };
-    // Records are written in batches off the hot path: wait until the owner sees both, so that
-    // alice's view below is read when bob's record certainly exists.
-    let mut all = String::new();
-    for _ in 0..100 {
+    // Records are written in batches off the hot path: wait until the owner sees both calls (not
+    // just the sign-up steps, which are recorded too), so that alice's view below is read when
+    // both of them certainly exist.
+    let called = |body: &Value, agent: &str| {
+        body["records"].as_array().is_some_and(|records| {
+            records
+                .iter()
+                .any(|r| r["agentId"] == agent && r["tool"] == "agentos.time_now")
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
         let (status, body) = audit(server.token().to_owned(), "").await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        all = body.to_string();
-        if all.contains("\"alice\"") && all.contains("\"bob\"") {
+        if called(&body, "alice") && called(&body, "bob") {
             break;
         }
+        assert!(std::time::Instant::now() < deadline, "the owner sees both calls: {body}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(
-        all.contains("\"alice\"") && all.contains("\"bob\""),
-        "the owner sees both: {all}"
-    );
     let (status, own) = audit(alice.clone(), "").await;
     assert_eq!(status, StatusCode::OK, "{own}");
     let text = own.to_string();
