@@ -419,7 +419,13 @@ mod tests {
         let count = 2 * ROWS_PER_INSERT + 6;
         let batch: Vec<AuditEntry> = (0..count)
             .map(|n| {
-                let mut e = entry(if n % 2 == 0 { "even" } else { "odd" }, None, &format!("t{n}"), "ok", n as i64);
+                let mut e = entry(
+                    if n % 2 == 0 { "even" } else { "odd" },
+                    None,
+                    &format!("t{n}"),
+                    "ok",
+                    n as i64,
+                );
                 e.error = (n % 3 == 0).then(|| format!("e{n}"));
                 e.skill = (n % 5 == 0).then(|| Arc::from(format!("s{n}@1").as_str()));
                 e
@@ -432,7 +438,13 @@ mod tests {
         stored.reverse();
         assert_eq!(stored.len(), count);
         for (written, read) in batch.iter().zip(&stored) {
-            assert_eq!(AuditEntry { seq: read.seq, ..written.clone() }, *read);
+            assert_eq!(
+                AuditEntry {
+                    seq: read.seq,
+                    ..written.clone()
+                },
+                *read
+            );
         }
         assert!(stored.windows(2).all(|w| w[0].seq + 1 == w[1].seq), "appended in order");
         assert_eq!(store.activity("even").await.unwrap(), (35, Some(68)));

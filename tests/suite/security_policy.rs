@@ -346,7 +346,10 @@ async fn agents_cannot_read_each_others_audit_records() {
         if called(&body, "alice") && called(&body, "bob") {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the owner sees both calls: {body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the owner sees both calls: {body}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let (status, own) = audit(alice.clone(), "").await;
