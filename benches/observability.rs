@@ -6,13 +6,17 @@
 //! `cargo bench --bench observability`. `BENCH_SECS` sets each phase's length (default 4),
 //! `BENCH_CONNECTIONS` the concurrency (default 32), `BENCH_ROUNDS` the rounds (default 3; each
 //! measures the baseline before and after its phases), `BENCH_ONLY` picks phases by name.
+//!
+//! With `BENCH_BASELINE_BIN` set to an earlier agentos binary, also paired rounds of this build
+//! against that one, both with audit alone on and with everything at its defaults: what a change
+//! to a stage (say, how audit records are written) gained or cost.
 
 mod support;
 
 use std::time::Duration;
 
-use support::paired::{median, rounds};
-use support::{Figures, time_now_plain};
+use support::paired::{median, paired, rounds};
+use support::{Figures, Target, load, start_agentos_binary, start_agentos_logged, time_now_plain};
 
 const ALL_OFF: &str =
     "[audit]\nenabled = false\n[metrics]\nenabled = false\n[traces]\nenabled = false\n[rate_limits]\nenabled = false\n";
@@ -128,6 +132,46 @@ async fn run(duration: Duration, connections: usize, rounds: usize) {
             100.0 * middle,
             cpu,
             each.join(" ")
+        );
+    }
+    compare_builds(duration, connections, rounds).await;
+}
+
+/// This build against `BENCH_BASELINE_BIN`, if set: audit alone on, then everything at its
+/// defaults.
+async fn compare_builds(duration: Duration, connections: usize, rounds: usize) {
+    let Some(baseline) = std::env::var_os("BENCH_BASELINE_BIN") else {
+        return;
+    };
+    let baseline = std::path::PathBuf::from(baseline);
+    let audit_only = ALL_OFF.replace("[audit]\nenabled = false\n", "");
+    println!("\nthis build against the baseline build (BENCH_BASELINE_BIN), calls/s and CPU per call:");
+    for (name, config, log) in [("audit only", audit_only.as_str(), "off"), ("defaults", "", "info")] {
+        // `off` is the earlier build, `on` this one.
+        let compared = paired(rounds, |this_build| {
+            let baseline = baseline.clone();
+            async move {
+                let (agentos, _) = if this_build {
+                    start_agentos_logged(config, false, log)
+                } else {
+                    start_agentos_binary(&baseline, config, false, log)
+                };
+                let target = Target::post_json(
+                    agentos.addr,
+                    "/mcp",
+                    r#"{"tool":"agentos.time_now"}"#,
+                    "\"success\":true",
+                );
+                load(target.of(&agentos), duration, connections).await
+            }
+        })
+        .await;
+        let (before, after) = compared.median_round();
+        println!(
+            "  {name:<12} baseline {:>8.0} calls/s, this build {:>8.0}: {}",
+            before.calls_per_sec,
+            after.calls_per_sec,
+            compared.describe()
         );
     }
 }

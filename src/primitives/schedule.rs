@@ -266,9 +266,9 @@ async fn create(services: &Services, args: CreateArgs, ctx: CallContext) -> Resu
         return Err(ToolFailure::new("`name` must be 1-200 characters"));
     }
     let input = Value::Object(args.input.clone());
-    if !entry.validator.is_valid(&input) {
+    if !entry.validator().is_valid(&input) {
         let problems: Vec<String> = entry
-            .validator
+            .validator()
             .iter_errors(&input)
             .take(3)
             .map(|e| {

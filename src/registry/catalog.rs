@@ -2,8 +2,8 @@
 //! or a listing never waits for a provider that is adding or removing tools.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use jsonschema::Validator;
 use serde_json::Value;
@@ -35,7 +35,10 @@ impl ToolStats {
 /// A tool as the registry holds it: the tool, its validator compiled once, its counters.
 pub struct Entry {
     pub tool: Arc<dyn Tool>,
-    pub validator: Validator,
+    /// Compiled at registration for schemas from outside (skills, upstream servers), so a bad one
+    /// is refused there; on first use for agentos's own, whose schemas a test compiles: most are
+    /// never called in a process's life, and a compiled validator is kilobytes of heap.
+    validator: OnceLock<Validator>,
     pub stats: ToolStats,
     /// The MCP listing form under the native name, built once.
     pub listing: rmcp::model::Tool,
@@ -59,11 +62,14 @@ impl Entry {
         if !valid_name(&spec.name) {
             return Err(RegisterError::InvalidName(spec.name.to_string()));
         }
-        let schema = Value::Object((*spec.input_schema).clone());
-        let validator = jsonschema::validator_for(&schema).map_err(|e| RegisterError::InvalidSchema {
-            tool: spec.name.to_string(),
-            message: e.to_string(),
-        })?;
+        let validator = OnceLock::new();
+        if spec.origin != super::Origin::Primitive {
+            let compiled = compile(&spec.input_schema).map_err(|message| RegisterError::InvalidSchema {
+                tool: spec.name.to_string(),
+                message,
+            })?;
+            let _ = validator.set(compiled);
+        }
         let listing = spec.to_mcp(&spec.name);
         let listing_hash = super::listing::content_hash(&listing);
         let redaction = Arc::new(Redaction::of(spec));
@@ -89,6 +95,23 @@ impl Entry {
     pub fn name(&self) -> &Arc<str> {
         &self.tool.spec().name
     }
+
+    /// The validator of the tool's input schema.
+    pub fn validator(&self) -> &Validator {
+        self.validator.get_or_init(|| {
+            compile(&self.tool.spec().input_schema).unwrap_or_else(|message| {
+                // Only agentos's own schemas get here, and `every_primitive_schema_compiles`
+                // compiles each of them: a failure is a bug in agentos, refused loudly. An
+                // empty schema would accept anything, so the fallback refuses everything.
+                tracing::error!(tool = %self.name(), %message, "a built-in tool's input schema does not compile");
+                jsonschema::validator_for(&serde_json::json!(false)).expect("the schema `false` compiles")
+            })
+        })
+    }
+}
+
+fn compile(schema: &serde_json::Map<String, Value>) -> Result<Validator, String> {
+    jsonschema::validator_for(&Value::Object(schema.clone())).map_err(|e| e.to_string())
 }
 
 fn valid_name(name: &str) -> bool {

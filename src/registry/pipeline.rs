@@ -317,11 +317,11 @@ fn micros_since(started: Instant) -> u64 {
 
 /// Checks `input` against the tool's compiled schema and says, per field, what is wrong.
 pub(super) fn validate(entry: &Entry, input: &Value) -> Result<(), String> {
-    if entry.validator.is_valid(input) {
+    if entry.validator().is_valid(input) {
         return Ok(());
     }
     let problems: Vec<String> = entry
-        .validator
+        .validator()
         .iter_errors(input)
         .take(MAX_REPORTED_VIOLATIONS)
         .map(|error| {
