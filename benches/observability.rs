@@ -16,7 +16,7 @@ mod support;
 use std::time::Duration;
 
 use support::paired::{median, paired, rounds};
-use support::{Figures, Target, load, start_agentos_binary, start_agentos_logged, time_now_plain};
+use support::{Figures, load_time_now_plain, start_agentos_binary, start_agentos_logged, time_now_plain};
 
 const ALL_OFF: &str =
     "[audit]\nenabled = false\n[metrics]\nenabled = false\n[traces]\nenabled = false\n[rate_limits]\nenabled = false\n";
@@ -156,13 +156,7 @@ async fn compare_builds(duration: Duration, connections: usize, rounds: usize) {
                 } else {
                     start_agentos_binary(&baseline, config, false, log)
                 };
-                let target = Target::post_json(
-                    agentos.addr,
-                    "/mcp",
-                    r#"{"tool":"agentos.time_now"}"#,
-                    "\"success\":true",
-                );
-                load(target.of(&agentos), duration, connections).await
+                load_time_now_plain(&agentos, duration, connections).await
             }
         })
         .await;

@@ -487,13 +487,18 @@ pub async fn load(target: Target, duration: Duration, connections: usize) -> Fig
 /// `config` and `log` as its `AGENTOS_LOG` filter; the server's CPU time per call included.
 pub async fn time_now_plain(config: &str, log: &str, duration: Duration, connections: usize) -> Figures {
     let (agentos, _) = start_agentos_logged(config, false, log);
+    load_time_now_plain(&agentos, duration, connections).await
+}
+
+/// Plain-form `agentos.time_now` load on a running `agentos` (no token).
+pub async fn load_time_now_plain(agentos: &Proc, duration: Duration, connections: usize) -> Figures {
     let target = Target::post_json(
         agentos.addr,
         "/mcp",
         r#"{"tool":"agentos.time_now"}"#,
         "\"success\":true",
     );
-    load(target.of(&agentos), duration, connections).await
+    load(target.of(agentos), duration, connections).await
 }
 
 /// Opens an MCP session (initialize + initialized) and returns its id.
