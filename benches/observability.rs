@@ -43,16 +43,20 @@ fn main() {
         .block_on(run(Duration::from_secs_f64(secs), connections, rounds(smoke)));
 }
 
+/// The configuration with every stage off but `section`.
+fn only_on(section: &str) -> String {
+    ALL_OFF.replace(&format!("[{section}]\nenabled = false\n"), "")
+}
+
 async fn run(duration: Duration, connections: usize, rounds: usize) {
     println!(
         "agentos record-keeping cost: {connections} connections, {:.1}s per phase, {rounds} rounds\n",
         duration.as_secs_f64()
     );
-    let on = |section: &str| ALL_OFF.replace(&format!("[{section}]\nenabled = false\n"), "");
     let all: Vec<(&str, String, &str)> = vec![
-        ("audit only", on("audit"), "off"),
-        ("metrics only", on("metrics"), "off"),
-        ("traces only", on("traces"), "off"),
+        ("audit only", only_on("audit"), "off"),
+        ("metrics only", only_on("metrics"), "off"),
+        ("traces only", only_on("traces"), "off"),
         ("logs only (info)", ALL_OFF.to_owned(), "info"),
         (
             "metrics + traces + logs (defaults), no audit",
@@ -144,7 +148,7 @@ async fn compare_builds(duration: Duration, connections: usize, rounds: usize) {
         return;
     };
     let baseline = std::path::PathBuf::from(baseline);
-    let audit_only = ALL_OFF.replace("[audit]\nenabled = false\n", "");
+    let audit_only = only_on("audit");
     println!("\nthis build against the baseline build (BENCH_BASELINE_BIN), calls/s and CPU per call:");
     for (name, config, log) in [("audit only", audit_only.as_str(), "off"), ("defaults", "", "info")] {
         // `off` is the earlier build, `on` this one.

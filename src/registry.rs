@@ -53,6 +53,7 @@ pub use limits::{Budget, LimitClass, LimitKey, RateLimits, Refusal, Verdict};
 pub use names::NameStyle;
 pub use operation::Operation;
 pub use pages::{DEFAULT_PAGE_SIZE, InvalidCursor};
+pub(crate) use pipeline::schema_bug;
 pub use pipeline::{failure_kind, refusal_result};
 pub use policy::{PolicyError, ToolPattern, ToolPolicy};
 pub use provider_news::{CatalogList, ListChange, ProviderNews};

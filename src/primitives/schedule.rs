@@ -266,9 +266,11 @@ async fn create(services: &Services, args: CreateArgs, ctx: CallContext) -> Resu
         return Err(ToolFailure::new("`name` must be 1-200 characters"));
     }
     let input = Value::Object(args.input.clone());
-    if !entry.validator().is_valid(&input) {
-        let problems: Vec<String> = entry
-            .validator()
+    let validator = entry
+        .validator()
+        .map_err(|message| ToolFailure::new(crate::registry::schema_bug(message)))?;
+    if !validator.is_valid(&input) {
+        let problems: Vec<String> = validator
             .iter_errors(&input)
             .take(3)
             .map(|e| {

@@ -38,7 +38,7 @@ pub struct Entry {
     /// Compiled at registration for schemas from outside (skills, upstream servers), so a bad one
     /// is refused there; on first use for agentos's own, whose schemas a test compiles: most are
     /// never called in a process's life, and a compiled validator is kilobytes of heap.
-    validator: OnceLock<Validator>,
+    validator: OnceLock<Result<Validator, String>>,
     pub stats: ToolStats,
     /// The MCP listing form under the native name, built once.
     pub listing: rmcp::model::Tool,
@@ -68,7 +68,7 @@ impl Entry {
                 tool: spec.name.to_string(),
                 message,
             })?;
-            let _ = validator.set(compiled);
+            let _ = validator.set(Ok(compiled));
         }
         let listing = spec.to_mcp(&spec.name);
         let listing_hash = super::listing::content_hash(&listing);
@@ -96,17 +96,17 @@ impl Entry {
         &self.tool.spec().name
     }
 
-    /// The validator of the tool's input schema.
-    pub fn validator(&self) -> &Validator {
-        self.validator.get_or_init(|| {
-            compile(&self.tool.spec().input_schema).unwrap_or_else(|message| {
-                // Only agentos's own schemas get here, and `every_primitive_schema_compiles`
-                // compiles each of them: a failure is a bug in agentos, refused loudly. An
-                // empty schema would accept anything, so the fallback refuses everything.
-                tracing::error!(tool = %self.name(), %message, "a built-in tool's input schema does not compile");
-                jsonschema::validator_for(&serde_json::json!(false)).expect("the schema `false` compiles")
+    /// The validator of the tool's input schema, or why that schema does not compile (only
+    /// possible for agentos's own tools, as a bug: `every_primitive_schema_compiles` guards it).
+    pub fn validator(&self) -> Result<&Validator, &str> {
+        self.validator
+            .get_or_init(|| {
+                compile(&self.tool.spec().input_schema).inspect_err(|message| {
+                    tracing::error!(tool = %self.name(), %message, "a built-in tool's input schema does not compile");
+                })
             })
-        })
+            .as_ref()
+            .map_err(|message| message.as_str())
     }
 }
 

@@ -315,13 +315,20 @@ fn micros_since(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
+/// What a call of a tool whose own input schema does not compile is told: no input can pass.
+pub(crate) fn schema_bug(message: &str) -> String {
+    format!(
+        "this tool's input schema does not compile ({message}), so no input can be checked; this is a bug in agentos"
+    )
+}
+
 /// Checks `input` against the tool's compiled schema and says, per field, what is wrong.
 pub(super) fn validate(entry: &Entry, input: &Value) -> Result<(), String> {
-    if entry.validator().is_valid(input) {
+    let validator = entry.validator().map_err(schema_bug)?;
+    if validator.is_valid(input) {
         return Ok(());
     }
-    let problems: Vec<String> = entry
-        .validator()
+    let problems: Vec<String> = validator
         .iter_errors(input)
         .take(MAX_REPORTED_VIOLATIONS)
         .map(|error| {
