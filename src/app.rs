@@ -15,6 +15,7 @@ use crate::registry::{Caller, RateLimits, RegisterError, Registry};
 use crate::sealing::Sealer;
 use crate::skills::Skills;
 use crate::store::{SqliteStore, StoreError};
+use crate::voice::Voice;
 use crate::upstream::{ServerSpec, UpstreamError, Upstreams, spec};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,8 @@ pub struct App {
     pub identity: Arc<Identity>,
     /// The skills marketplace and every agent's installed skills.
     pub skills: Arc<Skills>,
+    /// Speech to text and text to speech.
+    pub voice: Arc<Voice>,
 }
 
 impl App {
@@ -66,6 +69,8 @@ impl App {
         }
         metrics.set_sources(&registry, &upstreams, store.clone());
         let shared_config = Arc::new(config.clone());
+        let voice = Voice::new(&config);
+        metrics.add_source(voice.clone());
         // One key for everything sealed at rest: secrets and held or scheduled sensitive inputs.
         let sealer = Arc::new(Sealer::new(config.secrets_key_file()));
         let services = Services {
@@ -75,6 +80,7 @@ impl App {
             upstreams: Arc::downgrade(&upstreams),
             own_listeners: Arc::default(),
             sealer: sealer.clone(),
+            voice: config.voice.enabled.then(|| voice.clone()),
         };
         let governance = Governance::new(
             store.clone(),
@@ -100,7 +106,11 @@ impl App {
         tools.extend(crate::skills::tools::tools(&skills, &registry));
         tools.extend(governance.install());
         tools.extend(crate::ops::metrics::tools(metrics.clone(), shared_config));
-        tools.extend(crate::ops::health::tools(store.clone(), Arc::downgrade(&upstreams)));
+        tools.extend(crate::ops::health::tools(
+            store.clone(),
+            Arc::downgrade(&upstreams),
+            health_sources(&voice),
+        ));
         tools.extend(crate::identity::tools::tools(&identity));
         registry.register(tools)?;
         // Upstream servers are checked when they are known (`start_upstreams`); only a pattern
@@ -117,7 +127,13 @@ impl App {
             writers: Mutex::new(None),
             identity,
             skills,
+            voice,
         })
+    }
+
+    /// The providers that report services of their own to health checks.
+    pub fn health_sources(&self) -> crate::ops::health::HealthSources {
+        health_sources(&self.voice)
     }
 
     /// Starts background work (the audit writer, schedules, workflows, approval expiry) until
@@ -196,6 +212,10 @@ impl App {
 }
 
 /// The names of the built-in `agentos.*` tools.
+fn health_sources(voice: &Arc<Voice>) -> crate::ops::health::HealthSources {
+    Arc::from([voice.clone() as Arc<dyn crate::ops::health::HealthSource>])
+}
+
 fn builtin_names(registry: &Registry) -> Vec<String> {
     let mut names = registry.tool_names();
     names.retain(|name| name.starts_with("agentos."));

@@ -14,6 +14,7 @@ mod oversight;
 mod quotas;
 mod skills;
 mod studio;
+mod voice;
 
 use crate::store::Synchronous;
 pub use families::{
@@ -27,6 +28,8 @@ pub use oversight::{
 pub use quotas::QuotasConfig;
 pub use skills::{SkillsConfig, TrustedKey};
 pub use studio::StudioConfig;
+pub use voice::VoiceConfig;
+pub use voice::{DEFAULT_VOICE, ONNXRUNTIME_FILE, VOICES_DIR, WHISPER_FILE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -77,6 +80,8 @@ pub struct Config {
     pub approvals: ApprovalsConfig,
     /// The studio's command language (`POST /api/studio/command`).
     pub studio: StudioConfig,
+    /// Speech to text and text to speech (`agentos.voice_*`, `/api/voice/*`).
+    pub voice: VoiceConfig,
     pub metrics: MetricsConfig,
     pub traces: TracesConfig,
     pub logs: LogsConfig,
@@ -241,6 +246,7 @@ impl Default for Config {
             audit: Default::default(),
             approvals: Default::default(),
             studio: Default::default(),
+            voice: Default::default(),
             metrics: Default::default(),
             traces: Default::default(),
             logs: Default::default(),
@@ -431,6 +437,9 @@ impl Config {
                 setting: "studio.confirm_ttl_secs",
                 message: format!("{} is more than 3600 seconds", self.studio.confirm_ttl_secs),
             });
+        }
+        if let Some((setting, message)) = self.voice.problem() {
+            return Err(ConfigError::Invalid { setting, message });
         }
         crate::upstream::spec::validate_all(&self.mcp_servers).map_err(|e| ConfigError::Invalid {
             setting: "mcp_servers",

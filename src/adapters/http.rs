@@ -179,7 +179,7 @@ pub fn router(
         identity: owner,
         auth: authenticator.clone(),
         config: Arc::new(app.config.clone()),
-        health: crate::ops::health::Checker::new(app.store.clone(), app.upstreams.clone()),
+        health: crate::ops::health::Checker::new(app.store.clone(), app.upstreams.clone(), app.health_sources()),
         mcp,
         fast,
         sessions: bound,

@@ -110,26 +110,34 @@ pub fn valid_service_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// A provider that reports services of its own (voice reports `stt` and `tts`).
+pub trait HealthSource: Send + Sync {
+    fn services(&self) -> Vec<(&'static str, ServiceHealth)>;
+}
+
+/// Providers' services, added to every report.
+pub type HealthSources = Arc<[Arc<dyn HealthSource>]>;
+
 /// What an upstream's supervisor state means for readiness.
 /// `agentos.health`: the readiness report as a tool (what `GET /health/ready` answers, without
 /// the connection detail), so the studio's `health` reads it through the registry like every
 /// other command. Holds the upstreams weakly: they hold the registry that holds this tool.
-pub fn tools(store: Arc<SqliteStore>, upstreams: Weak<Upstreams>) -> Vec<Arc<dyn Tool>> {
+pub fn tools(store: Arc<SqliteStore>, upstreams: Weak<Upstreams>, sources: HealthSources) -> Vec<Arc<dyn Tool>> {
     vec![
         ToolBuilder::new("agentos.health")
             .title("Check agentos's health")
             .description(
                 "Whether agentos is ready: its store answers a trivial read in time, and each proxied \
-                 MCP server (`mcp.<name>`) is healthy, degraded (reconnecting), unhealthy or \
-                 disabled. `status` is `degraded` when any service is degraded or unhealthy. The \
+                 MCP server (`mcp.<name>`) and the speech engines (`stt`, `tts`) are healthy, \
+                 degraded (reconnecting), unhealthy or disabled. `status` is `degraded` when any service is degraded or unhealthy. The \
                  same report as GET /health/ready.",
             )
             .hints(Hints::READ_ONLY)
             .handler(move |_: Empty, _ctx| {
-                let (store, upstreams) = (store.clone(), upstreams.upgrade());
+                let (store, upstreams, sources) = (store.clone(), upstreams.upgrade(), sources.clone());
                 async move {
                     let upstreams = upstreams.ok_or_else(|| ToolFailure::busy("agentos is shutting down"))?;
-                    Ok(Checker::new(store, upstreams).report().await)
+                    Ok(Checker::new(store, upstreams, sources).report().await)
                 }
             }),
     ]
@@ -154,11 +162,16 @@ fn upstream_health(member: &CrewMember) -> ServiceHealth {
 pub struct Checker {
     store: Arc<SqliteStore>,
     upstreams: Arc<Upstreams>,
+    sources: HealthSources,
 }
 
 impl Checker {
-    pub fn new(store: Arc<SqliteStore>, upstreams: Arc<Upstreams>) -> Self {
-        Self { store, upstreams }
+    pub fn new(store: Arc<SqliteStore>, upstreams: Arc<Upstreams>, sources: HealthSources) -> Self {
+        Self {
+            store,
+            upstreams,
+            sources,
+        }
     }
 
     /// Every service, checked now.
@@ -168,6 +181,11 @@ impl Checker {
         for member in self.upstreams.crew_status() {
             services.insert(format!("{UPSTREAM_PREFIX}{}", member.name), upstream_health(&member));
         }
+        for source in self.sources.iter() {
+            for (name, health) in source.services() {
+                services.insert(name.to_owned(), health);
+            }
+        }
         Report::new(services)
     }
 
@@ -175,6 +193,10 @@ impl Checker {
     pub async fn service(&self, name: &str) -> Option<ServiceHealth> {
         if name == STORE {
             return Some(self.store_health().await);
+        }
+        let mut provided = self.sources.iter().flat_map(|source| source.services());
+        if let Some((_, health)) = provided.find(|(service, _)| *service == name) {
+            return Some(health);
         }
         let server = name.strip_prefix(UPSTREAM_PREFIX)?;
         self.upstreams

@@ -21,7 +21,7 @@ use crate::store::{Store, now_ms};
 use crate::upstream::{CrewMember, Upstreams};
 
 pub use histogram::{BUCKETS, Histogram, HistogramSnapshot};
-pub use render::CONTENT_TYPE;
+pub use render::{CONTENT_TYPE, Exposition};
 pub use summary::tools;
 
 /// The series maps' hasher: their keys are our own route templates and tool names, not attacker
@@ -90,6 +90,11 @@ pub struct RecordLoss {
     pub traces_sampled_out: AtomicU64,
 }
 
+/// A provider with series of its own (voice): rendered into `/metrics` after the collector's.
+pub trait MetricsSource: Send + Sync {
+    fn render(&self, out: &mut Exposition<'_>);
+}
+
 /// Counts the live MCP sessions (set by the HTTP adapter, which owns the session table).
 pub type SessionGauge = Arc<dyn Fn() -> usize + Send + Sync>;
 
@@ -112,6 +117,7 @@ pub struct Metrics {
     sources: OnceLock<Sources>,
     sessions: RwLock<Option<SessionGauge>>,
     loss: Arc<RecordLoss>,
+    providers: RwLock<Vec<Arc<dyn MetricsSource>>>,
 }
 
 impl Metrics {
@@ -133,6 +139,7 @@ impl Metrics {
             sources: OnceLock::new(),
             sessions: RwLock::new(None),
             loss: Arc::default(),
+            providers: RwLock::new(Vec::new()),
         }
     }
 
@@ -157,6 +164,11 @@ impl Metrics {
             upstreams: Arc::downgrade(upstreams),
             store,
         });
+    }
+
+    /// Adds a provider's own series to the exposition.
+    pub fn add_source(&self, source: Arc<dyn MetricsSource>) {
+        self.providers.write().unwrap_or_else(|p| p.into_inner()).push(source);
     }
 
     /// How to count live MCP sessions; replaces the one set before (a rebuilt router).

@@ -217,7 +217,7 @@ fn normalize(field: &str, raw: &str, allow_root: bool) -> Result<String, ToolFai
     Ok(normal)
 }
 
-fn file_path(raw: &str) -> Result<String, ToolFailure> {
+pub(super) fn file_path(raw: &str) -> Result<String, ToolFailure> {
     normalize("path", raw, false)
 }
 
@@ -250,6 +250,11 @@ fn list_prefix(dir: Option<&str>, prefix: Option<&str>) -> Result<String, ToolFa
 
 /// Standard base64, lenient about padding and line breaks.
 fn decode_base64(text: &str) -> Result<Vec<u8>, ToolFailure> {
+    decode_base64_field("content", text)
+}
+
+/// [`decode_base64`] of the argument `field`, whose name the error gives.
+pub(super) fn decode_base64_field(field: &str, text: &str) -> Result<Vec<u8>, ToolFailure> {
     const LENIENT: GeneralPurpose = GeneralPurpose::new(
         &base64::alphabet::STANDARD,
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
@@ -257,7 +262,7 @@ fn decode_base64(text: &str) -> Result<Vec<u8>, ToolFailure> {
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     LENIENT.decode(compact.as_bytes()).map_err(|e| {
         ToolFailure::new(format!(
-            "`content` is not valid base64 ({e}); send standard base64 (A-Z, a-z, 0-9, +, /)"
+            "`{field}` is not valid base64 ({e}); send standard base64 (A-Z, a-z, 0-9, +, /)"
         ))
     })
 }

@@ -61,6 +61,27 @@ fn histogram(out: &mut String, name: &str, pairs: &[(&str, &str)], snapshot: &Hi
     sample(out, &format!("{name}_count"), pairs, snapshot.count());
 }
 
+/// Where a provider ([`super::MetricsSource`]) writes its series, in the same format and with
+/// the same `agentos_` prefix as the collector's own.
+pub struct Exposition<'a> {
+    out: &'a mut String,
+}
+
+impl Exposition<'_> {
+    /// `# HELP` and `# TYPE` of a family (`kind`: `counter`, `gauge` or `histogram`).
+    pub fn family(&mut self, name: &str, kind: &str, help: &str) {
+        family(self.out, name, kind, help);
+    }
+
+    pub fn sample(&mut self, name: &str, pairs: &[(&str, &str)], value: impl std::fmt::Display) {
+        sample(self.out, name, pairs, value);
+    }
+
+    pub fn histogram(&mut self, name: &str, pairs: &[(&str, &str)], snapshot: &HistogramSnapshot) {
+        histogram(self.out, name, pairs, snapshot);
+    }
+}
+
 impl Metrics {
     /// The whole exposition, gauges read now.
     pub async fn render(&self) -> String {
@@ -96,6 +117,10 @@ impl Metrics {
             self.mcp_fast_answers.load(Ordering::Relaxed),
         );
         self.render_loss(&mut out);
+        let providers = self.providers.read().unwrap_or_else(|p| p.into_inner()).clone();
+        for provider in providers {
+            provider.render(&mut Exposition { out: &mut out });
+        }
         out
     }
 
