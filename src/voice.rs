@@ -119,6 +119,7 @@ pub struct Voice {
 
 /// The settings a call is checked against.
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "stt"), allow(dead_code))]
 pub(crate) struct Limits {
     pub max_audio_seconds: f64,
     pub max_audio_bytes: u64,
@@ -186,6 +187,7 @@ impl Voice {
     }
 
     /// The earlier of the call's deadline and the job timeout.
+    #[cfg_attr(not(any(feature = "stt", feature = "tts")), allow(dead_code))]
     fn deadline(&self, limits: &JobLimits) -> JobLimits {
         JobLimits {
             deadline: limits.deadline.min(tokio::time::Instant::now() + self.limits.timeout),

@@ -30,6 +30,7 @@ mod studio;
 mod tool_call;
 mod tools;
 mod traces;
+mod voice;
 
 use std::sync::Arc;
 
@@ -189,10 +190,12 @@ pub fn router(
         studio,
     }));
     let bodies = bodies::Bodies::new(http);
-    // A published component in base64, its manifest and the JSON around them.
+    // A published component in base64, its manifest and the JSON around them; or an audio file
+    // to transcribe, with a multipart form's framing.
     let large_max = usize::try_from(app.config.skills.max_component_bytes.div_ceil(3) * 4)
         .unwrap_or(usize::MAX)
         .saturating_add(128 * 1024)
+        .max(usize::try_from(app.config.voice.max_audio_bytes).unwrap_or(usize::MAX).saturating_add(64 * 1024))
         .max(http.max_body_bytes);
     let large_bodies = bodies::Bodies::with_max(http, large_max);
     // Each route behind its own guard (its row of the table says how it is reached and

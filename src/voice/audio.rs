@@ -63,7 +63,7 @@ mod decode {
             .format(&Hint::new(), source, &FormatOptions::default(), &MetadataOptions::default())
             .map_err(|error| match error {
                 AudioError::Unsupported(what) => VoiceError::Invalid(format!(
-                    "unsupported audio format ({what}); send {FORMATS}, e.g. convert with `ffmpeg -i in -ar 16000 out.wav`"
+                    "unsupported audio format ({what}); send {FORMATS} (PCM WAV is always fine)"
                 )),
                 _ => VoiceError::Invalid(format!(
                     "the data is not an audio file agentos can read; send {FORMATS} ({error})"

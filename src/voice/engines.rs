@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use schemars::JsonSchema;
@@ -268,7 +267,7 @@ impl Voice {
             }
             let limits = self.deadline(&limits);
             let stt = self.engines.stt.clone();
-            let abort = Arc::new(AtomicBool::new(false));
+            let abort = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let job_abort = abort.clone();
             self.jobs
                 .run(&limits, abort, move || {
@@ -319,7 +318,7 @@ impl Voice {
             self.engines.tts.check()?;
             let limits = self.deadline(&limits);
             let tts = self.engines.tts.clone();
-            let abort = Arc::new(AtomicBool::new(false));
+            let abort = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let job_abort = abort.clone();
             self.jobs
                 .run(&limits, abort, move || {

@@ -2,6 +2,8 @@
 //! wait, and the rest are refused at once as busy. Each job runs on a thread of its own at a
 //! lower scheduling priority (threads it starts, such as whisper.cpp's, inherit it), so speech
 //! work yields the CPU to the tool calls agentos answers meanwhile.
+// A build without either engine has no job to run.
+#![cfg_attr(not(any(feature = "stt", feature = "tts")), allow(dead_code))]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -71,6 +71,9 @@ impl Tts {
     /// voice), without loading anything.
     pub fn check(&self) -> Result<(), VoiceError> {
         check_runtime_file(&self.runtime)?;
+        if !*self.runtime_ready.lock().unwrap_or_else(|p| p.into_inner()) {
+            probe_library(&self.runtime)?;
+        }
         self.check_espeak()?;
         if self.default_voice().is_none() {
             return Err(VoiceError::Missing {

@@ -64,3 +64,5 @@ mod upstream_servers;
 mod upstream_startup;
 mod upstream_subscriptions;
 mod upstream_transparent;
+#[cfg(all(feature = "stt", feature = "tts"))]
+mod voice;

@@ -123,6 +123,7 @@ fn build() -> Value {
             {"name": "skills", "description": "The skills marketplace: browse, install, use, publish."},
             {"name": "studio", "description": "The studio's command language, with preview and confirm."},
             {"name": "observability", "description": "Metrics and traces."},
+            {"name": "voice", "description": "Speech to text and text to speech, run locally."},
             {"name": "docs", "description": "This description and its page."},
         ],
         "paths": paths,

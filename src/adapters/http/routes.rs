@@ -9,7 +9,9 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use serde_json::{Map, Value};
 
 use super::openapi::Op;
-use super::{HttpState, accounts, console, governance, mcp_route, metrics, ops, probes, skills, studio, tools, traces};
+use super::{
+    HttpState, accounts, console, governance, mcp_route, metrics, ops, probes, skills, studio, tools, traces, voice,
+};
 
 /// How a route may be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -405,6 +407,35 @@ pub(super) fn table(public_metrics: bool) -> Vec<Route> {
             row(Public, Api, "docs"),
             super::openapi::docs,
             super::openapi::docs_doc,
+        ),
+        route(
+            M::POST,
+            "/api/voice/transcribe",
+            row(Protected, Calls, "voice"),
+            voice::transcribe,
+            voice::transcribe_doc,
+        )
+        .with_large_body(),
+        route(
+            M::POST,
+            "/api/voice/speak",
+            row(Protected, Calls, "voice"),
+            voice::speak,
+            voice::speak_doc,
+        ),
+        route(
+            M::GET,
+            "/api/voice/status",
+            row(Protected, Calls, "voice"),
+            voice::status,
+            voice::status_doc,
+        ),
+        route(
+            M::GET,
+            "/api/voice/stats",
+            row(Protected, Calls, "voice"),
+            voice::stats,
+            voice::stats_doc,
         ),
         route(
             M::GET,

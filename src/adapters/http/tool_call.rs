@@ -103,6 +103,20 @@ impl ToolCall {
         success: StatusCode,
         shape: impl FnOnce(&HttpState, Value) -> Value,
     ) -> Response {
+        self.run_rendered(tool, input, |state, body| {
+            (success, axum::Json(shape(state, body))).into_response()
+        })
+        .await
+    }
+
+    /// Calls `tool` and answers with what `render` makes of its structured content (a route
+    /// whose answer is not JSON, such as audio); failures answer as in [`Self::run`].
+    pub(super) async fn run_rendered(
+        self,
+        tool: &str,
+        input: Value,
+        render: impl FnOnce(&HttpState, Value) -> Response,
+    ) -> Response {
         let mut response = match self.state.registry.call(&self.ctx, tool, input).await {
             Ok(result) if failure_kind(&result) == Some(FailureKind::Pending) => {
                 // Accepted, not done: the body says which approval to ask about later.
@@ -120,10 +134,7 @@ impl ToolCall {
                 annotate_failure(response.headers_mut(), kind);
                 response
             }
-            Ok(result) => {
-                let body = shape(&self.state, result.structured_content.unwrap_or(Value::Null));
-                (success, axum::Json(body)).into_response()
-            }
+            Ok(result) => render(&self.state, result.structured_content.unwrap_or(Value::Null)),
             // The route exists for everyone; its tool does not for this caller.
             Err(CallError::UnknownTool(_)) => error_response(
                 StatusCode::NOT_FOUND,

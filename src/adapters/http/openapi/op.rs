@@ -94,6 +94,12 @@ impl Op {
         self.errors(&[400])
     }
 
+    /// A request body described as is (media types other than JSON).
+    pub fn raw_body(mut self, body: Value) -> Self {
+        self.body.insert("requestBody".into(), body);
+        self
+    }
+
     pub fn reply(mut self, status: u16, description: &str, schema: Value) -> Self {
         self.responses.insert(
             status.to_string(),
