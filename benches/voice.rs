@@ -24,7 +24,8 @@ use serde_json::{Value, json};
 use support::paired::{median, rounds};
 use support::{Figures, load_time_now_plain, start_agentos_configured};
 
-const UTTERANCE: &str = "Please turn on the kitchen lights, set a timer for ten minutes, and remind me to call my sister tomorrow morning.";
+const UTTERANCE: &str =
+    "Please turn on the kitchen lights, set a timer for ten minutes, and remind me to call my sister tomorrow morning.";
 const SENTENCE: &str = "Your meeting with the design team starts in fifteen minutes.";
 
 fn main() {
@@ -33,12 +34,7 @@ fn main() {
         return;
     }
     let smoke = !args.iter().any(|a| a == "--bench");
-    let env = |name: &str, default: f64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
+    let env = |name: &str, default: f64| std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
     let runs = env("BENCH_RUNS", if smoke { 1.0 } else { 5.0 }) as usize;
     let secs = env("BENCH_SECS", if smoke { 0.5 } else { 4.0 });
     let scratch = tempfile::tempdir().unwrap();
@@ -81,7 +77,12 @@ fn config(models: &Path, jobs: usize) -> String {
 }
 
 fn espeak(text: &str, out: &Path) -> Vec<u8> {
-    let status = Command::new("espeak-ng").arg("-w").arg(out).arg(text).status().expect("espeak-ng");
+    let status = Command::new("espeak-ng")
+        .arg("-w")
+        .arg(out)
+        .arg(text)
+        .status()
+        .expect("espeak-ng");
     assert!(status.success());
     std::fs::read(out).unwrap()
 }

@@ -15,8 +15,8 @@ use crate::registry::{Caller, RateLimits, RegisterError, Registry};
 use crate::sealing::Sealer;
 use crate::skills::Skills;
 use crate::store::{SqliteStore, StoreError};
-use crate::voice::Voice;
 use crate::upstream::{ServerSpec, UpstreamError, Upstreams, spec};
+use crate::voice::Voice;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

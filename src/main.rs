@@ -602,7 +602,11 @@ fn run_voice_setup(args: VoiceSetupArgs) -> anyhow::Result<()> {
     }
     println!(
         "voice models {} in {}",
-        if summary.already { "already installed" } else { "installed" },
+        if summary.already {
+            "already installed"
+        } else {
+            "installed"
+        },
         options.models_dir.display()
     );
     Ok(())

@@ -42,7 +42,9 @@ pub enum VoiceError {
         path: PathBuf,
         setting: &'static str,
     },
-    #[error("{what} at {path} cannot be used: {detail}. Run `agentos voice setup --force` to install it again (or set {setting})")]
+    #[error(
+        "{what} at {path} cannot be used: {detail}. Run `agentos voice setup --force` to install it again (or set {setting})"
+    )]
     Corrupt {
         what: &'static str,
         path: PathBuf,
@@ -153,7 +155,9 @@ impl Voice {
     ) -> Result<Transcript, VoiceError> {
         let started = Instant::now();
         let outcome = self.transcribe_inner(audio, language, limits).await;
-        self.stats.stt.record(&outcome, started, |t| (t.audio_seconds, t.processing_seconds));
+        self.stats
+            .stt
+            .record(&outcome, started, |t| (t.audio_seconds, t.processing_seconds));
         outcome
     }
 
@@ -167,7 +171,9 @@ impl Voice {
     ) -> Result<Speech, VoiceError> {
         let started = Instant::now();
         let outcome = self.speak_inner(text, voice, speed, limits).await;
-        self.stats.tts.record(&outcome, started, |s| (s.audio_seconds, s.processing_seconds));
+        self.stats
+            .tts
+            .record(&outcome, started, |s| (s.audio_seconds, s.processing_seconds));
         outcome
     }
 

@@ -195,7 +195,11 @@ pub fn router(
     let large_max = usize::try_from(app.config.skills.max_component_bytes.div_ceil(3) * 4)
         .unwrap_or(usize::MAX)
         .saturating_add(128 * 1024)
-        .max(usize::try_from(app.config.voice.max_audio_bytes).unwrap_or(usize::MAX).saturating_add(64 * 1024))
+        .max(
+            usize::try_from(app.config.voice.max_audio_bytes)
+                .unwrap_or(usize::MAX)
+                .saturating_add(64 * 1024),
+        )
         .max(http.max_body_bytes);
     let large_bodies = bodies::Bodies::with_max(http, large_max);
     // Each route behind its own guard (its row of the table says how it is reached and

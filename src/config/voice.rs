@@ -123,7 +123,10 @@ impl VoiceConfig {
     pub fn problem(&self) -> Option<(&'static str, String)> {
         let seconds = self.max_audio_seconds;
         if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
-            return Some(("voice.max_audio_seconds", format!("{seconds} is not between 0 and 3600")));
+            return Some((
+                "voice.max_audio_seconds",
+                format!("{seconds} is not between 0 and 3600"),
+            ));
         }
         if !(self.timeout_secs.is_finite() && self.timeout_secs > 0.0 && self.timeout_secs <= 86_400.0) {
             return Some((

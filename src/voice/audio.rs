@@ -46,6 +46,7 @@ mod decode {
     const FORMATS: &str = "WAV, FLAC, MP3 or Ogg Vorbis";
 
     /// Decoded audio, mono.
+    #[derive(Debug)]
     pub(crate) struct Decoded {
         pub samples: Vec<f32>,
         pub rate: u32,
@@ -60,14 +61,16 @@ mod decode {
     fn open(bytes: &[u8]) -> Result<(Box<dyn FormatReader>, u32, u32), VoiceError> {
         let source = MediaSourceStream::new(Box::new(Cursor::new(bytes.to_vec())), Default::default());
         let probed = symphonia::default::get_probe()
-            .format(&Hint::new(), source, &FormatOptions::default(), &MetadataOptions::default())
-            .map_err(|error| match error {
-                AudioError::Unsupported(what) => VoiceError::Invalid(format!(
-                    "unsupported audio format ({what}); send {FORMATS} (PCM WAV is always fine)"
-                )),
-                _ => VoiceError::Invalid(format!(
-                    "the data is not an audio file agentos can read; send {FORMATS} ({error})"
-                )),
+            .format(
+                &Hint::new(),
+                source,
+                &FormatOptions::default(),
+                &MetadataOptions::default(),
+            )
+            .map_err(|error| {
+                VoiceError::Invalid(format!(
+                    "the data is not an audio file agentos can read ({error}); send {FORMATS} (PCM WAV is always fine)"
+                ))
             })?;
         let format = probed.format;
         let track = format
@@ -167,8 +170,7 @@ mod decode {
         }
         let failed = |error: &dyn std::fmt::Display| VoiceError::Failed(format!("resampling failed: {error}"));
         const CHUNK: usize = 1024;
-        let mut resampler =
-            FftFixedIn::<f32>::new(from as usize, to as usize, CHUNK, 2, 1).map_err(|e| failed(&e))?;
+        let mut resampler = FftFixedIn::<f32>::new(from as usize, to as usize, CHUNK, 2, 1).map_err(|e| failed(&e))?;
         let expected = (samples.len() as u64 * u64::from(to)).div_ceil(u64::from(from)) as usize;
         let delay = resampler.output_delay();
         let mut out = Vec::with_capacity(expected + delay + CHUNK);

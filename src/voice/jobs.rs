@@ -102,7 +102,10 @@ impl Jobs {
                 let _ = done.send(outcome);
             })
             .map_err(|error| VoiceError::Failed(format!("cannot start a speech job thread: {error}")))?;
-        let seconds = limits.deadline.saturating_duration_since(tokio::time::Instant::now()).as_secs_f64();
+        let seconds = limits
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .as_secs_f64();
         tokio::select! {
             outcome = result => outcome.unwrap_or_else(|_| Err(VoiceError::Failed("the speech job ended without an answer".into()))),
             _ = tokio::time::sleep_until(limits.deadline) => {
@@ -125,7 +128,10 @@ impl Jobs {
                 queued,
             });
         }
-        let seconds = limits.deadline.saturating_duration_since(tokio::time::Instant::now()).as_secs_f64();
+        let seconds = limits
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .as_secs_f64();
         tokio::select! {
             permit = self.slots.clone().acquire_owned() => {
                 permit.map_err(|_| VoiceError::Failed("agentos is shutting down".into()))
@@ -197,7 +203,10 @@ mod tests {
             tokio::task::yield_now().await;
         }
         let third = jobs.run(&limits(30), Arc::default(), || Ok(3)).await;
-        assert!(matches!(third, Err(VoiceError::Busy { running: 1, queued: 1 })), "{third:?}");
+        assert!(
+            matches!(third, Err(VoiceError::Busy { running: 1, queued: 1 })),
+            "{third:?}"
+        );
         release.send(()).unwrap();
         assert_eq!(first.await.unwrap().unwrap(), 1);
         assert_eq!(second.await.unwrap().unwrap(), 2);

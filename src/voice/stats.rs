@@ -33,13 +33,19 @@ pub struct EngineStats {
 
 impl EngineStats {
     /// Records a finished job; `measure` gives (audio seconds, processing seconds) of a success.
-    pub(crate) fn record<T>(&self, outcome: &Result<T, VoiceError>, started: Instant, measure: impl Fn(&T) -> (f64, f64)) {
+    pub(crate) fn record<T>(
+        &self,
+        outcome: &Result<T, VoiceError>,
+        started: Instant,
+        measure: impl Fn(&T) -> (f64, f64),
+    ) {
         let slot = match outcome {
             Ok(done) => {
                 let (audio, work) = measure(done);
                 self.latency.observe(started.elapsed());
                 if audio > 0.0 {
-                    self.realtime.observe(Duration::from_secs_f64((work / audio).clamp(0.0, 1e6)));
+                    self.realtime
+                        .observe(Duration::from_secs_f64((work / audio).clamp(0.0, 1e6)));
                 }
                 self.audio_micros
                     .fetch_add((audio * 1e6).clamp(0.0, 1e15) as u64, Ordering::Relaxed);
@@ -133,7 +139,11 @@ impl MetricsSource for Voice {
             "Successful speech jobs from call to answer, queue wait included.",
         );
         for (engine, stats) in engines {
-            out.histogram("voice_job_duration_seconds", &[("engine", engine)], &stats.latency.snapshot());
+            out.histogram(
+                "voice_job_duration_seconds",
+                &[("engine", engine)],
+                &stats.latency.snapshot(),
+            );
         }
         out.family(
             "voice_realtime_factor",
@@ -141,7 +151,11 @@ impl MetricsSource for Voice {
             "Seconds of model work per second of audio, per successful job (buckets are ratios).",
         );
         for (engine, stats) in engines {
-            out.histogram("voice_realtime_factor", &[("engine", engine)], &stats.realtime.snapshot());
+            out.histogram(
+                "voice_realtime_factor",
+                &[("engine", engine)],
+                &stats.realtime.snapshot(),
+            );
         }
         out.family(
             "voice_audio_seconds_total",
@@ -156,7 +170,11 @@ impl MetricsSource for Voice {
             );
         }
         let queue = self.jobs.state();
-        out.family("voice_queue_jobs", "gauge", "Speech jobs running and waiting for a slot.");
+        out.family(
+            "voice_queue_jobs",
+            "gauge",
+            "Speech jobs running and waiting for a slot.",
+        );
         out.sample("voice_queue_jobs", &[("state", "running")], queue.running);
         out.sample("voice_queue_jobs", &[("state", "waiting")], queue.waiting);
         out.family(
@@ -164,8 +182,16 @@ impl MetricsSource for Voice {
             "gauge",
             "1 when the engine's model is loaded in memory.",
         );
-        out.sample("voice_model_loaded", &[("engine", "stt")], u8::from(self.engines.stt_loaded()));
-        out.sample("voice_model_loaded", &[("engine", "tts")], u8::from(self.engines.tts_loaded()));
+        out.sample(
+            "voice_model_loaded",
+            &[("engine", "stt")],
+            u8::from(self.engines.stt_loaded()),
+        );
+        out.sample(
+            "voice_model_loaded",
+            &[("engine", "tts")],
+            u8::from(self.engines.tts_loaded()),
+        );
     }
 }
 

@@ -81,13 +81,11 @@ impl Stt {
         let mut context_params = WhisperContextParameters::default();
         // Fused attention: the encoder's attention over 1500 frames dominates short clips.
         context_params.flash_attn(true);
-        let context = WhisperContext::new_with_params(path, context_params).map_err(|error| {
-            VoiceError::Corrupt {
-                what: WHAT,
-                path: self.path.clone(),
-                detail: format!("whisper.cpp could not load it ({error})"),
-                setting: SETTING,
-            }
+        let context = WhisperContext::new_with_params(path, context_params).map_err(|error| VoiceError::Corrupt {
+            what: WHAT,
+            path: self.path.clone(),
+            detail: format!("whisper.cpp could not load it ({error})"),
+            setting: SETTING,
         })?;
         let loaded = Arc::new(Loaded {
             context,
@@ -214,19 +212,27 @@ pub(crate) fn check_model(path: &Path) -> Result<ModelInfo, VoiceError> {
         }
         Err(error) => return Err(corrupt(format!("it cannot be read ({error})"))),
     };
-    let size = file.metadata().map_err(|e| corrupt(format!("it cannot be read ({e})")))?.len();
+    let size = file
+        .metadata()
+        .map_err(|e| corrupt(format!("it cannot be read ({e})")))?
+        .len();
     let mut reader = BufReader::new(file);
     let info = walk(&mut reader, size).map_err(corrupt)?;
     let position = reader.stream_position().map_err(|e| corrupt(e.to_string()))?;
     if position != size {
-        return Err(corrupt(format!("{} bytes follow its last weights", size.saturating_sub(position))));
+        return Err(corrupt(format!(
+            "{} bytes follow its last weights",
+            size.saturating_sub(position)
+        )));
     }
     Ok(info)
 }
 
 fn walk(reader: &mut BufReader<File>, size: u64) -> Result<ModelInfo, String> {
     if int(reader)? != 0x6767_6d6c {
-        return Err("it is not a ggml model (wrong magic number); Whisper models for whisper.cpp start with `lmgg`".into());
+        return Err(
+            "it is not a ggml model (wrong magic number); Whisper models for whisper.cpp start with `lmgg`".into(),
+        );
     }
     let mut hparams = [0i64; 11];
     for value in &mut hparams {
@@ -275,7 +281,8 @@ fn walk(reader: &mut BufReader<File>, size: u64) -> Result<ModelInfo, String> {
             elements = elements.saturating_mul(extent);
         }
         skip(reader, size, i64::from(name_length))?;
-        let (block, block_bytes) = tensor_type(kind).ok_or_else(|| format!("tensor {tensors} has unknown type {kind}"))?;
+        let (block, block_bytes) =
+            tensor_type(kind).ok_or_else(|| format!("tensor {tensors} has unknown type {kind}"))?;
         if row % block != 0 {
             return Err(format!("tensor {tensors} does not fit its type's blocks"));
         }
@@ -314,19 +321,19 @@ fn skip<R: Read + Seek>(reader: &mut BufReader<R>, size: u64, bytes: i64) -> Res
 /// (elements per block, bytes per block) of ggml's tensor types that Whisper models use.
 fn tensor_type(kind: u32) -> Option<(i64, i64)> {
     Some(match kind {
-        0 => (1, 4),    // f32
-        1 => (1, 2),    // f16
-        2 => (32, 18),  // q4_0
-        3 => (32, 20),  // q4_1
-        6 => (32, 22),  // q5_0
-        7 => (32, 24),  // q5_1
-        8 => (32, 34),  // q8_0
-        10 => (256, 84), // q2_k
+        0 => (1, 4),      // f32
+        1 => (1, 2),      // f16
+        2 => (32, 18),    // q4_0
+        3 => (32, 20),    // q4_1
+        6 => (32, 22),    // q5_0
+        7 => (32, 24),    // q5_1
+        8 => (32, 34),    // q8_0
+        10 => (256, 84),  // q2_k
         11 => (256, 110), // q3_k
         12 => (256, 144), // q4_k
         13 => (256, 176), // q5_k
         14 => (256, 210), // q6_k
-        30 => (1, 2),   // bf16
+        30 => (1, 2),     // bf16
         _ => return None,
     })
 }

@@ -44,7 +44,10 @@ impl Tts {
             .flatten()
             .filter_map(|entry| {
                 let name = entry.file_name().to_str()?.strip_suffix(".onnx")?.to_owned();
-                self.voices_dir.join(format!("{name}.onnx.json")).is_file().then_some(name)
+                self.voices_dir
+                    .join(format!("{name}.onnx.json"))
+                    .is_file()
+                    .then_some(name)
             })
             .collect();
         names.sort();
@@ -52,7 +55,13 @@ impl Tts {
     }
 
     pub fn loaded_voices(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.voices.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        let mut names: Vec<String> = self
+            .voices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
         names.sort();
         names
     }
@@ -62,7 +71,9 @@ impl Tts {
         let names = self.voice_names();
         match &self.default_voice {
             Some(name) => Some(name.clone()),
-            None if names.iter().any(|n| n == crate::config::DEFAULT_VOICE) => Some(crate::config::DEFAULT_VOICE.to_owned()),
+            None if names.iter().any(|n| n == crate::config::DEFAULT_VOICE) => {
+                Some(crate::config::DEFAULT_VOICE.to_owned())
+            }
             None => names.into_iter().next(),
         }
     }
@@ -127,7 +138,11 @@ impl Tts {
         if !valid || !installed.iter().any(|n| n == name) {
             return Err(VoiceError::Invalid(format!(
                 "there is no voice `{name}`; installed voices: {} (agentos.voice_status lists them)",
-                if installed.is_empty() { "none".to_owned() } else { installed.join(", ") }
+                if installed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    installed.join(", ")
+                }
             )));
         }
         let model = self.voices_dir.join(format!("{name}.onnx"));
@@ -237,7 +252,10 @@ fn probe_library(path: &Path) -> Result<(), VoiceError> {
             let entry = libc::dlsym(handle, c"OrtGetApiBase".as_ptr());
             libc::dlclose(handle);
             if entry.is_null() {
-                return Err(corrupt_runtime(path, "it is not ONNX Runtime (no OrtGetApiBase)".into()));
+                return Err(corrupt_runtime(
+                    path,
+                    "it is not ONNX Runtime (no OrtGetApiBase)".into(),
+                ));
             }
         }
     }

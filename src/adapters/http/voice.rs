@@ -10,10 +10,10 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::error_response;
 use super::json::JsonBody;
 use super::openapi::{Op, tool_schema};
 use super::tool_call::ToolCall;
-use super::error_response;
 
 /// `?language=` of `POST /api/voice/transcribe`.
 #[derive(Debug, Default, Deserialize)]
@@ -31,11 +31,7 @@ const HOW: &str = "send the audio file as the request body (Content-Type audio/w
 
 /// `POST /api/voice/transcribe`: the body is the audio, or a multipart form with `file` (and
 /// optionally `language`).
-pub(super) async fn transcribe(
-    call: ToolCall,
-    Query(query): Query<TranscribeQuery>,
-    request: Request,
-) -> Response {
+pub(super) async fn transcribe(call: ToolCall, Query(query): Query<TranscribeQuery>, request: Request) -> Response {
     let multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -75,7 +71,11 @@ async fn read_form(mut form: Multipart) -> Result<(Bytes, Option<String>), Respo
         let field = match form.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
-            Err(error) => return Err(bad_request(&format!("the multipart form cannot be read ({error}); {HOW}"))),
+            Err(error) => {
+                return Err(bad_request(&format!(
+                    "the multipart form cannot be read ({error}); {HOW}"
+                )));
+            }
         };
         let name = field.name().unwrap_or_default().to_owned();
         let data = field
@@ -194,13 +194,21 @@ pub(super) fn speak_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
 pub(super) fn status_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
     op.named("voiceStatus", "Voice status")
         .describe("Backed by `agentos.voice_status`: models, voices and the job queue.")
-        .reply(200, "The status.", tool_schema!(schemas, "voice_status", "outputSchema"))
+        .reply(
+            200,
+            "The status.",
+            tool_schema!(schemas, "voice_status", "outputSchema"),
+        )
         .tool_backed()
 }
 
 pub(super) fn stats_doc(op: Op, schemas: &mut Map<String, Value>) -> Op {
     op.named("voiceStats", "Voice statistics")
         .describe("Backed by `agentos.voice_stats`: latency and real-time factor per engine.")
-        .reply(200, "The figures.", tool_schema!(schemas, "voice_stats", "outputSchema"))
+        .reply(
+            200,
+            "The figures.",
+            tool_schema!(schemas, "voice_stats", "outputSchema"),
+        )
         .tool_backed()
 }

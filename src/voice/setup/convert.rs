@@ -72,7 +72,9 @@ impl<'a> Ct2<'a> {
         let mut cursor = Cursor { bytes, at: 0 };
         let version = cursor.u32()?;
         if version != 6 {
-            return Err(bad(format!("model.bin is CTranslate2 format version {version}; version 6 is supported")));
+            return Err(bad(format!(
+                "model.bin is CTranslate2 format version {version}; version 6 is supported"
+            )));
         }
         let spec = cursor.string()?;
         if spec != "WhisperSpec" {
@@ -114,7 +116,9 @@ impl<'a> Ct2<'a> {
     }
 
     fn var(&self, name: &str) -> Result<&Var<'a>, SetupError> {
-        self.vars.get(name).ok_or_else(|| bad(format!("model.bin has no {name}")))
+        self.vars
+            .get(name)
+            .ok_or_else(|| bad(format!("model.bin has no {name}")))
     }
 
     /// A scalar stored as an integer (the head counts).
@@ -275,9 +279,17 @@ fn f32_to_f16(value: f32) -> u16 {
 /// Elements of `var` (f16 or f32) as f32.
 fn as_f32(var: &Var<'_>, data: &[u8]) -> Result<Vec<f32>, SetupError> {
     match var.kind {
-        0 => Ok(data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
-        4 => Ok(data.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()),
-        kind => Err(bad(format!("a weight has type {kind}; f16 or f32 weights are supported"))),
+        0 => Ok(data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()),
+        4 => Ok(data
+            .chunks_exact(2)
+            .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+            .collect()),
+        kind => Err(bad(format!(
+            "a weight has type {kind}; f16 or f32 weights are supported"
+        ))),
     }
 }
 
@@ -297,7 +309,10 @@ pub(super) fn write_ggml(
     let n_audio_ctx = model.var("encoder/position_encodings/encodings")?.shape[0];
     let n_text_ctx = model.var("decoder/position_encodings/encodings")?.shape[0];
     let conv1 = model.var("encoder/conv1/weight")?;
-    let n_mels = *conv1.shape.get(1).ok_or_else(|| bad("encoder/conv1/weight has no mel axis"))?;
+    let n_mels = *conv1
+        .shape
+        .get(1)
+        .ok_or_else(|| bad("encoder/conv1/weight has no mel axis"))?;
     let (n_encoder, n_decoder) = (model.layers("encoder"), model.layers("decoder"));
     let header = [
         n_vocab as i64,
@@ -319,7 +334,9 @@ pub(super) fn write_ggml(
     }
     let (rows, columns, filters) = mel;
     if rows != n_mels {
-        return Err(bad(format!("the mel filters have {rows} bands; the model needs {n_mels}")));
+        return Err(bad(format!(
+            "the mel filters have {rows} bands; the model needs {n_mels}"
+        )));
     }
     int(out, rows as i64).map_err(io)?;
     int(out, columns as i64).map_err(io)?;
@@ -405,21 +422,69 @@ fn plan(model: &Ct2<'_>, encoders: usize, decoders: usize) -> Result<Vec<Tensor>
     let attention = |add: &mut dyn FnMut(String, String, usize, usize, bool), dst: &str, src: &str, fused: bool| {
         if fused {
             // Self attention: linear_0 holds query, key and value; the key has no bias.
-            add(format!("{dst}.query.weight"), format!("{src}/linear_0/weight"), 0, 3, true);
+            add(
+                format!("{dst}.query.weight"),
+                format!("{src}/linear_0/weight"),
+                0,
+                3,
+                true,
+            );
             add(format!("{dst}.query.bias"), format!("{src}/linear_0/bias"), 0, 3, false);
-            add(format!("{dst}.key.weight"), format!("{src}/linear_0/weight"), 1, 3, true);
-            add(format!("{dst}.value.weight"), format!("{src}/linear_0/weight"), 2, 3, true);
+            add(
+                format!("{dst}.key.weight"),
+                format!("{src}/linear_0/weight"),
+                1,
+                3,
+                true,
+            );
+            add(
+                format!("{dst}.value.weight"),
+                format!("{src}/linear_0/weight"),
+                2,
+                3,
+                true,
+            );
             add(format!("{dst}.value.bias"), format!("{src}/linear_0/bias"), 2, 3, false);
-            add(format!("{dst}.out.weight"), format!("{src}/linear_1/weight"), 0, 1, true);
+            add(
+                format!("{dst}.out.weight"),
+                format!("{src}/linear_1/weight"),
+                0,
+                1,
+                true,
+            );
             add(format!("{dst}.out.bias"), format!("{src}/linear_1/bias"), 0, 1, false);
         } else {
             // Cross attention: linear_0 the query, linear_1 key and value, linear_2 the output.
-            add(format!("{dst}.query.weight"), format!("{src}/linear_0/weight"), 0, 1, true);
+            add(
+                format!("{dst}.query.weight"),
+                format!("{src}/linear_0/weight"),
+                0,
+                1,
+                true,
+            );
             add(format!("{dst}.query.bias"), format!("{src}/linear_0/bias"), 0, 1, false);
-            add(format!("{dst}.key.weight"), format!("{src}/linear_1/weight"), 0, 2, true);
-            add(format!("{dst}.value.weight"), format!("{src}/linear_1/weight"), 1, 2, true);
+            add(
+                format!("{dst}.key.weight"),
+                format!("{src}/linear_1/weight"),
+                0,
+                2,
+                true,
+            );
+            add(
+                format!("{dst}.value.weight"),
+                format!("{src}/linear_1/weight"),
+                1,
+                2,
+                true,
+            );
             add(format!("{dst}.value.bias"), format!("{src}/linear_1/bias"), 1, 2, false);
-            add(format!("{dst}.out.weight"), format!("{src}/linear_2/weight"), 0, 1, true);
+            add(
+                format!("{dst}.out.weight"),
+                format!("{src}/linear_2/weight"),
+                0,
+                1,
+                true,
+            );
             add(format!("{dst}.out.bias"), format!("{src}/linear_2/bias"), 0, 1, false);
         }
     };
@@ -429,31 +494,85 @@ fn plan(model: &Ct2<'_>, encoders: usize, decoders: usize) -> Result<Vec<Tensor>
     };
     let mlp = |add: &mut dyn FnMut(String, String, usize, usize, bool), dst: &str, src: &str| {
         norm(add, &format!("{dst}.mlp_ln"), &format!("{src}/ffn/layer_norm"));
-        add(format!("{dst}.mlp.0.weight"), format!("{src}/ffn/linear_0/weight"), 0, 1, true);
-        add(format!("{dst}.mlp.0.bias"), format!("{src}/ffn/linear_0/bias"), 0, 1, false);
-        add(format!("{dst}.mlp.2.weight"), format!("{src}/ffn/linear_1/weight"), 0, 1, true);
-        add(format!("{dst}.mlp.2.bias"), format!("{src}/ffn/linear_1/bias"), 0, 1, false);
+        add(
+            format!("{dst}.mlp.0.weight"),
+            format!("{src}/ffn/linear_0/weight"),
+            0,
+            1,
+            true,
+        );
+        add(
+            format!("{dst}.mlp.0.bias"),
+            format!("{src}/ffn/linear_0/bias"),
+            0,
+            1,
+            false,
+        );
+        add(
+            format!("{dst}.mlp.2.weight"),
+            format!("{src}/ffn/linear_1/weight"),
+            0,
+            1,
+            true,
+        );
+        add(
+            format!("{dst}.mlp.2.bias"),
+            format!("{src}/ffn/linear_1/bias"),
+            0,
+            1,
+            false,
+        );
     };
     let add = &mut add;
-    add("encoder.positional_embedding".into(), "encoder/position_encodings/encodings".into(), 0, 1, false);
+    add(
+        "encoder.positional_embedding".into(),
+        "encoder/position_encodings/encodings".into(),
+        0,
+        1,
+        false,
+    );
     add("encoder.conv1.weight".into(), "encoder/conv1/weight".into(), 0, 1, true);
     add("encoder.conv1.bias".into(), "encoder/conv1/bias".into(), 0, 1, false);
     add("encoder.conv2.weight".into(), "encoder/conv2/weight".into(), 0, 1, true);
     add("encoder.conv2.bias".into(), "encoder/conv2/bias".into(), 0, 1, false);
     for i in 0..encoders {
         let (src, dst) = (format!("encoder/layer_{i}"), format!("encoder.blocks.{i}"));
-        norm(add, &format!("{dst}.attn_ln"), &format!("{src}/self_attention/layer_norm"));
+        norm(
+            add,
+            &format!("{dst}.attn_ln"),
+            &format!("{src}/self_attention/layer_norm"),
+        );
         attention(add, &format!("{dst}.attn"), &format!("{src}/self_attention"), true);
         mlp(add, &dst, &src);
     }
     norm(add, "encoder.ln_post", "encoder/layer_norm");
-    add("decoder.positional_embedding".into(), "decoder/position_encodings/encodings".into(), 0, 1, false);
-    add("decoder.token_embedding.weight".into(), "decoder/embeddings/weight".into(), 0, 1, true);
+    add(
+        "decoder.positional_embedding".into(),
+        "decoder/position_encodings/encodings".into(),
+        0,
+        1,
+        false,
+    );
+    add(
+        "decoder.token_embedding.weight".into(),
+        "decoder/embeddings/weight".into(),
+        0,
+        1,
+        true,
+    );
     for i in 0..decoders {
         let (src, dst) = (format!("decoder/layer_{i}"), format!("decoder.blocks.{i}"));
-        norm(add, &format!("{dst}.attn_ln"), &format!("{src}/self_attention/layer_norm"));
+        norm(
+            add,
+            &format!("{dst}.attn_ln"),
+            &format!("{src}/self_attention/layer_norm"),
+        );
         attention(add, &format!("{dst}.attn"), &format!("{src}/self_attention"), true);
-        norm(add, &format!("{dst}.cross_attn_ln"), &format!("{src}/attention/layer_norm"));
+        norm(
+            add,
+            &format!("{dst}.cross_attn_ln"),
+            &format!("{src}/attention/layer_norm"),
+        );
         attention(add, &format!("{dst}.cross_attn"), &format!("{src}/attention"), false);
         mlp(add, &dst, &src);
     }
