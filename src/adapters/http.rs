@@ -190,62 +190,62 @@ pub fn router(
         studio,
     }));
     let bodies = bodies::Bodies::new(http);
-    // A published component in base64, its manifest and the JSON around them; or an audio file
-    // to transcribe, with a multipart form's framing.
-    let large_max = usize::try_from(app.config.skills.max_component_bytes.div_ceil(3) * 4)
+    // The larger caps: a published component in base64, its manifest and the JSON around them;
+    // an audio file to transcribe with a multipart form's framing.
+    let component_max = usize::try_from(app.config.skills.max_component_bytes.div_ceil(3) * 4)
         .unwrap_or(usize::MAX)
-        .saturating_add(128 * 1024)
-        .max(
-            usize::try_from(app.config.voice.max_audio_bytes)
-                .unwrap_or(usize::MAX)
-                .saturating_add(64 * 1024),
-        )
-        .max(http.max_body_bytes);
-    let large_bodies = bodies::Bodies::with_max(http, large_max);
+        .saturating_add(128 * 1024);
+    let audio_max = usize::try_from(app.config.voice.max_audio_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 * 1024);
+    let cap_of = |cap: routes::BodyCap| match cap {
+        routes::BodyCap::Standard => http.max_body_bytes,
+        routes::BodyCap::Component => component_max.max(http.max_body_bytes),
+        routes::BodyCap::Audio => audio_max.max(http.max_body_bytes),
+    };
     // Each route behind its own guard (its row of the table says how it is reached and
-    // charged); methods of one path share one entry.
-    let mut paths: std::collections::BTreeMap<&'static str, MethodRouter<HttpState>> = Default::default();
-    let mut large: std::collections::BTreeMap<&'static str, MethodRouter<HttpState>> = Default::default();
+    // charged); methods of one path share one entry. Routes are grouped by body cap, each group
+    // with its own body limit layers.
+    type Paths = std::collections::BTreeMap<&'static str, MethodRouter<HttpState>>;
+    let mut groups: std::collections::BTreeMap<routes::BodyCap, Paths> = Default::default();
+    let mut budgets: std::collections::BTreeMap<routes::BodyCap, Arc<bodies::Bodies>> = Default::default();
     for route in routes::table(app.config.metrics.public) {
+        let max = cap_of(route.body);
+        let route_bodies = budgets
+            .entry(route.body)
+            .or_insert_with(|| match route.body {
+                routes::BodyCap::Standard => bodies.clone(),
+                _ => bodies::Bodies::with_max(http, max),
+            })
+            .clone();
         let route_guard = auth::Guard {
             auth: authenticator.clone(),
             access: route.access,
             charge: route.charge,
-            bodies: if route.large_body {
-                large_bodies.clone()
-            } else {
-                bodies.clone()
-            },
+            bodies: route_bodies,
         };
         let handler = route
             .handler
             .route_layer(axum::middleware::from_fn_with_state(route_guard, auth::authenticate));
-        let table = if route.large_body { &mut large } else { &mut paths };
+        let table = groups.entry(route.body).or_default();
         let merged = match table.remove(route.path) {
             Some(existing) => existing.merge(handler),
             None => handler,
         };
         table.insert(route.path, merged);
     }
-    // Layers apply to the routes present when they are added: the large-body routes join after
-    // the standard body limit, with their own.
-    let large_routes = large
-        .into_iter()
-        .fold(Router::new(), |router, (path, handler)| router.route(path, handler))
-        .layer(axum::extract::DefaultBodyLimit::max(large_max))
-        .layer(axum::middleware::from_fn_with_state(
-            large_max,
-            layers::refuse_large_bodies,
-        ));
-    let mut router = paths
-        .into_iter()
-        .fold(Router::new(), |router, (path, handler)| router.route(path, handler))
-        .layer(axum::extract::DefaultBodyLimit::max(http.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            http.max_body_bytes,
-            layers::refuse_large_bodies,
-        ))
-        .merge(large_routes)
+    // Layers apply to the routes present when they are added: each group gets its own limit,
+    // then the groups are merged.
+    let grouped = groups.into_iter().map(|(cap, paths)| {
+        let max = cap_of(cap);
+        paths
+            .into_iter()
+            .fold(Router::new(), |router, (path, handler)| router.route(path, handler))
+            .layer(axum::extract::DefaultBodyLimit::max(max))
+            .layer(axum::middleware::from_fn_with_state(max, layers::refuse_large_bodies))
+    });
+    let mut router = grouped
+        .fold(Router::new(), Router::merge)
         .fallback(not_found)
         .with_state(state);
     if let Some(cors) = layers::cors_layer(&http.cors_origins) {

@@ -57,14 +57,24 @@ pub(super) struct Route {
     pub tag: &'static str,
     pub handler: MethodRouter<HttpState>,
     pub describe: Describe,
-    /// Its bodies may be as large as a published skill (`skills.max_component_bytes`), not
-    /// only `http.max_body_bytes`.
-    pub large_body: bool,
+    /// What bounds its request bodies.
+    pub body: BodyCap,
+}
+
+/// What bounds a route's request bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum BodyCap {
+    /// `http.max_body_bytes`.
+    Standard,
+    /// As large as a published skill (`skills.max_component_bytes`, in base64).
+    Component,
+    /// As large as an audio file to transcribe (`voice.max_audio_bytes`).
+    Audio,
 }
 
 impl Route {
-    fn with_large_body(mut self) -> Self {
-        self.large_body = true;
+    fn with_body(mut self, cap: BodyCap) -> Self {
+        self.body = cap;
         self
     }
 }
@@ -95,7 +105,7 @@ where
         tag: row.tag,
         handler: on(filter, handler),
         describe,
-        large_body: false,
+        body: BodyCap::Standard,
     }
 }
 
@@ -358,7 +368,7 @@ pub(super) fn table(public_metrics: bool) -> Vec<Route> {
             skills::publish,
             skills::publish_doc,
         )
-        .with_large_body(),
+        .with_body(BodyCap::Component),
         route(
             M::GET,
             "/api/audit",
@@ -415,7 +425,7 @@ pub(super) fn table(public_metrics: bool) -> Vec<Route> {
             voice::transcribe,
             voice::transcribe_doc,
         )
-        .with_large_body(),
+        .with_body(BodyCap::Audio),
         route(
             M::POST,
             "/api/voice/speak",
