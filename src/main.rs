@@ -251,8 +251,9 @@ fn load_config(common: &CommonArgs) -> anyhow::Result<Config> {
 /// format: `pretty` lines for people, or `json`, one object per line with the fields of the
 /// enclosing spans (the HTTP request's `request_id` among them) for log shippers.
 fn init_logging(default_level: &str, format: LogFormat) {
+    // ONNX Runtime (Piper's engine) logs every memory arena it grows at info level.
     let filter = tracing_subscriber::EnvFilter::try_from_env("AGENTOS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default_level},ort=warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

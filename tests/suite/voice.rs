@@ -118,6 +118,15 @@ fn voice_server(name: &str, extra: &str) -> Server {
     Server::start_secure_configured(&dir, &toml)
 }
 
+/// `GET path`, with `token` when given; the JSON answer.
+async fn get(server: &Server, token: Option<&str>, path: &str) -> Value {
+    let mut request = http().get(server.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 async fn rest_transcribe(server: &Server, token: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
     let response = http()
         .post(server.url("/api/voice/transcribe"))
@@ -371,28 +380,12 @@ async fn spoken_text_is_heard_back_inline_through_files_and_over_rest() {
     assert_heard(body["text"].as_str().unwrap(), said);
 
     // Status, stats, health and metrics see the work.
-    let status: Value = http()
-        .get(server.url("/api/voice/status"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = get(&server, Some(&token), "/api/voice/status").await;
     assert_eq!(status["stt"]["ready"], true, "{status}");
     assert_eq!(status["stt"]["loaded"], true, "{status}");
     assert_eq!(status["tts"]["voices"], json!(["en_US-joe-medium"]), "{status}");
     assert_eq!(status["tts"]["loaded"], json!(["en_US-joe-medium"]), "{status}");
-    let stats: Value = http()
-        .get(server.url("/api/voice/stats"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = get(&server, Some(&token), "/api/voice/stats").await;
     assert_eq!(stats["stt"]["ok"], 3, "{stats}");
     assert_eq!(stats["tts"]["ok"], 3, "{stats}");
     for engine in ["stt", "tts"] {
@@ -400,14 +393,7 @@ async fn spoken_text_is_heard_back_inline_through_files_and_over_rest() {
         let rtf = stats[engine]["realtimeFactor"]["p50"].as_f64().unwrap();
         assert!(p50 > 0.0 && rtf > 0.0, "{engine}: {stats}");
     }
-    let ready: Value = http()
-        .get(server.url("/health/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = get(&server, None, "/health/ready").await;
     assert_eq!(ready["services"]["stt"]["status"], "healthy", "{ready}");
     assert_eq!(ready["services"]["tts"]["status"], "healthy", "{ready}");
     let metrics = http()
@@ -471,14 +457,7 @@ async fn missing_and_damaged_models_and_runtimes_fail_clearly_without_hanging() 
         error.contains("ONNX Runtime") && error.contains("agentos voice setup"),
         "{error}"
     );
-    let ready: Value = http()
-        .get(missing.url("/health/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = get(&missing, None, "/health/ready").await;
     assert_eq!(
         ready["services"]["stt"],
         json!({"status": "disabled", "responseTime": 0, "error": "not_installed"})
@@ -511,14 +490,7 @@ async fn missing_and_damaged_models_and_runtimes_fail_clearly_without_hanging() 
         assert!(error.contains("cannot be used") && error.contains("--force"), "{error}");
         let error = failure(&broken, "agentos.voice_speak", json!({"text": "hello"})).await;
         assert!(error.contains(expected) && error.contains("ONNX Runtime"), "{error}");
-        let ready: Value = http()
-            .get(broken.url("/health/ready"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready = get(&broken, None, "/health/ready").await;
         assert_eq!(ready["services"]["stt"]["status"], "unhealthy", "{ready}");
         assert_eq!(ready["services"]["tts"]["status"], "unhealthy", "{ready}");
     }
