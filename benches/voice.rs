@@ -37,6 +37,7 @@ fn main() {
     let env = |name: &str, default: f64| std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
     let runs = env("BENCH_RUNS", if smoke { 1.0 } else { 5.0 }) as usize;
     let secs = env("BENCH_SECS", if smoke { 0.5 } else { 4.0 });
+    agentos::tls::install_crypto_provider();
     let scratch = tempfile::tempdir().unwrap();
     let models = models(scratch.path());
     tokio::runtime::Builder::new_multi_thread()
