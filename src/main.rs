@@ -491,6 +491,8 @@ fn main() -> anyhow::Result<()> {
     // Before anything is written: the data directory, keys, scratch databases and what upstream
     // servers store are this user's alone.
     agentos::store::restrict_new_files();
+    // Only a build with text to speech has a phonemizer to point at its data.
+    #[cfg(feature = "tts")]
     if let Command::Serve(ServeArgs { common, .. }) | Command::Mcp(McpArgs { common, .. }) = &cli.command
         && let Ok(config) = load_config(common)
     {

@@ -73,7 +73,9 @@ fn disabled(error: &'static str) -> ServiceHealth {
 /// Health from a check: healthy when usable, disabled when not installed (that is a choice,
 /// not a failure), unhealthy when installed but broken.
 #[cfg_attr(not(any(feature = "stt", feature = "tts")), allow(dead_code))]
-fn health_of(check: Result<(), VoiceError>, started: Instant) -> ServiceHealth {
+fn health_of(check: impl FnOnce() -> Result<(), VoiceError>) -> ServiceHealth {
+    let started = Instant::now();
+    let check = check();
     let response_time = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let (status, error) = match check {
         Ok(()) => (ServiceStatus::Healthy, None),
@@ -168,7 +170,7 @@ impl Engines {
             return disabled("off");
         }
         #[cfg(feature = "stt")]
-        return health_of(self.stt.check().map(|_| ()), Instant::now());
+        return health_of(|| self.stt.check().map(|_| ()));
         #[cfg(not(feature = "stt"))]
         disabled("not_built")
     }
@@ -178,7 +180,7 @@ impl Engines {
             return disabled("off");
         }
         #[cfg(feature = "tts")]
-        return health_of(self.tts.check(), Instant::now());
+        return health_of(|| self.tts.check());
         #[cfg(not(feature = "tts"))]
         disabled("not_built")
     }
