@@ -496,7 +496,9 @@ async fn a_component_that_reaches_for_files_environment_and_arguments_through_wa
 async fn a_python_component_that_imports_all_of_wasi_gets_no_socket_name_or_file() {
     let Some(escape) = built("py-escape") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), "");
+    // Publishing compiles the whole CPython component (~30 s alone on 2 cores, over a minute
+    // while the speech tests share the cores): the default call deadline would cut it short.
+    let server = start(dir.path(), "[limits]\ncall_timeout_secs = 300\n");
     let (status, body) = publish(&server, package(&escape, |m| m)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let alice = register(&server, "alice", &["*"], &[]).await;
