@@ -8,6 +8,7 @@ mod files;
 mod identity;
 mod knowledge;
 mod memory;
+mod postgres;
 mod private;
 mod queue;
 mod quota;
@@ -26,6 +27,7 @@ pub use files::*;
 pub use identity::*;
 pub use knowledge::*;
 pub use memory::*;
+pub use postgres::{DEFAULT_POOL_SIZE, PgStore, is_postgres_url};
 pub use private::restrict_new_files;
 pub use queue::*;
 pub use quota::*;
@@ -78,6 +80,14 @@ impl<T> Store for T where
 pub enum StoreError {
     #[error("storage error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The database server cannot be reached (down, refusing, or too slow to connect).
+    #[error("the database server cannot be reached: {0}")]
+    Unreachable(String),
+    /// The store's own settings (the database URL, the pool) cannot be used.
+    #[error("{0}")]
+    Config(String),
     #[error("cannot open the data directory `{path}`: {source}")]
     DataDir {
         path: String,

@@ -1,0 +1,1 @@
+-- agentos PostgreSQL schema: files. Applied once, in file order, by src/store/postgres/migrations.rs.

@@ -1,0 +1,1 @@
+-- agentos PostgreSQL schema: approvals. Applied once, in file order, by src/store/postgres/migrations.rs.
