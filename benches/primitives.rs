@@ -88,7 +88,7 @@ async fn registry_load(tool: &'static str, duration: Duration, callers: usize) -
         data_dir: dir.path().to_owned(),
         ..Config::default()
     };
-    let app = Arc::new(App::build(config).unwrap());
+    let app = Arc::new(App::build(config).await.unwrap());
     let caller = Arc::new(Caller::owner(ToolPolicy::allow_all()));
     if tool == "agentos.mem_get" {
         let ctx = CallContext::new(caller.clone(), "seed", Duration::from_secs(10));

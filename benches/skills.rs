@@ -151,7 +151,7 @@ async fn in_process(built: &Path, duration: Duration, callers: usize) {
         data_dir: dir.path().to_owned(),
         ..Config::default()
     };
-    let app = Arc::new(App::build(config).unwrap());
+    let app = Arc::new(App::build(config).await.unwrap());
     for skill in ["text-stats", "probe"] {
         let (manifest, wasm) = package(&built.join(skill));
         app.skills.publish("owner", &manifest, wasm, None).await.unwrap();

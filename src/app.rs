@@ -14,7 +14,7 @@ use crate::primitives::{self, Services};
 use crate::registry::{Caller, RateLimits, RegisterError, Registry};
 use crate::sealing::Sealer;
 use crate::skills::Skills;
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{PgStore, SqliteStore, Store, StoreError};
 use crate::upstream::{ServerSpec, UpstreamError, Upstreams, spec};
 use crate::voice::Voice;
 
@@ -28,12 +28,15 @@ pub enum AppError {
     Identity(#[from] IdentityError),
     #[error(transparent)]
     Approvals(#[from] CoverageError),
+    /// Replicas sharing one database were given different keys.
+    #[error("{0}")]
+    SharedKeys(String),
 }
 
 pub struct App {
     pub config: Config,
     pub registry: Arc<Registry>,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub upstreams: Arc<Upstreams>,
     pub services: Services,
     /// Counts every call (the registry tells it) and, under `serve`, every HTTP request.
@@ -52,13 +55,16 @@ pub struct App {
 }
 
 impl App {
-    pub fn build(config: Config) -> Result<Self, AppError> {
+    pub async fn build(config: Config) -> Result<Self, AppError> {
         crate::tls::install_crypto_provider();
-        let store = Arc::new(SqliteStore::open_with(
-            &config.data_dir,
-            config.store.synchronous,
-            config.store_limits(),
-        )?);
+        let store: Arc<dyn Store> = match &config.store.database_url {
+            Some(_url) => return Err(StoreError::Config("TEMP".into()).into()), // PG-WIRING
+            None => Arc::new(SqliteStore::open_with(
+                &config.data_dir,
+                config.store.synchronous,
+                config.store_limits(),
+            )?),
+        };
         let registry = Arc::new(Registry::new(config.call_timeout()));
         registry.set_startup_wait(config.mcp_startup_wait());
         registry.set_page_size(config.mcp_page_size);
@@ -87,9 +93,10 @@ impl App {
             shared_config.clone(),
             &registry,
             metrics.record_loss(),
-            sealer,
+            sealer.clone(),
         );
         let identity = Identity::open(store.clone(), &config)?;
+        Self::check_shared_keys(&*store, &identity, &sealer).await?;
         // Work that runs later for an agent (approved calls) acts as that agent is *now*.
         registry.set_directory(identity.clone());
         identity.audit_through(&registry);
@@ -129,6 +136,44 @@ impl App {
             skills,
             voice,
         })
+    }
+
+    /// On a database several replicas share, refuses to start a replica whose token signing key or
+    /// secrets key differs from the ones recorded by the first replica: it would issue tokens the
+    /// others reject and seal secrets they cannot open. The first replica records a digest of its
+    /// signing key and a canary sealed with its secrets key; the others compare.
+    async fn check_shared_keys(store: &dyn Store, identity: &Identity, sealer: &Sealer) -> Result<(), AppError> {
+        if store.changes().is_none() {
+            return Ok(());
+        }
+        let signing = identity.signing_key_check();
+        if store
+            .cluster_setting("identity.signing_key.check", signing.to_vec())
+            .await?
+            != signing
+        {
+            return Err(AppError::SharedKeys(
+                "this replica's token signing key differs from the one the other replicas sharing its database \
+             use, so each would reject the others' tokens: give every replica the same `identity.signing_key`"
+                    .into(),
+            ));
+        }
+        const CANARY_CONTEXT: &[u8] = b"agentos shared secrets key check";
+        let canary = sealer
+            .seal(CANARY_CONTEXT, b"agentos")
+            .map_err(|error| AppError::SharedKeys(format!("cannot use the secrets key: {error}")))?
+            .to_blob();
+        let recorded = store.cluster_setting("secrets.key.canary", canary).await?;
+        let opens =
+            crate::sealing::Sealed::from_blob(&recorded).and_then(|sealed| sealer.open(CANARY_CONTEXT, &sealed));
+        if opens.is_err() {
+            return Err(AppError::SharedKeys(
+                "this replica's secrets key differs from the one the other replicas sharing its database use, \
+             so it could not open what they seal: give every replica the same `secrets.key_file`"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The providers that report services of their own to health checks.

@@ -183,6 +183,15 @@ pub struct StoreConfig {
     /// this a read is refused at once as `busy`.
     #[schemars(range(min = 1))]
     pub max_waiting_reads: usize,
+    /// Keep everything in a PostgreSQL database instead of the embedded SQLite file:
+    /// `postgres://user:password@host:5432/database`. Replicas that share one database share
+    /// every agent's data, identity, audit trail and approvals (README, "Scaling out"). Unset
+    /// (the default): SQLite under `data_dir`. Also `--database-url` or `AGENTOS_DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// Connections this replica keeps to PostgreSQL at most (default 32). The server's
+    /// `max_connections` must cover every replica's pool.
+    #[schemars(range(min = 1, max = 1000))]
+    pub pool_size: usize,
 }
 
 impl Config {
@@ -306,6 +315,8 @@ impl Default for StoreConfig {
             synchronous: Synchronous::Full,
             max_pending_writes: limits.max_pending_writes,
             max_waiting_reads: limits.max_waiting_reads,
+            database_url: None,
+            pool_size: crate::store::DEFAULT_POOL_SIZE,
         }
     }
 }
@@ -365,6 +376,21 @@ impl Config {
             return Err(ConfigError::Invalid {
                 setting: "mcp_page_size",
                 message: format!("{} is not between 1 and 10000", self.mcp_page_size),
+            });
+        }
+        if let Some(url) = &self.store.database_url
+            && !crate::store::is_postgres_url(url)
+        {
+            return Err(ConfigError::Invalid {
+                setting: "store.database_url",
+                message: "must start with postgres:// or postgresql:// (leave it unset for the embedded SQLite store)"
+                    .into(),
+            });
+        }
+        if !(1..=1000).contains(&self.store.pool_size) {
+            return Err(ConfigError::Invalid {
+                setting: "store.pool_size",
+                message: format!("{} is not between 1 and 1000", self.store.pool_size),
             });
         }
         if self.limits.max_page_size == 0 {

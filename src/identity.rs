@@ -43,7 +43,7 @@ pub use types::{
 
 use crate::config::{Config, IdentityConfig};
 use crate::registry::{Caller, CallerDirectory, Registry, Role, ToolPolicy};
-use crate::store::{AgentRow, Store, TokenRow, now_ms};
+use crate::store::{AgentRow, Store, StoreChange, TokenRow, now_ms};
 use tokens::{Signer, TokenCache};
 use types::ACTIVE;
 
@@ -64,6 +64,8 @@ pub struct Identity {
     audit: OnceLock<Weak<Registry>>,
     /// Self-service registrations per client address (`registrations_per_address_per_hour`).
     registrations: agents::RegistrationLimiter,
+    /// A digest of the signing key, which replicas sharing a store compare (never the key).
+    key_check: Vec<u8>,
 }
 
 impl Identity {
@@ -72,7 +74,8 @@ impl Identity {
     pub fn open(store: Arc<dyn Store>, config: &Config) -> Result<Arc<Self>, IdentityError> {
         let key = crypto::signing_key(&config.identity.signing_key, &config.data_dir)?;
         crypto::warm_up();
-        Ok(Arc::new(Self {
+        let changes = store.changes();
+        let identity = Arc::new(Self {
             store,
             signer: Signer::new(&key, &config.identity.issuer, config.identity.token_ttl_days),
             config: config.identity.clone(),
@@ -82,7 +85,24 @@ impl Identity {
             owner_tools: config.access.allowed_tools.clone(),
             audit: OnceLock::new(),
             registrations: agents::RegistrationLimiter::new(config.identity.registrations_per_address_per_hour),
-        }))
+            key_check: {
+                use sha2::Digest;
+                sha2::Sha256::new()
+                    .chain_update(b"agentos token signing key check\0")
+                    .chain_update(&key)
+                    .finalize()
+                    .to_vec()
+            },
+        });
+        if let Some(changes) = changes {
+            forget_on_change(Arc::downgrade(&identity), changes);
+        }
+        Ok(identity)
+    }
+
+    /// A digest of the token signing key (never the key): replicas sharing a store compare it.
+    pub fn signing_key_check(&self) -> &[u8] {
+        &self.key_check
     }
 
     /// The agent as clients see it, disabled or not; `None` when there is no such agent.
@@ -190,4 +210,25 @@ impl CallerDirectory for Identity {
         }
         .boxed()
     }
+}
+
+/// On a store replicas share: drops every cached verification when any replica changes an agent
+/// or ends a session (or the feed was interrupted), so a revocation or a disabled agent takes
+/// effect here as soon as it commits, not after [`tokens`]' recheck delay. Clearing all is
+/// cheap (the next request of each token re-verifies once) and cannot miss a case.
+fn forget_on_change(identity: std::sync::Weak<Identity>, mut changes: tokio::sync::broadcast::Receiver<StoreChange>) {
+    tokio::spawn(async move {
+        loop {
+            let relevant = match changes.recv().await {
+                Ok(StoreChange::Agent(_) | StoreChange::Session(_) | StoreChange::Resync) => true,
+                Ok(_) => false,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let Some(identity) = identity.upgrade() else { return };
+            if relevant {
+                identity.cache.clear();
+            }
+        }
+    });
 }

@@ -192,6 +192,10 @@ struct CommonArgs {
     /// Directory for the database and keys [default: ./agentos-data]
     #[arg(long, env = "AGENTOS_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Keep everything in PostgreSQL instead of SQLite (postgres://user:password@host/db);
+    /// replicas sharing one database share all state [default: SQLite in --data-dir]
+    #[arg(long, env = "AGENTOS_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// TOML configuration file; flags and environment variables override it.
     #[arg(long, env = "AGENTOS_CONFIG")]
     config: Option<PathBuf>,
@@ -236,6 +240,9 @@ fn load_config(common: &CommonArgs) -> anyhow::Result<Config> {
     };
     if let Some(dir) = &common.data_dir {
         config.data_dir = dir.clone();
+    }
+    if let Some(url) = &common.database_url {
+        config.store.database_url = Some(url.clone());
     }
     if let Some(style) = common.name_style {
         config.name_style = style;
@@ -297,7 +304,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     // Before the store opens: every connection, file and pipe is a descriptor.
     let open_file_limit = agentos::ops::fds::raise_open_file_limit();
     tracing::info!(open_file_limit, "open-file limit");
-    let app = App::build(config).context("starting agentos")?;
+    let app = App::build(config).await.context("starting agentos")?;
     let token_file = app
         .identity
         .ensure_owner(&app.config.access.allowed_tools)
@@ -350,7 +357,7 @@ async fn run_mcp(args: McpArgs) -> anyhow::Result<()> {
     let config = load_config(&args.common)?;
     init_logging("warn", config.logs.format);
     agentos::ops::fds::raise_open_file_limit();
-    let app = App::build(config).context("starting agentos")?;
+    let app = App::build(config).await.context("starting agentos")?;
     let shutdown = CancellationToken::new();
     app.start_background(shutdown.clone());
     app.start_upstreams(args.common.config.as_deref())
@@ -393,7 +400,7 @@ async fn run_skills_publish(args: PublishArgs) -> anyhow::Result<()> {
             component_path.display()
         )
     })?;
-    let app = App::build(config).context("starting agentos")?;
+    let app = App::build(config).await.context("starting agentos")?;
     let ctx =
         agentos::registry::CallContext::new(app.owner(), "cli-skills-publish", std::time::Duration::from_secs(600))
             .with_front_door("cli skills publish");

@@ -3,6 +3,7 @@
 
 mod approvals;
 mod audit;
+mod changes;
 mod events;
 mod files;
 mod identity;
@@ -22,6 +23,7 @@ mod workflow;
 
 pub use approvals::*;
 pub use audit::*;
+pub use changes::{StoreAdmin, StoreChange};
 pub use events::*;
 pub use files::*;
 pub use identity::*;
@@ -55,6 +57,7 @@ pub trait Store:
     + TraceStore
     + QuotaStore
     + SkillStore
+    + StoreAdmin
 {
 }
 
@@ -73,6 +76,7 @@ impl<T> Store for T where
         + TraceStore
         + QuotaStore
         + SkillStore
+        + StoreAdmin
 {
 }
 

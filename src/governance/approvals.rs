@@ -38,6 +38,7 @@ pub(super) fn install(gov: &Governance) -> Vec<Arc<dyn Tool>> {
         gov.config.call_timeout(),
         gov.sealer.clone(),
     ));
+    gate.follow_store();
     if !registry.set_approval_gate(gate.clone()) {
         tracing::warn!("an approval gate was already installed; keeping it");
     }

@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::registry::{Empty, Hints, Tool, ToolBuilder, ToolFailure};
-use crate::store::SqliteStore;
+use crate::store::Store;
 use crate::upstream::{CrewMember, Health, Upstreams};
 
 /// A store read slower than this counts as a failure: a probe must answer even when SQLite is
@@ -122,7 +122,7 @@ pub type HealthSources = Arc<[Arc<dyn HealthSource>]>;
 /// `agentos.health`: the readiness report as a tool (what `GET /health/ready` answers, without
 /// the connection detail), so the studio's `health` reads it through the registry like every
 /// other command. Holds the upstreams weakly: they hold the registry that holds this tool.
-pub fn tools(store: Arc<SqliteStore>, upstreams: Weak<Upstreams>, sources: HealthSources) -> Vec<Arc<dyn Tool>> {
+pub fn tools(store: Arc<dyn Store>, upstreams: Weak<Upstreams>, sources: HealthSources) -> Vec<Arc<dyn Tool>> {
     vec![
         ToolBuilder::new("agentos.health")
             .title("Check agentos's health")
@@ -160,13 +160,13 @@ fn upstream_health(member: &CrewMember) -> ServiceHealth {
 /// Runs the checks; cheap to clone.
 #[derive(Clone)]
 pub struct Checker {
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     upstreams: Arc<Upstreams>,
     sources: HealthSources,
 }
 
 impl Checker {
-    pub fn new(store: Arc<SqliteStore>, upstreams: Arc<Upstreams>, sources: HealthSources) -> Self {
+    pub fn new(store: Arc<dyn Store>, upstreams: Arc<Upstreams>, sources: HealthSources) -> Self {
         Self {
             store,
             upstreams,
@@ -208,7 +208,7 @@ impl Checker {
 
     async fn store_health(&self) -> ServiceHealth {
         let started = Instant::now();
-        let outcome = tokio::time::timeout(STORE_TIMEOUT, self.store.ping()).await;
+        let outcome = tokio::time::timeout(STORE_TIMEOUT, self.store.check()).await;
         let response_time = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let error = match outcome {
             Ok(Ok(())) => None,

@@ -2,7 +2,8 @@
 //!
 //! A waiting poll sleeps on the [`EventHub`], which a publish in this process wakes at once, and
 //! re-reads the store every [`RECHECK`] so events published by another process sharing the data
-//! directory (`agentos serve` beside `agentos mcp`) arrive too. The wait is a plain future: when
+//! directory (`agentos serve` beside `agentos mcp`) arrive too. On a store that replicas share
+//! (PostgreSQL), the store's change feed wakes it as soon as any replica's publish commits. The wait is a plain future: when
 //! the registry drops it (cancellation, deadline) nothing is left behind.
 
 use std::sync::Arc;
@@ -13,12 +14,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Notify;
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Services;
 use crate::registry::{Hints, Tool, ToolBuilder, ToolFailure};
-use crate::store::{EventPage, EventStore};
+use crate::store::{EventPage, EventStore, StoreChange};
 
 const DEFAULT_PAGE: usize = 100;
 /// How often a waiting poll re-reads the store, for publishes from other processes.
@@ -144,6 +146,29 @@ impl EventHub {
         }
     }
 
+    /// Wakes waiting polls on every publish the store reports (from any replica), and all of them
+    /// when the feed was interrupted, until the store goes.
+    fn follow(self: &Arc<Self>, mut changes: broadcast::Receiver<StoreChange>) {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match changes.recv().await {
+                    Ok(StoreChange::Event { owner, topic }) => hub.published(&Arc::from(owner), &topic),
+                    Ok(StoreChange::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => hub.wake_all(),
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+
+    fn wake_all(&self) {
+        let all: Vec<_> = self.waiting.iter().map(|entry| entry.value().clone()).collect();
+        for notify in all {
+            notify.notify_waiters();
+        }
+    }
+
     fn published(&self, owner: &Arc<str>, topic: &str) {
         let notify = self
             .waiting
@@ -228,6 +253,9 @@ fn parse_payload(text: &str) -> Result<Value, ToolFailure> {
 
 pub fn tools(services: &Services) -> Vec<Arc<dyn Tool>> {
     let hub = Arc::new(EventHub::default());
+    if let Some(changes) = services.store.changes() {
+        hub.follow(changes);
+    }
     let (publish, poll) = ((services.clone(), hub.clone()), (services.clone(), hub));
     let clear = services.clone();
     vec![

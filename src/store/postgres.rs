@@ -19,6 +19,7 @@ mod events;
 mod files;
 mod identity;
 mod knowledge;
+mod listen;
 mod memory;
 mod migrations;
 mod queue;
@@ -31,11 +32,15 @@ mod workflow;
 
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use deadpool_postgres::Transaction;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
-use super::{Quotas, StoreError, StoreLimits};
+use futures::future::BoxFuture;
+use tokio::sync::broadcast;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::{Quotas, StoreAdmin, StoreChange, StoreError, StoreLimits};
 
 /// Connections each replica keeps open at most. PostgreSQL's `max_connections` (100 by
 /// default) must cover every replica's pool: size it as replicas × this.
@@ -48,6 +53,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct PgStore {
     pool: Pool,
     limits: StoreLimits,
+    changes: broadcast::Sender<StoreChange>,
+    /// Stops the change feed when the store goes.
+    _feed: DropGuard,
 }
 
 /// What `--database-url` may name: the embedded SQLite file (the default) or a PostgreSQL server.
@@ -66,6 +74,8 @@ impl PgStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name("agentos");
+        let stop = CancellationToken::new();
+        let changes = listen::start(config.clone(), stop.clone());
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -80,7 +90,12 @@ impl PgStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|error| StoreError::Config(format!("cannot set up the database pool: {error}")))?;
-        let store = Self { pool, limits };
+        let store = Self {
+            pool,
+            limits,
+            changes,
+            _feed: stop.drop_guard(),
+        };
         let mut client = store.client().await?;
         migrations::apply(&mut client).await?;
         Ok(store)
@@ -116,6 +131,48 @@ impl PgStore {
     }
 }
 
+impl StoreAdmin for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.ping())
+    }
+
+    fn changes(&self) -> Option<broadcast::Receiver<StoreChange>> {
+        Some(self.changes.subscribe())
+    }
+
+    fn cluster_setting<'a>(&'a self, name: &'a str, proposed: Vec<u8>) -> BoxFuture<'a, Result<Vec<u8>, StoreError>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            // Insert-or-keep and read back in one statement. When another replica inserts the
+            // same name at the same moment, this statement waits for it and inserts nothing,
+            // but its snapshot predates that row: the next attempt sees it.
+            for _ in 0..3 {
+                let row = client
+                    .query_opt(
+                        "WITH inserted AS (
+                            INSERT INTO cluster_settings (name, value, recorded_at) VALUES ($1, $2, $3)
+                            ON CONFLICT (name) DO NOTHING RETURNING value
+                        )
+                        SELECT value FROM inserted UNION ALL SELECT value FROM cluster_settings WHERE name = $1
+                        LIMIT 1",
+                        &[&name, &proposed, &super::now_ms()],
+                    )
+                    .await?;
+                if let Some(row) = row {
+                    return Ok(row.get(0));
+                }
+            }
+            Err(StoreError::Corrupt(format!(
+                "the cluster setting `{name}` could not be recorded or read"
+            )))
+        })
+    }
+}
+
 /// Begins a write transaction that holds `owner`'s write lock until it commits or rolls back,
 /// so writes to one owner's items never interleave, on this replica or any other.
 pub(crate) async fn owner_tx<'c>(client: &'c mut Object, owner: &str) -> Result<Transaction<'c>, StoreError> {
@@ -147,7 +204,11 @@ pub(crate) mod testing {
 
     pub async fn store_with(limits: StoreLimits) -> Option<PgStore> {
         let url = fresh_database().await?;
-        Some(PgStore::connect(&url, 8, limits).await.expect("connect to the test database"))
+        Some(
+            PgStore::connect(&url, 8, limits)
+                .await
+                .expect("connect to the test database"),
+        )
     }
 
     /// Creates a database with a unique name and returns its URL.
@@ -157,7 +218,9 @@ pub(crate) mod testing {
             return None;
         };
         let name = format!("agentos_unit_{}", uuid::Uuid::new_v4().simple());
-        let (client, connection) = tokio_postgres::connect(&server, NoTls).await.expect("reach the test server");
+        let (client, connection) = tokio_postgres::connect(&server, NoTls)
+            .await
+            .expect("reach the test server");
         tokio::spawn(connection);
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))

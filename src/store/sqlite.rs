@@ -334,6 +334,28 @@ fn clone_error(error: &rusqlite::Error) -> rusqlite::Error {
     }
 }
 
+impl super::StoreAdmin for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn check(&self) -> futures::future::BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.ping())
+    }
+
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<super::StoreChange>> {
+        None
+    }
+
+    fn cluster_setting<'a>(
+        &'a self,
+        _name: &'a str,
+        proposed: Vec<u8>,
+    ) -> futures::future::BoxFuture<'a, Result<Vec<u8>, StoreError>> {
+        Box::pin(std::future::ready(Ok(proposed)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

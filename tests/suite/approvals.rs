@@ -280,7 +280,7 @@ async fn as_caller(app: &App, caller: &Caller, tool: &str, input: Value) -> Call
 }
 
 /// An in-process instance where `agentos.time_now` needs approval (held calls wait 1 s).
-fn holding_time_now(dir: &Path) -> App {
+async fn holding_time_now(dir: &Path) -> App {
     let config = Config {
         data_dir: dir.to_owned(),
         approvals: ApprovalsConfig {
@@ -290,13 +290,13 @@ fn holding_time_now(dir: &Path) -> App {
         },
         ..Config::default()
     };
-    App::build(config).unwrap()
+    App::build(common::on_test_store(config)).await.unwrap()
 }
 
 #[tokio::test]
 async fn only_overseers_see_and_decide_and_approved_calls_run_as_the_agent_is_now() {
     let dir = tempfile::tempdir().unwrap();
-    let app = holding_time_now(dir.path());
+    let app = holding_time_now(dir.path()).await;
     let a = caller("agent-a", Role::Agent, Some("acct-1"));
     let b = caller("agent-b", Role::Agent, Some("acct-1"));
     let gone = caller("agent-gone", Role::Agent, Some("acct-1"));
@@ -390,7 +390,7 @@ async fn settled_in_process(app: &App, reader: &Caller, id: &str) -> Value {
 #[tokio::test]
 async fn an_agent_allowed_only_the_held_tool_can_still_fetch_its_outcome() {
     let dir = tempfile::tempdir().unwrap();
-    let app = holding_time_now(dir.path());
+    let app = holding_time_now(dir.path()).await;
     let mut narrow = caller("agent-narrow", Role::Agent, Some("acct-1"));
     narrow.tools = ToolPolicy::parse(&["agentos.time_now"]).unwrap();
     let other = {

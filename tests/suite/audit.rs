@@ -62,7 +62,7 @@ fn outcome_of(records: &[Value], tool: &str) -> Vec<String> {
 #[tokio::test]
 async fn calls_leave_records_and_each_reader_sees_what_it_oversees() {
     let dir = tempfile::tempdir().unwrap();
-    let app = in_process_app(dir.path());
+    let app = in_process_app(dir.path()).await;
     let shutdown = CancellationToken::new();
     app.start_background(shutdown.clone());
     let a = caller("agent-a", Role::Agent, Some("acct-1"), &["*"]);
@@ -199,7 +199,7 @@ async fn queued_records_are_written_on_shutdown_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let a = caller("agent-a", Role::Agent, None, &["*"]);
     {
-        let app = in_process_app(dir.path());
+        let app = in_process_app(dir.path()).await;
         let shutdown = CancellationToken::new();
         app.start_background(shutdown.clone());
         for i in 0..50 {
@@ -211,7 +211,7 @@ async fn queued_records_are_written_on_shutdown_and_survive_a_restart() {
         shutdown.cancel();
         app.shutdown().await;
     }
-    let app = in_process_app(dir.path());
+    let app = in_process_app(dir.path()).await;
     let shutdown = CancellationToken::new();
     app.start_background(shutdown.clone());
     let found = records(&app, &a, json!({"tool": "agentos.mem_set"})).await;

@@ -52,7 +52,7 @@ async fn acknowledged_writes_survive_a_kill_during_a_burst() {
     let acknowledged = acknowledged.lock().unwrap().clone();
 
     // Restart on the same data directory and check every acknowledged write.
-    let app = common::in_process_app(dir.path());
+    let app = common::in_process_app(dir.path()).await;
     let mut missing = Vec::new();
     for (key, value) in &acknowledged {
         let got = common::call_as(&app, "owner", "agentos.mem_get", json!({"key": key}))

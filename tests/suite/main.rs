@@ -5,6 +5,8 @@ mod common;
 
 mod approvals;
 mod audit;
+mod cluster;
+mod cluster_balancer;
 mod crash_safety;
 mod examples;
 mod layering;

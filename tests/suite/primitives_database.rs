@@ -345,7 +345,7 @@ async fn as_agent(app: &agentos::app::App, agent: &str, tool: &str, input: Value
 #[tokio::test]
 async fn agents_have_separate_databases() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::in_process_app(dir.path());
+    let app = common::in_process_app(dir.path()).await;
     let sql = |sql: &str| json!({"sql": sql});
     structured(&as_agent(&app, "agent-a", "agentos.db_exec", sql("CREATE TABLE secrets (v TEXT)")).await);
     structured(

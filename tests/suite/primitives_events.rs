@@ -293,7 +293,7 @@ async fn configured_limits_apply() {
 #[tokio::test]
 async fn agents_cannot_see_each_others_topics() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::in_process_app(dir.path());
+    let app = common::in_process_app(dir.path()).await;
     let as_agent = |agent: &'static str, tool: &'static str, input: Value| {
         let app = &app;
         async move { structured(&common::call_as(app, agent, tool, input).await.unwrap()) }

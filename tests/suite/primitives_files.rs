@@ -302,12 +302,13 @@ async fn limits_from_the_config_file_apply() {
     client.cancel().await.unwrap();
 }
 
-fn app_with_files(dir: &Path, files: FilesConfig) -> App {
-    App::build(Config {
+async fn app_with_files(dir: &Path, files: FilesConfig) -> App {
+    App::build(common::on_test_store(Config {
         data_dir: dir.to_owned(),
         files,
         ..Config::default()
-    })
+    }))
+    .await
     .expect("build agentos in process")
 }
 
@@ -326,7 +327,8 @@ async fn agents_cannot_reach_each_others_files() {
             quota_bytes: 64,
             max_file_bytes: 64,
         },
-    );
+    )
+    .await;
     let plan = json!({"path": "/private/plan.txt", "content": "A's plan"});
     structured(&as_agent(&app, "agent-a", "agentos.fs_write", plan).await);
     let path = json!({"path": "/private/plan.txt"});

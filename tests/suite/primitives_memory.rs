@@ -226,7 +226,7 @@ async fn knowledge_limits_come_from_config() {
 #[tokio::test]
 async fn agents_cannot_reach_each_others_memory_or_knowledge() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::in_process_app(dir.path());
+    let app = common::in_process_app(dir.path()).await;
     let ok = |r: Result<rmcp::model::CallToolResult, agentos::registry::CallError>| structured(&r.unwrap());
     ok(common::call_as(
         &app,

@@ -162,12 +162,13 @@ fn failure(result: &CallToolResult) -> String {
     text_of(result)
 }
 
-fn app_with(dir: &Path, network: NetworkConfig) -> App {
-    App::build(Config {
+async fn app_with(dir: &Path, network: NetworkConfig) -> App {
+    App::build(common::on_test_store(Config {
         data_dir: dir.to_owned(),
         network,
         ..Config::default()
-    })
+    }))
+    .await
     .expect("build agentos in process")
 }
 
@@ -497,7 +498,8 @@ async fn allowed_domains_limit_which_hosts_an_agent_reaches() {
             allow_private_addresses: true,
             ..NetworkConfig::default()
         },
-    );
+    )
+    .await;
     let localhost = &["localhost"];
 
     let ok = structured(&get_as(&app, localhost, &server.name_url("/text")).await);
@@ -549,7 +551,8 @@ async fn redirects_to_private_addresses_are_refused_at_every_hop() {
             allowed_private_hosts: vec!["localhost".into()],
             ..NetworkConfig::default()
         },
-    );
+    )
+    .await;
     let ok = structured(&get_as(&app, &[], &server.name_url("/text")).await);
     assert_eq!(ok["status"], 200);
     let message = failure(&get_as(&app, &[], &server.ip_url("/text")).await);
@@ -587,7 +590,8 @@ async fn redirects_rewrite_methods_and_drop_credentials_across_hosts() {
             allow_private_addresses: true,
             ..NetworkConfig::default()
         },
-    );
+    )
+    .await;
     let post = |url: String| {
         json!({
             "url": url,
@@ -634,7 +638,8 @@ async fn requests_end_by_their_timeout_or_the_call_deadline() {
             allow_private_addresses: true,
             ..NetworkConfig::default()
         },
-    );
+    )
+    .await;
     let started = Instant::now();
     let result = call_limited(
         &app,

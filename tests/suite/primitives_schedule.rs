@@ -324,7 +324,7 @@ fn agent_caller(agent: &str, tools: &[&str]) -> agentos::registry::CallContext {
 #[tokio::test]
 async fn agents_see_fire_and_cancel_only_their_own_schedules() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::in_process_app(dir.path());
+    let app = common::in_process_app(dir.path()).await;
     let shutdown = tokio_util::sync::CancellationToken::new();
     app.start_background(shutdown.clone());
     let as_agent = |agent: &'static str, tool: &'static str, input: Value| {
@@ -394,7 +394,7 @@ async fn agents_see_fire_and_cancel_only_their_own_schedules() {
 #[tokio::test]
 async fn a_disabled_agents_schedules_stop_firing() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::in_process_app(dir.path());
+    let app = common::in_process_app(dir.path()).await;
     let shutdown = tokio_util::sync::CancellationToken::new();
     app.start_background(shutdown.clone());
     common::register_in_process(&app, "agent-d").await;

@@ -104,7 +104,7 @@ async fn secret_limits_and_a_key_from_the_environment() {
 #[tokio::test]
 async fn agents_cannot_reach_each_others_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::in_process_app(dir.path());
+    let app = common::in_process_app(dir.path()).await;
     let ok = |r: Result<rmcp::model::CallToolResult, agentos::registry::CallError>| structured(&r.unwrap());
     ok(common::call_as(
         &app,

@@ -303,7 +303,7 @@ async fn cancelling_a_foreground_run_stops_it() {
 #[tokio::test]
 async fn workflows_belong_to_their_agent_and_run_as_it() {
     let dir = tempfile::tempdir().unwrap();
-    let app = common::in_process_app(dir.path());
+    let app = common::in_process_app(dir.path()).await;
     let as_agent = |agent: &'static str, tool: &'static str, input: Value| {
         let app = &app;
         async move { common::call_as(app, agent, tool, input).await.unwrap() }

@@ -24,7 +24,7 @@ fn committed_schemas_are_current() {
         data_dir: data.path().to_owned(),
         ..Config::default()
     };
-    let app = App::build(config).unwrap();
+    let app = futures::executor::block_on(App::build(config)).unwrap();
     let tools = agentos::schemas::tool_schemas(&app.registry);
     assert!(!tools.is_empty());
     let mut stale = Vec::new();
@@ -96,7 +96,7 @@ fn published_schemas_have_no_boolean_subschemas() {
         data_dir: data.path().to_owned(),
         ..Config::default()
     };
-    let app = App::build(config).unwrap();
+    let app = futures::executor::block_on(App::build(config)).unwrap();
     let mut found = Vec::new();
     for (file, schema) in agentos::schemas::tool_schemas(&app.registry) {
         walk(&schema["inputSchema"], &format!("{file}:inputSchema"), &mut found);
@@ -114,7 +114,7 @@ fn every_primitive_schema_compiles() {
         data_dir: data.path().to_owned(),
         ..Config::default()
     };
-    let app = App::build(config).unwrap();
+    let app = futures::executor::block_on(App::build(config)).unwrap();
     let owner = agentos::registry::Caller::owner(agentos::registry::ToolPolicy::allow_all());
     let mut compiled = 0;
     for entry in app.registry.list_for(&owner) {

@@ -2,7 +2,9 @@
 //! and runs approved calls once, as their original caller.
 //!
 //! The store is the source of truth (another replica may decide); the in-memory notify map only
-//! wakes local waiters early, and every waiter re-reads the store at least every two seconds.
+//! wakes local waiters early, and every waiter re-reads the store at least every two seconds. On
+//! a store replicas share, its change feed wakes the waiter as soon as another replica's decision
+//! or outcome commits.
 //!
 //! Sensitive values (see `registry::Redaction`) never reach the record in the clear: it keeps
 //! the input redacted (what deciders see) and, when that differs from the real input, the real
@@ -28,7 +30,7 @@ use crate::registry::{
     new_approval_id, run_approved,
 };
 use crate::sealing::{Sealed, Sealer};
-use crate::store::{ApprovalRecord, ApprovalStatus, Store, Visibility, now_ms};
+use crate::store::{ApprovalRecord, ApprovalStatus, Store, StoreChange, Visibility, now_ms};
 
 use super::rules::{final_hold, not_found, not_pending, pending_hold, preview};
 use crate::governance::access::may_decide_approval;
@@ -206,6 +208,31 @@ impl Approvals {
                 )
             })?;
         serde_json::from_slice(&opened).map_err(|e| format!("the sealed input is unreadable: {e}"))
+    }
+
+    /// Wakes local waiters when another replica decides or finishes their approvals (and all of
+    /// them when the store's feed was interrupted), until the gate or the store goes.
+    pub(super) fn follow_store(self: &Arc<Self>) {
+        let Some(mut changes) = self.store.changes() else {
+            return;
+        };
+        let gate = Arc::downgrade(self);
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let change = changes.recv().await;
+                let Some(gate) = gate.upgrade() else { return };
+                match change {
+                    Ok(StoreChange::Approval(id)) => gate.wake(&id),
+                    Ok(StoreChange::Resync) | Err(RecvError::Lagged(_)) => {
+                        let all: Vec<_> = gate.waiters.iter().map(|entry| entry.value().clone()).collect();
+                        all.iter().for_each(|notify| notify.notify_waiters());
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
     }
 
     /// Wakes the local waiter of `id`, if any; the waiter removes its entry when it leaves.

@@ -8,20 +8,66 @@ use crate::store::StoreError;
 /// Every migration, in the order it applies. Names are the files' names without `.sql`.
 const MIGRATIONS: &[(&str, &str)] = &[
     // First: every family's migration adds triggers that keep `quota_usage` exact.
-    ("0000_quota", include_str!("../../../migrations/postgres/0000_quota.sql")),
-    ("0001_memory", include_str!("../../../migrations/postgres/0001_memory.sql")),
-    ("0002_files", include_str!("../../../migrations/postgres/0002_files.sql")),
-    ("0003_events", include_str!("../../../migrations/postgres/0003_events.sql")),
-    ("0004_queue", include_str!("../../../migrations/postgres/0004_queue.sql")),
-    ("0005_schedules", include_str!("../../../migrations/postgres/0005_schedules.sql")),
-    ("0006_workflows", include_str!("../../../migrations/postgres/0006_workflows.sql")),
-    ("0007_secrets", include_str!("../../../migrations/postgres/0007_secrets.sql")),
-    ("0008_knowledge", include_str!("../../../migrations/postgres/0008_knowledge.sql")),
-    ("0009_identity", include_str!("../../../migrations/postgres/0009_identity.sql")),
-    ("0010_audit", include_str!("../../../migrations/postgres/0010_audit.sql")),
-    ("0011_approvals", include_str!("../../../migrations/postgres/0011_approvals.sql")),
-    ("0012_traces", include_str!("../../../migrations/postgres/0012_traces.sql")),
-    ("0013_skills", include_str!("../../../migrations/postgres/0013_skills.sql")),
+    (
+        "0000_quota",
+        include_str!("../../../migrations/postgres/0000_quota.sql"),
+    ),
+    (
+        "0001_memory",
+        include_str!("../../../migrations/postgres/0001_memory.sql"),
+    ),
+    (
+        "0002_files",
+        include_str!("../../../migrations/postgres/0002_files.sql"),
+    ),
+    (
+        "0003_events",
+        include_str!("../../../migrations/postgres/0003_events.sql"),
+    ),
+    (
+        "0004_queue",
+        include_str!("../../../migrations/postgres/0004_queue.sql"),
+    ),
+    (
+        "0005_schedules",
+        include_str!("../../../migrations/postgres/0005_schedules.sql"),
+    ),
+    (
+        "0006_workflows",
+        include_str!("../../../migrations/postgres/0006_workflows.sql"),
+    ),
+    (
+        "0007_secrets",
+        include_str!("../../../migrations/postgres/0007_secrets.sql"),
+    ),
+    (
+        "0008_knowledge",
+        include_str!("../../../migrations/postgres/0008_knowledge.sql"),
+    ),
+    (
+        "0009_identity",
+        include_str!("../../../migrations/postgres/0009_identity.sql"),
+    ),
+    (
+        "0010_audit",
+        include_str!("../../../migrations/postgres/0010_audit.sql"),
+    ),
+    (
+        "0011_approvals",
+        include_str!("../../../migrations/postgres/0011_approvals.sql"),
+    ),
+    (
+        "0012_traces",
+        include_str!("../../../migrations/postgres/0012_traces.sql"),
+    ),
+    (
+        "0013_skills",
+        include_str!("../../../migrations/postgres/0013_skills.sql"),
+    ),
+    (
+        "0014_cluster",
+        include_str!("../../../migrations/postgres/0014_cluster.sql"),
+    ),
 ];
 
 /// The advisory lock replicas take while they migrate: the first applies, the others wait for it
@@ -30,10 +76,14 @@ const MIGRATION_LOCK: i64 = 0x6167_656e_746f_73;
 
 /// Applies the migrations this database has not seen, under the migration lock.
 pub(super) async fn apply(client: &mut Object) -> Result<(), StoreError> {
-    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
     let outcome = apply_locked(client).await;
     // A session lock outlives errors: release it either way, or the next replica waits forever.
-    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await;
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
     outcome?;
     unlocked?;
     Ok(())
@@ -54,7 +104,10 @@ async fn apply_locked(client: &mut Object) -> Result<(), StoreError> {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    if let Some(unknown) = applied.iter().find(|name| !MIGRATIONS.iter().any(|(known, _)| known == name)) {
+    if let Some(unknown) = applied
+        .iter()
+        .find(|name| !MIGRATIONS.iter().any(|(known, _)| known == name))
+    {
         return Err(StoreError::Refused(format!(
             "the database was migrated by a newer agentos (it has migration `{unknown}`, which this \
              version does not know); run the newer version or restore a matching backup"
@@ -66,7 +119,8 @@ async fn apply_locked(client: &mut Object) -> Result<(), StoreError> {
         }
         let tx = client.transaction().await?;
         tx.batch_execute(sql).await?;
-        tx.execute("INSERT INTO schema_migrations (name) VALUES ($1)", &[name]).await?;
+        tx.execute("INSERT INTO schema_migrations (name) VALUES ($1)", &[name])
+            .await?;
         tx.commit().await?;
         tracing::info!(migration = name, "applied a PostgreSQL migration");
     }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod database;
 pub mod pty;
 pub mod real_servers;
 pub mod scenarios;
@@ -112,6 +113,9 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if let Some(url) = database::for_data_dir(data_dir) {
+            command.env("AGENTOS_DATABASE_URL", url);
+        }
         for (key, value) in env {
             command.env(key, value);
         }
@@ -321,6 +325,9 @@ pub async fn stdio_client(data_dir: &Path, extra: &[&str]) -> (Client, Arc<Obser
         .args(extra)
         .current_dir(working_dir(data_dir))
         .env("AGENTOS_LOG", "info");
+    if let Some(url) = database::for_data_dir(data_dir) {
+        command.env("AGENTOS_DATABASE_URL", url);
+    }
     let (transport, stderr) = TokioChildProcess::builder(command)
         .stderr(Stdio::piped())
         .spawn()
@@ -535,12 +542,21 @@ pub fn get_json_blocking(addr: &str, path: &str) -> Value {
 
 /// An agentos instance inside the test process, for checks that need two different agents
 /// (identity and tokens arrive later; the registry pipeline is the same one every adapter uses).
-pub fn in_process_app(data_dir: &Path) -> agentos::app::App {
-    let config = agentos::config::Config {
+pub async fn in_process_app(data_dir: &Path) -> agentos::app::App {
+    let mut config = agentos::config::Config {
         data_dir: data_dir.to_owned(),
         ..agentos::config::Config::default()
     };
-    agentos::app::App::build(config).expect("build agentos in process")
+    config.store.database_url = database::for_data_dir(data_dir);
+    agentos::app::App::build(config)
+        .await
+        .expect("build agentos in process")
+}
+
+/// `config` pointed at the store the suite runs against (see [`database`]).
+pub fn on_test_store(mut config: agentos::config::Config) -> agentos::config::Config {
+    config.store.database_url = database::for_data_dir(&config.data_dir);
+    config
 }
 
 /// Calls a tool through the registry pipeline as the agent `agent_id` (allowed every tool; the
