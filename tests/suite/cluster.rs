@@ -641,3 +641,35 @@ async fn stateless_requests_go_to_any_replica_and_a_dead_replicas_session_is_404
     assert_eq!(status, StatusCode::OK);
     assert!(answer.unwrap()["result"]["structuredContent"]["unixMs"].is_i64());
 }
+
+#[tokio::test]
+async fn a_replica_with_other_keys_than_the_cluster_refuses_to_start() {
+    let Some(cluster) = Cluster::start(1, "") else { return };
+    let refuse = |toml: String| {
+        let dir = cluster
+            .dir
+            .path()
+            .join(format!("stranger-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("agentos.toml");
+        std::fs::write(&config, toml).unwrap();
+        let output = std::process::Command::new(common::agentos_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--config", config.to_str().unwrap()])
+            .args(["--database-url", &cluster.url, "--data-dir"])
+            .arg(dir.join("data"))
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "a replica with other keys started");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let shared_secrets = cluster.dir.path().join("secrets.key");
+    let other_signing = refuse(format!(
+        "[identity]\nsigning_key = \"another-signing-key-0123456789abcdef0123456789\"\n[secrets]\nkey_file = \"{}\"\n",
+        shared_secrets.display()
+    ));
+    assert!(other_signing.contains("`identity.signing_key`"), "{other_signing}");
+    let other_secrets = refuse(format!("[identity]\nsigning_key = \"{SIGNING_KEY}\"\n"));
+    assert!(other_secrets.contains("`secrets.key_file`"), "{other_secrets}");
+    // The cluster itself is unharmed.
+    ok(cluster.replica(0), &cluster.owner(), "agentos.time_now", json!({})).await;
+}

@@ -72,7 +72,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
 
 /// The advisory lock replicas take while they migrate: the first applies, the others wait for it
 /// and then find nothing left to do. An arbitrary constant ("agentos" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6167_656e_746f_73;
+const MIGRATION_LOCK: i64 = 0x0061_6765_6e74_6f73;
 
 /// Applies the migrations this database has not seen, under the migration lock.
 pub(super) async fn apply(client: &mut Object) -> Result<(), StoreError> {
