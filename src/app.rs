@@ -101,7 +101,16 @@ impl App {
         registry.set_directory(identity.clone());
         identity.audit_through(&registry);
         if config.rate_limits.enabled {
-            registry.set_rate_limits(Arc::new(RateLimits::new(config.rate_limits.budgets())));
+            let mut limits = RateLimits::new(config.rate_limits.budgets());
+            let feed = store.changes();
+            if feed.is_some() {
+                limits.share();
+            }
+            let limits = Arc::new(limits);
+            if let Some(feed) = feed {
+                crate::cluster::share_rate_limits(limits.clone(), store.clone(), feed);
+            }
+            registry.set_rate_limits(limits);
         }
         let skills = Arc::new(Skills::new(
             store.clone(),

@@ -32,6 +32,7 @@
 
 pub mod adapters;
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod governance;
 pub mod identity;

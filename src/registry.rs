@@ -12,6 +12,7 @@ mod context;
 mod error;
 mod input_rounds;
 mod limits;
+pub mod limits_shared;
 mod listing;
 pub mod names;
 mod operation;

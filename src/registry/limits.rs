@@ -16,6 +16,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DashMapStateStore;
+use dashmap::DashMap;
 use governor::{Quota, RateLimiter};
 
 use super::Caller;
@@ -123,6 +124,9 @@ struct ClassLimiter<C: Clock> {
 pub struct RateLimits<C: Clock = DefaultClock> {
     classes: [ClassLimiter<C>; 3],
     clock: C,
+    /// Charges made here since they were last taken for the other replicas ([`Self::take_spent`]),
+    /// kept only once [`Self::share`] was called (replicas sharing one database).
+    spent: Option<DashMap<(LimitClass, LimitKey), u32, KeyHasher>>,
 }
 
 impl RateLimits<DefaultClock> {
@@ -156,7 +160,51 @@ impl<C: Clock + Clone> RateLimits<C> {
                 period,
             }
         });
-        Self { classes, clock }
+        Self {
+            classes,
+            clock,
+            spent: None,
+        }
+    }
+
+    /// Counts every charge from now on so it can be told to the other replicas sharing this
+    /// agentos's database, whose own charges arrive through [`Self::absorb`]: the budget is
+    /// then the cluster's, not each replica's.
+    pub fn share(&mut self) {
+        self.spent.get_or_insert_with(DashMap::default);
+    }
+
+    /// The charges made here since the last call (nothing unless shared).
+    pub fn take_spent(&self) -> Vec<(LimitClass, LimitKey, u32)> {
+        let Some(spent) = &self.spent else { return Vec::new() };
+        let keys: Vec<_> = spent.iter().map(|entry| entry.key().clone()).collect();
+        keys.into_iter()
+            .filter_map(|key| spent.remove(&key))
+            .map(|((class, key), count)| (class, key, count))
+            .collect()
+    }
+
+    /// Charges `count` calls another replica let through to `key`'s bucket here. A bucket
+    /// cannot owe more than it holds: what exceeds it is dropped, so a replica never refuses
+    /// longer than a full refill.
+    pub fn absorb(&self, class: LimitClass, key: &LimitKey, count: u32) {
+        let cell = &self.classes[class.index()];
+        let mut left = count;
+        while left > 0 {
+            let step = left.min(cell.budget.burst);
+            let Some(cells) = NonZeroU32::new(step) else { return };
+            match cell.limiter.check_key_n(key, cells) {
+                Ok(Ok(_)) => left -= step,
+                // Not that much room: take what is left one cell at a time.
+                Ok(Err(_)) if step > 1 => {
+                    while left > 0 && cell.limiter.check_key(key).is_ok() {
+                        left -= 1;
+                    }
+                    return;
+                }
+                _ => return,
+            }
+        }
     }
 
     pub fn budget(&self, class: LimitClass) -> Budget {
@@ -170,6 +218,9 @@ impl<C: Clock + Clone> RateLimits<C> {
         let refill_secs = |missing: u32| (cell.period * missing).as_secs_f64().ceil() as u64;
         match cell.limiter.check_key(key) {
             Ok(state) => {
+                if let Some(spent) = &self.spent {
+                    *spent.entry((class, key.clone())).or_insert(0) += 1;
+                }
                 let remaining = state.remaining_burst_capacity().min(limit);
                 Ok(Verdict {
                     class,

@@ -16,8 +16,10 @@ pub enum StoreChange {
     Agent(String),
     /// A browser session ended (its id hash).
     Session(String),
-    /// An approval was decided.
+    /// An approval was decided or finished.
     Approval(String),
+    /// Rate limit charges a replica reports (see `registry::limits_shared`).
+    RateCharges(String),
     /// The feed was interrupted (the connection to the database dropped and came back): anything
     /// may have changed meanwhile, so listeners re-check what they wait for or cache.
     Resync,
@@ -36,4 +38,7 @@ pub trait StoreAdmin: Send + Sync {
     /// it. A store no other process shares in that way (SQLite) keeps nothing and returns
     /// `proposed`.
     fn cluster_setting<'a>(&'a self, name: &'a str, proposed: Vec<u8>) -> BoxFuture<'a, Result<Vec<u8>, StoreError>>;
+    /// Tells every process following [`StoreAdmin::changes`] (this one included) about rate limit
+    /// charges, as [`StoreChange::RateCharges`]. A store without a change feed drops it.
+    fn report_rate_charges(&self, report: String) -> BoxFuture<'_, Result<(), StoreError>>;
 }

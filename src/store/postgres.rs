@@ -171,6 +171,15 @@ impl StoreAdmin for PgStore {
             )))
         })
     }
+
+    fn report_rate_charges(&self, report: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let notify = client.prepare_cached("SELECT pg_notify($1, $2)").await?;
+            client.execute(&notify, &[&listen::RATES, &report]).await?;
+            Ok(())
+        })
+    }
 }
 
 /// Begins a write transaction that holds `owner`'s write lock until it commits or rolls back,

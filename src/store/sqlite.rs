@@ -354,6 +354,10 @@ impl super::StoreAdmin for SqliteStore {
     ) -> futures::future::BoxFuture<'a, Result<Vec<u8>, StoreError>> {
         Box::pin(std::future::ready(Ok(proposed)))
     }
+
+    fn report_rate_charges(&self, _report: String) -> futures::future::BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use crate::store::StoreChange;
 pub(super) const EVENTS: &str = "agentos_events";
 pub(super) const IDENTITY: &str = "agentos_identity";
 pub(super) const APPROVALS: &str = "agentos_approvals";
+pub(super) const RATES: &str = "agentos_rates";
 
 /// Changes waiting for slow listeners; one that falls further behind gets `Lagged` and re-checks.
 const BACKLOG: usize = 4096;
@@ -65,7 +66,9 @@ async fn listen(
         }
     });
     let listening = client
-        .batch_execute(&format!("LISTEN {EVENTS}; LISTEN {IDENTITY}; LISTEN {APPROVALS};"))
+        .batch_execute(&format!(
+            "LISTEN {EVENTS}; LISTEN {IDENTITY}; LISTEN {APPROVALS}; LISTEN {RATES};"
+        ))
         .await;
     if let Err(error) = listening {
         pump.abort();
@@ -103,6 +106,7 @@ fn decode(channel: &str, payload: &str) -> Option<StoreChange> {
             None => StoreChange::Agent(payload.to_owned()),
         }),
         APPROVALS => Some(StoreChange::Approval(payload.to_owned())),
+        RATES => Some(StoreChange::RateCharges(payload.to_owned())),
         _ => None,
     }
 }
