@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use tokio_postgres::Row;
 
+use super::memory::before_nul;
 use super::{PgStore, owner_tx, to_i64};
 use crate::store::{
     FileLimits, FileMeta, FilePage, FileSlice, FileStore, FileWriteMode, FileWritten, StoreError, now_ms,
@@ -199,8 +200,15 @@ impl FileStore for PgStore {
         async move {
             // Paths compare bytewise (COLLATE "C"), so `prefix <= path < prefix + U+10FFFF`
             // selects exactly the paths starting with `prefix`, through the primary key index.
+            // PostgreSQL text cannot hold NUL, so no stored path does (see `memory::before_nul`).
+            if prefix.contains('\0') {
+                return Ok(FilePage {
+                    entries: Vec::new(),
+                    next_after: None,
+                });
+            }
             let upper = format!("{prefix}\u{10FFFF}");
-            let start = after.unwrap_or_default();
+            let start = after.map(before_nul).unwrap_or_default();
             let fetch = to_i64(limit.saturating_add(1));
             let client = self.client().await?;
             let statement = client
@@ -500,6 +508,9 @@ mod tests {
         // Bytewise order, whatever the database's locale.
         assert_eq!(paths, ["/p/a", "/p/é"]);
         assert_eq!(third.next_after, None);
+        assert!(store.fs_list("a", "/p\0", None, 10).await.unwrap().entries.is_empty());
+        let after_nul = store.fs_list("a", "/p/", Some("/p/B\0x"), 10).await.unwrap();
+        assert_eq!(after_nul.entries[0].path, "/p/a", "a cursor is compared up to a NUL");
         assert!(store.fs_delete("a", "/p/2").await.unwrap());
         assert!(!store.fs_delete("a", "/p/2").await.unwrap());
         assert_eq!(store.fs_list("a", "/", None, 10).await.unwrap().entries.len(), 7);
