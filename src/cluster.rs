@@ -21,7 +21,9 @@ pub fn share_rate_limits(limits: Arc<RateLimits>, store: Arc<dyn Store>, mut fee
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            let (Some(limits), Some(store)) = (reporting.upgrade(), reporter.upgrade()) else { return };
+            let (Some(limits), Some(store)) = (reporting.upgrade(), reporter.upgrade()) else {
+                return;
+            };
             for report in encode(&own, &limits.take_spent()) {
                 if let Err(error) = store.report_rate_charges(report).await {
                     tracing::warn!(%error, "could not report rate limit charges to the other replicas");

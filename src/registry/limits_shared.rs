@@ -91,7 +91,10 @@ mod tests {
         assert!(reports.iter().all(|report| report.len() <= MAX_REPORT_BYTES));
         let decoded: Vec<_> = reports.iter().flat_map(|report| decode("replica-b", report)).collect();
         assert_eq!(decoded, charges);
-        assert!(reports.iter().all(|report| decode("replica-a", report).is_empty()), "own reports are ignored");
+        assert!(
+            reports.iter().all(|report| decode("replica-a", report).is_empty()),
+            "own reports are ignored"
+        );
         assert!(decode("replica-b", "x\nbogus\tline\n").is_empty());
     }
 }
