@@ -58,7 +58,7 @@ impl App {
     pub async fn build(config: Config) -> Result<Self, AppError> {
         crate::tls::install_crypto_provider();
         let store: Arc<dyn Store> = match &config.store.database_url {
-            Some(_url) => return Err(StoreError::Config("TEMP".into()).into()), // PG-WIRING
+            Some(url) => Arc::new(PgStore::connect(url, config.store.pool_size, config.store_limits()).await?),
             None => Arc::new(SqliteStore::open_with(
                 &config.data_dir,
                 config.store.synchronous,
