@@ -184,7 +184,6 @@ async fn calls_leave_records_and_each_reader_sees_what_it_oversees() {
         .unwrap(),
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    use agentos::store::AuditStore;
     let (calls, last) = app.store.activity("agent-a").await.unwrap();
     let listed = all_a["records"].as_array().unwrap();
     assert_eq!(calls as usize, listed.len(), "counter = records of agent-a");
@@ -216,7 +215,6 @@ async fn queued_records_are_written_on_shutdown_and_survive_a_restart() {
     app.start_background(shutdown.clone());
     let found = records(&app, &a, json!({"tool": "agentos.mem_set"})).await;
     assert_eq!(found.len(), 50);
-    use agentos::store::AuditStore;
     assert_eq!(app.store.activity("agent-a").await.unwrap().0, 50);
     shutdown.cancel();
     app.shutdown().await;

@@ -243,16 +243,10 @@ async fn a_schedule_fires_once_per_occurrence_across_replicas() {
     .await
     .expect("five occurrences within 30 s");
     ok(cluster.replica(1), &owner, "agentos.schedule_cancel", json!({"id": id})).await;
-    let runs = ok(
-        cluster.replica(1),
-        &owner,
-        "agentos.schedule_runs",
-        json!({"id": id, "limit": 100}),
-    )
-    .await;
-    let runs = runs["runs"].as_array().unwrap().clone();
     let times: BTreeSet<i64> = runs.iter().map(|run| run["scheduledAtMs"].as_i64().unwrap()).collect();
     assert_eq!(times.len(), runs.len(), "an occurrence ran twice: {runs:#?}");
+    // Each run published one event before it was recorded; at most one more occurrence may have
+    // been running when the runs were read. Firing twice would publish about twice as many.
     let events = ok(
         cluster.replica(0),
         &owner,
@@ -261,7 +255,11 @@ async fn a_schedule_fires_once_per_occurrence_across_replicas() {
     )
     .await;
     let published = events["events"].as_array().unwrap().len();
-    assert_eq!(published, runs.len(), "one event per run: {events}");
+    assert!(
+        (runs.len()..=runs.len() + 1).contains(&published),
+        "{published} events for {} runs: {events}",
+        runs.len()
+    );
 }
 
 #[tokio::test]
