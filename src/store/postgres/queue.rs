@@ -301,7 +301,14 @@ mod tests {
         held.execute("SELECT id FROM queue_items WHERE seq = 1 FOR UPDATE", &[])
             .await
             .unwrap();
-        let popped = store.queue_pop("a", "q", 10, 60_000).await.unwrap();
+        // Bounded, so a pop that waits for the lock fails the test instead of hanging it.
+        let popped = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            store.queue_pop("a", "q", 10, 60_000),
+        )
+        .await
+        .expect("the pop skips the locked item instead of waiting for it")
+        .unwrap();
         assert_eq!(popped.iter().map(|p| p.id).collect::<Vec<_>>(), [2]);
         held.rollback().await.unwrap();
         let popped = store.queue_pop("a", "q", 10, 60_000).await.unwrap();
