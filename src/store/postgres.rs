@@ -74,6 +74,10 @@ impl PgStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name("agentos");
+        if config.get_options().is_none() {
+            // PostgreSQL's notices ("relation ... already exists, skipping") are not news here.
+            config.options("-c client_min_messages=warning");
+        }
         let stop = CancellationToken::new();
         let changes = listen::start(config.clone(), stop.clone());
         let manager = Manager::from_config(

@@ -113,8 +113,10 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some(url) = database::for_data_dir(data_dir) {
-            command.env("AGENTOS_DATABASE_URL", url);
+        // A flag, not the environment: programs this agentos starts (an `agentos mcp` it proxies)
+        // must not inherit the database.
+        if let Some(url) = database::for_data_dir(data_dir).filter(|_| !extra.contains(&"--database-url")) {
+            command.args(["--database-url", &url]);
         }
         for (key, value) in env {
             command.env(key, value);
@@ -326,7 +328,7 @@ pub async fn stdio_client(data_dir: &Path, extra: &[&str]) -> (Client, Arc<Obser
         .current_dir(working_dir(data_dir))
         .env("AGENTOS_LOG", "info");
     if let Some(url) = database::for_data_dir(data_dir) {
-        command.env("AGENTOS_DATABASE_URL", url);
+        command.args(["--database-url", &url]);
     }
     let (transport, stderr) = TokioChildProcess::builder(command)
         .stderr(Stdio::piped())
