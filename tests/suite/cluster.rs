@@ -671,3 +671,37 @@ async fn a_replica_with_other_keys_than_the_cluster_refuses_to_start() {
     // The cluster itself is unharmed.
     ok(cluster.replica(0), &cluster.owner(), "agentos.time_now", json!({})).await;
 }
+
+#[tokio::test]
+async fn an_agents_rate_limit_is_spent_across_replicas() {
+    let Some(cluster) = Cluster::start(3, "[rate_limits]\nmcp = { per_minute = 1, burst = 30 }\n") else {
+        return;
+    };
+    let agent = cluster.replica(0).register_agent("limited", &["agentos.*"]).await;
+    let token = agent["token"].as_str().unwrap().to_owned();
+    // The whole burst on replica 0...
+    for _ in 0..30 {
+        let (status, body) = plain(cluster.replica(0), &token, "agentos.time_now", json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // ...is spent on the others once replica 0 reports it (every 100 ms). Alone, each of them
+    // would let 30 more through; they may let a few pass before the report arrives.
+    for index in 1..3 {
+        let passed = std::cell::Cell::new(0);
+        let refused = common::poll(Duration::from_secs(5), || async {
+            let (status, _) = plain(cluster.replica(index), &token, "agentos.time_now", json!({})).await;
+            if status == StatusCode::OK {
+                passed.set(passed.get() + 1);
+            }
+            (status == StatusCode::TOO_MANY_REQUESTS).then_some(())
+        })
+        .await;
+        let passed = passed.get();
+        assert!(refused.is_some(), "replica {index} never refused");
+        assert!(
+            passed <= 10,
+            "replica {index} let {passed} calls through after the budget was spent"
+        );
+        eprintln!("replica {index} let {passed} calls through before replica 0's report arrived");
+    }
+}
