@@ -293,10 +293,14 @@ async fn cancelling_a_foreground_run_stops_it() {
         .and_then(|rest| rest.split_whitespace().next())
         .expect("the start is logged with the run id")
         .to_owned();
-    let run = get_until(&client, &id, Duration::from_secs(5), |run| run["status"] != "running").await;
+    // The run and its cancelled step are recorded by separate writes: wait for both.
+    let run = get_until(&client, &id, Duration::from_secs(5), |run| {
+        run["status"] != "running" && !statuses(run).iter().any(|status| status == "running")
+    })
+    .await;
     assert_eq!(run["status"], "failed", "{run:#}");
     assert!(run["error"].as_str().unwrap().contains("cancelled"), "{run:#}");
-    assert_eq!(statuses(&run), ["failed", "skipped"]);
+    assert_eq!(statuses(&run), ["failed", "skipped"], "{run:#}");
     client.cancel().await.unwrap();
 }
 
