@@ -2,7 +2,7 @@
 //! and `agentos.time_now` through HAProxy over three replicas against one replica direct, each
 //! pair measured in alternating rounds in one run (the machine is shared and drifts).
 //!
-//! `cargo bench --bench cluster -- --bench`. It starts its own PostgreSQL (scripts/postgres, with
+//! `cargo bench --bench cluster`. It starts its own PostgreSQL (scripts/postgres, with
 //! fsync on: the writes are durable) unless `AGENTOS_BENCH_DATABASE_URL` names a server, and the
 //! three replicas with HAProxy through examples/cluster/run-local. `BENCH_SECS` (default 5),
 //! `BENCH_CONNECTIONS` (default 32), `BENCH_ROUNDS` (default 3). Without `--bench`: a short smoke
@@ -19,6 +19,7 @@ use support::Figures;
 use support::paired::{Paired, median};
 
 fn main() {
+    agentos::tls::install_crypto_provider();
     let args: Vec<String> = std::env::args().collect();
     let smoke = !args.iter().any(|a| a == "--bench");
     let env = |name: &str, default: f64| std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
