@@ -45,10 +45,8 @@ fn main() {
         duration.as_secs_f64()
     );
 
-    for (label, agents) in [
-        ("32 agents, one per connection", connections),
-        ("one agent on every connection", 1),
-    ] {
+    let one_each = format!("{connections} agents, one per connection");
+    for (label, agents) in [(one_each.as_str(), connections), ("one agent on every connection", 1)] {
         let mut paired = Paired {
             off: Vec::new(),
             on: Vec::new(),
