@@ -156,7 +156,9 @@ async fn a_waiting_poll_sees_events_published_by_another_process() {
 
     let peer = subscriber.peer().clone();
     let waiting = tokio::spawn(async move {
-        let arguments = json!({"topic": "deploys", "from": "end", "waitMs": 20000});
+        // From the (empty) topic's start, not `from: "end"`: under load the publish below can
+        // land before the poll has read where the end is, and the event would be skipped.
+        let arguments = json!({"topic": "deploys", "after": "0", "waitMs": 20000});
         let result = peer.call_tool(common::params("agentos.events_poll", arguments)).await;
         (result, Instant::now())
     });
