@@ -553,10 +553,10 @@ async fn stateless_call(server: &Server, token: &str, tool: &str, arguments: Val
 }
 
 /// Opens a 2025-11-25 session on `server`; returns its id.
-async fn open_session(server: &Server, token: &str) -> String {
+pub(crate) async fn open_session(url: &str, token: &str) -> String {
     let http = common::http();
     let response = http
-        .post(server.mcp_url())
+        .post(url)
         .bearer_auth(token)
         .header("accept", "application/json, text/event-stream")
         .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -568,7 +568,7 @@ async fn open_session(server: &Server, token: &str) -> String {
     let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
     let _ = response.bytes().await;
     let initialized = http
-        .post(server.mcp_url())
+        .post(url)
         .bearer_auth(token)
         .header("accept", "application/json, text/event-stream")
         .header("mcp-session-id", &session)
@@ -582,9 +582,9 @@ async fn open_session(server: &Server, token: &str) -> String {
 }
 
 /// A call inside `session`: the status, and the answer when there is one.
-async fn session_call(server: &Server, token: &str, session: &str, tool: &str) -> (StatusCode, Option<Value>) {
+pub(crate) async fn session_call(url: &str, token: &str, session: &str, tool: &str) -> (StatusCode, Option<Value>) {
     let response = common::http()
-        .post(server.mcp_url())
+        .post(url)
         .bearer_auth(token)
         .header("accept", "application/json, text/event-stream")
         .header("mcp-session-id", session)
@@ -623,19 +623,19 @@ async fn stateless_requests_go_to_any_replica_and_a_dead_replicas_session_is_404
     // Sessions live in the replica that opened them: the balancer keeps a session on its
     // replica (affinity on Mcp-Session-Id). When that replica dies, the session is unknown
     // elsewhere: 404, and the client opens a new one, which works.
-    let session = open_session(cluster.replica(0), &owner).await;
-    let (status, answer) = session_call(cluster.replica(0), &owner, &session, "agentos.time_now").await;
+    let session = open_session(&cluster.replica(0).mcp_url(), &owner).await;
+    let (status, answer) = session_call(&cluster.replica(0).mcp_url(), &owner, &session, "agentos.time_now").await;
     assert_eq!(status, StatusCode::OK);
     assert!(answer.unwrap()["result"]["structuredContent"]["unixMs"].is_i64());
     cluster.replicas[0].take().unwrap().kill();
-    let (status, _) = session_call(cluster.replica(1), &owner, &session, "agentos.time_now").await;
+    let (status, _) = session_call(&cluster.replica(1).mcp_url(), &owner, &session, "agentos.time_now").await;
     assert_eq!(
         status,
         StatusCode::NOT_FOUND,
         "a session another replica opened is unknown here"
     );
-    let reopened = open_session(cluster.replica(1), &owner).await;
-    let (status, answer) = session_call(cluster.replica(1), &owner, &reopened, "agentos.time_now").await;
+    let reopened = open_session(&cluster.replica(1).mcp_url(), &owner).await;
+    let (status, answer) = session_call(&cluster.replica(1).mcp_url(), &owner, &reopened, "agentos.time_now").await;
     assert_eq!(status, StatusCode::OK);
     assert!(answer.unwrap()["result"]["structuredContent"]["unixMs"].is_i64());
 }

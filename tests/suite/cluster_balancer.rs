@@ -9,6 +9,7 @@ use std::process::Command;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::cluster::{open_session, session_call};
 use crate::common::{self, database};
 
 /// The running example, stopped (every process of it) when dropped.
@@ -94,48 +95,9 @@ fn free_port_run(count: u16) -> u16 {
     }
 }
 
-async fn initialize(url: &str, token: &str) -> String {
-    let response = common::http()
-        .post(url)
-        .bearer_auth(token)
-        .header("accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-    let _ = response.bytes().await;
-    let initialized = common::http()
-        .post(url)
-        .bearer_auth(token)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(initialized.status(), StatusCode::ACCEPTED);
-    session
-}
-
+/// A call of `agentos.time_now` inside `session`: its status.
 async fn call_in(url: &str, token: &str, session: &str) -> StatusCode {
-    let response = common::http()
-        .post(url)
-        .bearer_auth(token)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                      "params": {"name": "agentos.time_now", "arguments": {}}}))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let _ = response.bytes().await;
-    status
+    session_call(url, token, session, "agentos.time_now").await.0
 }
 
 /// How many tool calls a replica has served (its `/metrics`, as the owner).
@@ -181,7 +143,7 @@ async fn the_example_cluster_spreads_stateless_calls_and_keeps_sessions_on_their
         );
     }
     // A session: every call reaches its replica (without affinity two in three would be 404).
-    let session = initialize(&balancer, &owner).await;
+    let session = open_session(&balancer, &owner).await;
     for _ in 0..12 {
         assert_eq!(call_in(&balancer, &owner, &session).await, StatusCode::OK);
     }
@@ -202,7 +164,7 @@ async fn the_example_cluster_spreads_stateless_calls_and_keeps_sessions_on_their
     })
     .await;
     assert_eq!(status, Some(StatusCode::NOT_FOUND), "the dead replica's session");
-    let reopened = initialize(&balancer, &owner).await;
+    let reopened = open_session(&balancer, &owner).await;
     for _ in 0..6 {
         assert_eq!(call_in(&balancer, &owner, &reopened).await, StatusCode::OK);
     }
