@@ -114,6 +114,12 @@ pub enum StoreError {
     Exposed(String),
 }
 
+/// Counts and limits are `usize` in Rust and `i64` in both databases; past `i64::MAX` is as good
+/// as no limit.
+pub(crate) fn to_i64(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

@@ -197,10 +197,7 @@ pub(crate) async fn owner_tx<'c>(client: &'c mut Object, owner: &str) -> Result<
     Ok(tx)
 }
 
-/// Rows and limits cross the wire as `i64`; Rust sizes them as `usize`.
-pub(crate) fn to_i64(value: usize) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
+pub(crate) use super::to_i64;
 
 #[cfg(test)]
 pub(crate) mod testing {

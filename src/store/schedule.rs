@@ -11,7 +11,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use rusqlite::{OptionalExtension, params};
 
-use super::{Migration, SqliteStore, StoreError};
+use super::{Migration, SqliteStore, StoreError, to_i64};
 
 pub(super) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -221,10 +221,6 @@ fn row_to_run(row: &rusqlite::Row<'_>) -> Result<ScheduleRun, rusqlite::Error> {
         result: row.get(6)?,
         result_truncated: row.get(7)?,
     })
-}
-
-fn to_i64(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 impl ScheduleStore for SqliteStore {

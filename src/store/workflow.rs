@@ -7,7 +7,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use rusqlite::{OptionalExtension, params};
 
-use super::{Migration, SqliteStore, StoreError};
+use super::{Migration, SqliteStore, StoreError, to_i64};
 
 pub(super) const MIGRATIONS: &[Migration] = &[Migration {
     name: "workflow_1",
@@ -140,10 +140,6 @@ pub trait WorkflowStore: Send + Sync {
         message: &'a str,
         at_ms: i64,
     ) -> BoxFuture<'a, Result<usize, StoreError>>;
-}
-
-fn to_i64(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn finish_steps(
