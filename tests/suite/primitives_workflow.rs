@@ -281,10 +281,6 @@ async fn cancelling_a_foreground_run_stops_it() {
     })
     .await;
     assert!(stopped, "the server cancelled the call");
-    // Past the point where the second step would have run had the workflow gone on.
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    let value = structured(&call(&client, "agentos.mem_get", json!({"key": "after-cancel"})).await);
-    assert_eq!(value["found"], false, "no step ran after the cancel");
     let text = log.lock().unwrap().clone();
     let id = text
         .lines()
@@ -301,6 +297,10 @@ async fn cancelling_a_foreground_run_stops_it() {
     assert_eq!(run["status"], "failed", "{run:#}");
     assert!(run["error"].as_str().unwrap().contains("cancelled"), "{run:#}");
     assert_eq!(statuses(&run), ["failed", "skipped"], "{run:#}");
+    // Had the cancel not stopped the run, it would have ended `succeeded` after its sleep (the
+    // wait above covers it) and written this key.
+    let value = structured(&call(&client, "agentos.mem_get", json!({"key": "after-cancel"})).await);
+    assert_eq!(value["found"], false, "no step ran after the cancel");
     client.cancel().await.unwrap();
 }
 

@@ -189,11 +189,19 @@ pub(super) async fn execute(services: Services, registry: Arc<Registry>, plan: P
             stopped = Some(reason);
             break;
         }
+        if let Mode::Foreground(ctx) = &mode
+            && ctx.cancel.is_cancelled()
+        {
+            stopped = Some("stopped: the workflow_run call was cancelled".to_owned());
+            break;
+        }
+        let started = now_ms();
+        log_store_error(
+            &plan.id,
+            store.workflow_step_started(&plan.owner, &plan.id, index, started).await,
+        );
+        // Progress follows the record, so a client told a step started finds it `running`.
         if let Mode::Foreground(ctx) = &mode {
-            if ctx.cancel.is_cancelled() {
-                stopped = Some("stopped: the workflow_run call was cancelled".to_owned());
-                break;
-            }
             ctx.report_progress(
                 index as f64,
                 Some(total as f64),
@@ -201,11 +209,6 @@ pub(super) async fn execute(services: Services, registry: Arc<Registry>, plan: P
             )
             .await;
         }
-        let started = now_ms();
-        log_store_error(
-            &plan.id,
-            store.workflow_step_started(&plan.owner, &plan.id, index, started).await,
-        );
         let redaction = registry.redaction(&step.tool);
         let outcome = match refs::resolve(&step.input, &plan.names, index, &outputs) {
             Err(message) => Err(format!("step `{}`: {message}", step.id)),
