@@ -53,6 +53,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct PgStore {
     pool: Pool,
     limits: StoreLimits,
+    memory_writes: memory::MemoryWrites,
     changes: broadcast::Sender<StoreChange>,
     /// Stops the change feed when the store goes.
     _feed: DropGuard,
@@ -95,6 +96,7 @@ impl PgStore {
             .build()
             .map_err(|error| StoreError::Config(format!("cannot set up the database pool: {error}")))?;
         let store = Self {
+            memory_writes: memory::MemoryWrites::start(pool.clone(), limits.quotas.memory),
             pool,
             limits,
             changes,
@@ -112,14 +114,7 @@ impl PgStore {
 
     /// A connection from the pool; "busy" when every one stays taken for [`POOL_WAIT`].
     pub(crate) async fn client(&self) -> Result<Object, StoreError> {
-        self.pool.get().await.map_err(|error| match error {
-            deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
-                StoreError::Busy("database connections")
-            }
-            deadpool_postgres::PoolError::Backend(error) => StoreError::Postgres(error),
-            deadpool_postgres::PoolError::Closed => StoreError::Closed,
-            other => StoreError::Unreachable(other.to_string()),
-        })
+        client_from(&self.pool).await
     }
 
     /// A trivial query, for health checks.
@@ -184,6 +179,18 @@ impl StoreAdmin for PgStore {
             Ok(())
         })
     }
+}
+
+/// A connection from `pool`; "busy" when every one stays taken for [`POOL_WAIT`].
+async fn client_from(pool: &Pool) -> Result<Object, StoreError> {
+    pool.get().await.map_err(|error| match error {
+        deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
+            StoreError::Busy("database connections")
+        }
+        deadpool_postgres::PoolError::Backend(error) => StoreError::Postgres(error),
+        deadpool_postgres::PoolError::Closed => StoreError::Closed,
+        other => StoreError::Unreachable(other.to_string()),
+    })
 }
 
 /// Begins a write transaction that holds `owner`'s write lock until it commits or rolls back,

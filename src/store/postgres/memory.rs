@@ -1,6 +1,7 @@
 //! Per-agent key-value memory on PostgreSQL, behind the same [`MemoryStore`] trait as SQLite,
 //! including full-text search with SQLite's exact matching and scores (see [`search`]).
 
+mod batch;
 mod search;
 mod unicode61;
 
@@ -10,11 +11,11 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio_postgres::{IsolationLevel, Row};
 
+pub(super) use self::batch::MemoryWrites;
 use self::search::Word;
-use super::quota::QuotaCheck;
 use super::{PgStore, owner_tx, to_i64};
 use crate::store::ranking::{self, Collection, WordMatch};
-use crate::store::{Family, MemoryEntry, MemoryHit, MemoryPage, MemoryStore, StoreError, now_ms};
+use crate::store::{MemoryEntry, MemoryHit, MemoryPage, MemoryStore, StoreError, now_ms};
 
 fn row_to_entry(row: &Row) -> MemoryEntry {
     MemoryEntry {
@@ -39,35 +40,9 @@ impl MemoryStore for PgStore {
         expires_at_ms: Option<i64>,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         async move {
-            // Tokenizing is CPU work on up to a whole value: done before taking the owner's lock.
+            // Tokenizing is CPU work on up to a whole value: done here, not in the shared writer.
             let lexemes = search::row_lexemes(owner, key, &value);
-            let mut client = self.client().await?;
-            let tx = owner_tx(&mut client, owner).await?;
-            let check = QuotaCheck::before(&tx, owner, Family::Memory, self.quotas().memory).await?;
-            let now = now_ms();
-            let live = tx
-                .prepare_cached(
-                    "SELECT 1 FROM memory WHERE owner = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > $3)",
-                )
-                .await?;
-            let existed = tx.query_opt(&live, &[&owner, &key, &now]).await?.is_some();
-            let upsert = tx
-                .prepare_cached(
-                    "INSERT INTO memory (owner, key, value, updated_at, expires_at, search_terms)
-                     VALUES ($1, $2, $3, $4, $5, array_to_tsvector($6::TEXT[]))
-                     ON CONFLICT (owner, key) DO UPDATE SET value = excluded.value,
-                        updated_at = excluded.updated_at, expires_at = excluded.expires_at,
-                        search_terms = excluded.search_terms",
-                )
-                .await?;
-            tx.execute(&upsert, &[&owner, &key, &value, &now, &expires_at_ms, &lexemes])
-                .await?;
-            if let Err(exceeded) = check.after(&tx).await? {
-                // Dropping the transaction rolls the write back.
-                return Err(exceeded.into());
-            }
-            tx.commit().await?;
-            Ok(!existed)
+            self.memory_writes.set(owner, key, value, expires_at_ms, lexemes).await
         }
         .boxed()
     }
@@ -267,7 +242,7 @@ impl MemoryStore for PgStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Arc;
 
     use super::*;
@@ -288,7 +263,7 @@ mod tests {
 
     /// The statistics row and the quota usage against a recount of the owner's rows, so the
     /// trigger is checked.
-    async fn stats_agree(store: &PgStore, owner: &str) {
+    pub(in crate::store::postgres) async fn stats_agree(store: &PgStore, owner: &str) {
         let client = store.client().await.unwrap();
         let kept = client
             .query_opt(

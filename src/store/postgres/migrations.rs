@@ -68,6 +68,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0014_cluster",
         include_str!("../../../migrations/postgres/0014_cluster.sql"),
     ),
+    (
+        "0015_memory_set",
+        include_str!("../../../migrations/postgres/0015_memory_set.sql"),
+    ),
 ];
 
 /// The advisory lock replicas take while they migrate: the first applies, the others wait for it
