@@ -7,7 +7,8 @@
 //! gives: a quota check and the write it guards, or a read-then-write, cannot interleave with
 //! another replica's write for the same owner. Writes of different owners run in parallel.
 //! Work that spans owners (firing schedules, leasing queue items, deciding approvals) takes row
-//! locks (`FOR UPDATE SKIP LOCKED`) instead.
+//! locks (`FOR UPDATE SKIP LOCKED`) instead. Memory writes, the busiest, commit in groups
+//! (`memory/batch.rs`): one statement takes each owner's lock in turn and writes them all.
 //!
 //! A write is acknowledged after PostgreSQL commits it, which with the server's default
 //! `synchronous_commit = on` means after its WAL is flushed: a replica dying afterwards loses

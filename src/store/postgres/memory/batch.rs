@@ -155,7 +155,11 @@ async fn write(pool: &Pool, quota: Quota, batch: &[PendingSet]) -> Result<Vec<Re
         .await?;
     let mut outcomes: Vec<Result<bool, StoreError>> = batch
         .iter()
-        .map(|_| Err(StoreError::Corrupt("the database gave no outcome for a memory write".to_owned())))
+        .map(|_| {
+            Err(StoreError::Corrupt(
+                "the database gave no outcome for a memory write".to_owned(),
+            ))
+        })
         .collect();
     for row in rows {
         let usage = |items: usize, bytes: usize| Usage {
@@ -215,7 +219,10 @@ mod tests {
         let outcomes = set_all(&store, writes).await;
         assert!(outcomes.iter().all(|o| matches!(o, Ok(true))), "{outcomes:?}");
         for i in 0..200 {
-            let entry = store.mem_get(&format!("agent{}", i % 7), &format!("k{i}")).await.unwrap();
+            let entry = store
+                .mem_get(&format!("agent{}", i % 7), &format!("k{i}"))
+                .await
+                .unwrap();
             assert_eq!(entry.unwrap().value, format!("{i}"));
         }
         for owner in 0..7 {
@@ -229,10 +236,16 @@ mod tests {
         let store = Arc::new(store);
         // PostgreSQL text cannot hold NUL: the server refuses this write, and with it the batch
         // it shares, which is then written one write at a time.
-        let mut writes: Vec<_> = (0..40).map(|i| ("a".to_owned(), format!("k{i}"), "1".to_owned())).collect();
+        let mut writes: Vec<_> = (0..40)
+            .map(|i| ("a".to_owned(), format!("k{i}"), "1".to_owned()))
+            .collect();
         writes.insert(20, ("a".to_owned(), "bad\0key".to_owned(), "1".to_owned()));
         let outcomes = set_all(&store, writes).await;
-        assert!(matches!(outcomes[20], Err(StoreError::Postgres(_))), "{:?}", outcomes[20]);
+        assert!(
+            matches!(outcomes[20], Err(StoreError::Postgres(_))),
+            "{:?}",
+            outcomes[20]
+        );
         let landed = outcomes.iter().filter(|o| matches!(o, Ok(true))).count();
         assert_eq!(landed, 40, "{outcomes:?}");
         stats_agree(&store, "a").await;
@@ -250,9 +263,13 @@ mod tests {
             },
             ..StoreLimits::default()
         };
-        let Some(store) = testing::store_with(limits).await else { return };
+        let Some(store) = testing::store_with(limits).await else {
+            return;
+        };
         let store = Arc::new(store);
-        let writes = (0..30).map(|i| ("a".to_owned(), format!("k{i}"), "1".to_owned())).collect();
+        let writes = (0..30)
+            .map(|i| ("a".to_owned(), format!("k{i}"), "1".to_owned()))
+            .collect();
         let outcomes = set_all(&store, writes).await;
         let landed = outcomes.iter().filter(|o| matches!(o, Ok(true))).count();
         let refused = outcomes
