@@ -187,6 +187,8 @@ pub struct StoreConfig {
     /// `postgres://user:password@host:5432/database`. Replicas that share one database share
     /// every agent's data, identity, audit trail and approvals (README, "Scaling out"). Unset
     /// (the default): SQLite under `data_dir`. Also `--database-url` or `AGENTOS_DATABASE_URL`.
+    /// `?sslmode=verify-full` connects over TLS and checks the server's certificate, against
+    /// `&sslrootcert=PATH` (PEM) when given, else the system's trusted roots.
     pub database_url: Option<String>,
     /// Connections this replica keeps to PostgreSQL at most (default 32). The server's
     /// `max_connections` must cover every replica's pool.

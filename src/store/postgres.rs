@@ -28,6 +28,7 @@ mod quota;
 mod schedule;
 mod secrets;
 mod skills;
+mod tls;
 mod traces;
 mod workflow;
 
@@ -69,9 +70,7 @@ impl PgStore {
     /// Connects to the server `url` names (`postgres://user:password@host:port/database`), checks
     /// that it answers, and brings the schema up to date.
     pub async fn connect(url: &str, pool_size: usize, limits: StoreLimits) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|error| StoreError::Config(format!("the database URL cannot be read: {error}")))?;
+        let tls::Target { mut config, tls } = tls::target(url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -81,14 +80,15 @@ impl PgStore {
             config.options("-c client_min_messages=warning");
         }
         let stop = CancellationToken::new();
-        let changes = listen::start(config.clone(), stop.clone());
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let changes = listen::start(config.clone(), tls.clone(), stop.clone());
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let uses_tls = tls.is_some();
+        let manager = match tls {
+            Some(tls) => Manager::from_config(config, tls, manager_config),
+            None => Manager::from_config(config, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(1))
             .wait_timeout(Some(POOL_WAIT))
@@ -103,7 +103,14 @@ impl PgStore {
             changes,
             _feed: stop.drop_guard(),
         };
-        let mut client = store.client().await?;
+        let mut client = store.client().await.map_err(|error| match error {
+            StoreError::Postgres(error) if uses_tls => StoreError::Unreachable(format!(
+                "{} (the URL asks for TLS: the server must offer it, and its certificate must be \
+                 issued for the URL's host by a CA in sslrootcert or the system's trusted roots)",
+                with_causes(&error)
+            )),
+            other => other,
+        })?;
         migrations::apply(&mut client).await?;
         Ok(store)
     }
@@ -180,6 +187,18 @@ impl StoreAdmin for PgStore {
             Ok(())
         })
     }
+}
+
+/// `error` and what caused it ("error performing TLS handshake: invalid peer certificate: ...").
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 /// A connection from `pool`; "busy" when every one stays taken for [`POOL_WAIT`].

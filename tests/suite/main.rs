@@ -7,6 +7,7 @@ mod approvals;
 mod audit;
 mod cluster;
 mod cluster_balancer;
+mod cluster_tls;
 mod crash_safety;
 mod examples;
 mod layering;

@@ -5,29 +5,12 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use rustls::RootCertStore;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 use super::guard::{AddressPolicy, Refusal};
-
-/// Certificate bundles of the common Unix systems, as `openssl-probe` and
-/// `rustls-native-certs` look for them.
-const CERT_FILES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",                // Debian, Ubuntu, Arch, Gentoo
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // Fedora, RHEL
-    "/etc/pki/tls/certs/ca-bundle.crt",                  // older Fedora, RHEL
-    "/etc/ssl/ca-bundle.pem",                            // openSUSE
-    "/etc/ssl/cert.pem",                                 // Alpine, macOS, OpenBSD
-    "/usr/local/etc/ssl/cert.pem",                       // FreeBSD
-    "/usr/local/share/certs/ca-root-nss.crt",            // FreeBSD
-];
-const CERT_DIRS: &[&str] = &["/etc/ssl/certs", "/etc/pki/tls/certs"];
 
 pub fn build(policy: Arc<AddressPolicy>) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
@@ -46,7 +29,7 @@ pub fn build(policy: Arc<AddressPolicy>) -> Result<reqwest::Client, String> {
 
 fn tls_config() -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = system_roots();
+    let roots = crate::tls::system_roots();
     if roots.is_empty() {
         tracing::warn!(
             "no trusted root certificates found (set SSL_CERT_FILE to a PEM bundle); https requests will fail"
@@ -60,36 +43,6 @@ fn tls_config() -> rustls::ClientConfig {
     // reqwest is built without HTTP/2.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config
-}
-
-/// The system's trusted roots: `SSL_CERT_FILE`, else the first known bundle that has any, else
-/// the certificates in `SSL_CERT_DIR` or a known certificate directory.
-fn system_roots() -> RootCertStore {
-    let mut store = RootCertStore::empty();
-    let env_file = std::env::var_os("SSL_CERT_FILE");
-    let files = env_file.iter().map(Path::new).chain(CERT_FILES.iter().map(Path::new));
-    for file in files {
-        if let Ok(certs) = CertificateDer::pem_file_iter(file) {
-            store.add_parsable_certificates(certs.filter_map(Result::ok));
-            if !store.is_empty() {
-                return store;
-            }
-        }
-    }
-    let env_dir = std::env::var_os("SSL_CERT_DIR");
-    let dirs = env_dir.iter().map(Path::new).chain(CERT_DIRS.iter().map(Path::new));
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else { continue };
-        for entry in entries.flatten() {
-            if let Ok(certs) = CertificateDer::pem_file_iter(entry.path()) {
-                store.add_parsable_certificates(certs.filter_map(Result::ok));
-            }
-        }
-        if !store.is_empty() {
-            break;
-        }
-    }
-    store
 }
 
 tokio::task_local! {

@@ -7,8 +7,10 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast;
 use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::StoreChange;
@@ -22,8 +24,12 @@ pub(super) const RATES: &str = "agentos_rates";
 const BACKLOG: usize = 4096;
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 
-/// Starts the feed; it runs until `stop` is cancelled.
-pub(super) fn start(config: tokio_postgres::Config, stop: CancellationToken) -> broadcast::Sender<StoreChange> {
+/// Starts the feed, over TLS when `tls` is given; it runs until `stop` is cancelled.
+pub(super) fn start(
+    config: tokio_postgres::Config,
+    tls: Option<MakeRustlsConnect>,
+    stop: CancellationToken,
+) -> broadcast::Sender<StoreChange> {
     let (sender, _) = broadcast::channel(BACKLOG);
     let feed = sender.clone();
     tokio::spawn(async move {
@@ -31,7 +37,7 @@ pub(super) fn start(config: tokio_postgres::Config, stop: CancellationToken) -> 
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                outcome = listen(&config, &feed, first) => {
+                outcome = connect_and_listen(&config, tls.as_ref(), &feed, first) => {
                     if let Err(error) = outcome {
                         tracing::warn!(%error, "the PostgreSQL change feed dropped; reconnecting");
                     }
@@ -47,13 +53,28 @@ pub(super) fn start(config: tokio_postgres::Config, stop: CancellationToken) -> 
     sender
 }
 
-/// Listens until the connection fails.
-async fn listen(
+async fn connect_and_listen(
     config: &tokio_postgres::Config,
+    tls: Option<&MakeRustlsConnect>,
     feed: &broadcast::Sender<StoreChange>,
     first: bool,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    match tls {
+        Some(tls) => listen(config.connect(tls.clone()).await?, feed, first).await,
+        None => listen(config.connect(NoTls).await?, feed, first).await,
+    }
+}
+
+/// Listens until the connection fails.
+async fn listen<S, T>(
+    (client, mut connection): (tokio_postgres::Client, tokio_postgres::Connection<S, T>),
+    feed: &broadcast::Sender<StoreChange>,
+    first: bool,
+) -> Result<(), tokio_postgres::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (messages_tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
     // The connection must be polled for `LISTEN` to complete and for notifications to arrive.
     let pump = tokio::spawn(async move {
