@@ -34,6 +34,7 @@ pub mod adapters;
 pub mod app;
 pub mod cluster;
 pub mod config;
+pub mod error_chain;
 pub mod governance;
 pub mod identity;
 mod jsonrpc_lines;

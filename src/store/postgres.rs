@@ -107,7 +107,7 @@ impl PgStore {
             StoreError::Postgres(error) if uses_tls => StoreError::Unreachable(format!(
                 "{} (the URL asks for TLS: the server must offer it, and its certificate must be \
                  issued for the URL's host by a CA in sslrootcert or the system's trusted roots)",
-                with_causes(&error)
+                crate::error_chain::error_chain(&error)
             )),
             other => other,
         })?;
@@ -187,18 +187,6 @@ impl StoreAdmin for PgStore {
             Ok(())
         })
     }
-}
-
-/// `error` and what caused it ("error performing TLS handshake: invalid peer certificate: ...").
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
 }
 
 /// A connection from `pool`; "busy" when every one stays taken for [`POOL_WAIT`].

@@ -11,6 +11,7 @@ use std::time::Duration;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use super::guard::{AddressPolicy, Refusal};
+use crate::error_chain::error_chain;
 
 pub fn build(policy: Arc<AddressPolicy>) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
@@ -24,7 +25,7 @@ pub fn build(policy: Arc<AddressPolicy>) -> Result<reqwest::Client, String> {
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(30))
         .build()
-        .map_err(|e| chain(&e))
+        .map_err(|e| error_chain(&e))
 }
 
 fn tls_config() -> rustls::ClientConfig {
@@ -131,7 +132,7 @@ pub fn describe(error: &reqwest::Error, host: &str) -> String {
         }
         source = current.source();
     }
-    let detail = chain(error);
+    let detail = error_chain(error);
     if error.is_connect() {
         format!("could not connect to `{host}`: {detail}")
     } else if error.is_body() || error.is_decode() {
@@ -139,21 +140,6 @@ pub fn describe(error: &reqwest::Error, host: &str) -> String {
     } else {
         format!("the request to `{host}` failed: {detail}")
     }
-}
-
-/// An error and its causes, without repeating a cause a message already includes.
-fn chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
