@@ -2,7 +2,7 @@
 //! installed once before any HTTPS client is built.
 
 use std::path::Path;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
@@ -16,6 +16,17 @@ pub fn install_crypto_provider() {
         // Fails only if another provider was installed first, which serves just as well.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// A client configuration on the ring provider that trusts `roots` and presents no client
+/// certificate: the network tools' HTTPS and the PostgreSQL store's TLS both start from it.
+pub fn client_config(roots: RootCertStore) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
 /// Certificate bundles of the common Unix systems, as `openssl-probe` and

@@ -29,18 +29,13 @@ pub fn build(policy: Arc<AddressPolicy>) -> Result<reqwest::Client, String> {
 }
 
 fn tls_config() -> rustls::ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = crate::tls::system_roots();
     if roots.is_empty() {
         tracing::warn!(
             "no trusted root certificates found (set SSL_CERT_FILE to a PEM bundle); https requests will fail"
         );
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("the ring provider supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config = crate::tls::client_config(roots);
     // reqwest is built without HTTP/2.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config

@@ -9,7 +9,6 @@
 //! `disable` connect without TLS.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
@@ -78,16 +77,10 @@ pub(super) fn target(url: &str) -> Result<Target, StoreError> {
                 .to_owned(),
         ));
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| StoreError::Config(format!("TLS for the database cannot be set up: {error}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     config.ssl_mode(SslMode::Require);
     Ok(Target {
         config,
-        tls: Some(MakeRustlsConnect::new(tls)),
+        tls: Some(MakeRustlsConnect::new(crate::tls::client_config(roots))),
     })
 }
 
