@@ -212,6 +212,17 @@ pub struct Usage {
     pub bytes: u64,
 }
 
+impl Usage {
+    /// Usage as both databases store it (`i64` counts; a negative one, which no write makes,
+    /// reads as none).
+    pub fn from_stored(items: i64, bytes: i64) -> Self {
+        Self {
+            items: u64::try_from(items).unwrap_or(0),
+            bytes: u64::try_from(bytes).unwrap_or(0),
+        }
+    }
+}
+
 /// A write refused because it would take its owner past a quota; nothing of it was kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuotaExceeded {
@@ -277,10 +288,7 @@ fn usage_in(conn: &rusqlite::Connection, owner: &str, family: Family) -> Result<
             .optional()?
             .unwrap_or((0, 0))
     };
-    Ok(Usage {
-        items: u64::try_from(items).unwrap_or(0),
-        bytes: u64::try_from(bytes).unwrap_or(0),
-    })
+    Ok(Usage::from_stored(items, bytes))
 }
 
 /// Runs `write` (one write of `owner`'s in `family`) and keeps it only if it leaves the owner

@@ -21,10 +21,7 @@ async fn usage_in(client: &impl GenericClient, owner: &str, family: Family) -> R
         client.query_opt(&statement, &[&owner, &family.as_str()]).await?
     };
     let (items, bytes): (i64, i64) = row.map_or((0, 0), |row| (row.get(0), row.get(1)));
-    Ok(Usage {
-        items: u64::try_from(items).unwrap_or(0),
-        bytes: u64::try_from(bytes).unwrap_or(0),
-    })
+    Ok(Usage::from_stored(items, bytes))
 }
 
 /// A quota check around one write: take it before the write (in the owner's write transaction,

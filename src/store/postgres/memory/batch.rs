@@ -162,10 +162,7 @@ async fn write(pool: &Pool, quota: Quota, batch: &[PendingSet]) -> Result<Vec<Re
         })
         .collect();
     for row in rows {
-        let usage = |items: usize, bytes: usize| Usage {
-            items: u64::try_from(row.get::<_, i64>(items)).unwrap_or(0),
-            bytes: u64::try_from(row.get::<_, i64>(bytes)).unwrap_or(0),
-        };
+        let usage = |items: usize, bytes: usize| Usage::from_stored(row.get(items), row.get(bytes));
         let outcome = if row.get::<_, bool>(2) {
             Ok(row.get::<_, bool>(1))
         } else {
